@@ -1,0 +1,58 @@
+// Shared by every segloss kernel: the uniform block, the tile geometry and the variant
+// constants. Keep `Params` in sync with `src/kernels.rs` (`Params`), which a test checks.
+
+// One loss call's shape and options (SPEC §1-§2).
+struct Params {
+    batch: u32,        // B
+    classes: u32,      // C (all classes, including a dropped background)
+    pixels: u32,       // N = S1·S2·… per image
+    tiles: u32,        // ceil(N / TILE): partial sums per (b, c)
+    class_start: u32,  // 0, or 1 when the background is dropped (SPEC §2.3)
+    ignore_index: u32, // index targets: a pixel holding this value is ignored
+    has_ignore: u32,   // 1 when ignore_index is set
+    tile_base: u32,    // first tile of this dispatch (large inputs are split)
+    threshold: f32,    // present(threshold) active-class rule
+    alpha: f32,
+    beta: f32,
+    smooth_nr: f32,
+    smooth_dr: f32,
+    gamma: f32,
+    w_dataset: f32,
+    w_image: f32,
+    w_class: f32,
+    log_loss: u32,
+    reduction: u32,    // 0 mean, 1 sum, 2 none
+    has_weights: u32,  // 1 when class weights are bound
+    present_all: u32,  // 1: every item is active (mode `all`)
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+// Workgroup size and pixels per invocation of the elementwise kernels. A tile is the
+// unit of the first reduction level: its partial sum depends only on its pixels, so the
+// result is the same however the tiles are split into dispatches.
+const WG: u32 = 256u;
+const PPT: u32 = 4u;
+const TILE: u32 = 1024u; // WG * PPT
+
+// Variants, set as pipeline-overridable constants (`src/kernels.rs`, `Variant`).
+override ACTIVATION: u32 = 0u;  // 0 softmax, 1 sigmoid, 2 none
+override FORMULATION: u32 = 0u; // 0 soft (L1), 1 squared (L2), 2 classic (product)
+override INDEX_TARGET: bool = false;
+override HAS_MASK: bool = false;
+
+// Status bits raised by the statistics kernel (integer atomics only: deterministic).
+const STATUS_NONFINITE_INPUT: u32 = 1u;
+const STATUS_BAD_SOFT_TARGET: u32 = 2u;
+const STATUS_BAD_INDEX: u32 = 4u;
+
+// Bit test rather than `x != x`: WGSL lets compilers assume floats are finite, so a
+// float comparison could be folded away; an integer test cannot.
+fn is_finite(x: f32) -> bool {
+    return (bitcast<u32>(x) & 0x7f800000u) != 0x7f800000u;
+}
+
+fn sigmoid(x: f32) -> f32 {
+    return 1.0 / (1.0 + exp(-x));
+}

@@ -1,0 +1,193 @@
+//! Where segloss runs: a wgpu device (its own, or one the application owns) or the CPU
+//! reference when there is no GPU.
+
+use std::sync::{Arc, Mutex};
+
+use crate::kernels::Kernels;
+use crate::{Error, Result};
+
+/// Which backend a [`Context`] computes on.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Backend {
+    /// A wgpu device.
+    Gpu {
+        /// Adapter name (e.g. "llvmpipe (LLVM 19.1.7, 256 bits)").
+        adapter: String,
+        /// wgpu backend (Vulkan, Metal, Dx12, Gl).
+        backend: wgpu::Backend,
+    },
+    /// The f64 CPU reference (no adapter was found).
+    Cpu,
+}
+
+pub(crate) struct Gpu {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub kernels: Kernels,
+    pub info: wgpu::AdapterInfo,
+    /// Set by the device-lost callback of a device that segloss created.
+    pub lost: Arc<Mutex<Option<String>>>,
+}
+
+impl Gpu {
+    /// Error if the device was reported lost.
+    pub fn check_alive(&self) -> Result<()> {
+        let lost = self.lost.lock().unwrap_or_else(|e| e.into_inner());
+        match &*lost {
+            Some(reason) => Err(Error::DeviceLost(reason.clone())),
+            None => Ok(()),
+        }
+    }
+}
+
+pub(crate) enum Inner {
+    Gpu(Gpu),
+    Cpu,
+}
+
+/// A device plus segloss's compiled kernels; cheap to clone, `Send + Sync`.
+///
+/// ```no_run
+/// let ctx = segloss::Context::new_or_cpu();
+/// println!("segloss runs on {:?}", ctx.backend());
+/// ```
+#[derive(Clone)]
+pub struct Context {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("backend", &self.backend())
+            .finish()
+    }
+}
+
+impl Context {
+    /// Creates a headless GPU context, honouring wgpu's environment variables
+    /// (`WGPU_BACKEND`, `WGPU_ADAPTER_NAME`, `WGPU_POWER_PREF`) and requesting the
+    /// adapter's own limits (larger storage bindings than WebGPU's defaults).
+    /// Fails with [`Error::NoAdapter`] when no adapter matches.
+    pub fn new() -> Result<Self> {
+        pollster::block_on(Self::new_async())
+    }
+
+    /// Async form of [`Context::new`].
+    pub async fn new_async() -> Result<Self> {
+        let instance =
+            wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let adapter = match std::env::var("WGPU_ADAPTER_NAME") {
+            Ok(name) => {
+                let want = name.to_lowercase();
+                let mut found = None;
+                for a in instance.enumerate_adapters(wgpu::Backends::all()).await {
+                    if a.get_info().name.to_lowercase().contains(&want) {
+                        found = Some(a);
+                        break;
+                    }
+                }
+                found.ok_or_else(|| {
+                    Error::NoAdapter(format!("no adapter name contains WGPU_ADAPTER_NAME={name}"))
+                })?
+            }
+            Err(_) => instance
+                .request_adapter(&wgpu::RequestAdapterOptions {
+                    power_preference: wgpu::PowerPreference::from_env().unwrap_or_default(),
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| Error::NoAdapter(e.to_string()))?,
+        };
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("segloss.device"),
+                required_features: wgpu::Features::empty(),
+                required_limits: adapter.limits(),
+                experimental_features: wgpu::ExperimentalFeatures::disabled(),
+                memory_hints: wgpu::MemoryHints::Performance,
+                trace: wgpu::Trace::Off,
+            })
+            .await
+            .map_err(|e| Error::RequestDevice(e.to_string()))?;
+        let lost = Arc::new(Mutex::new(None));
+        let flag = lost.clone();
+        device.set_device_lost_callback(move |reason, msg| {
+            let mut l = flag.lock().unwrap_or_else(|e| e.into_inner());
+            *l = Some(format!("{reason:?}: {msg}"));
+        });
+        Self::build(device, queue, adapter.get_info(), lost)
+    }
+
+    /// Wraps a device and queue that the application already owns (e.g. its renderer's
+    /// or its training framework's). segloss compiles its kernels on it; buffers passed
+    /// to the GPU-resident API must come from this device. The device's limits decide
+    /// the largest problem. segloss does not install a device-lost callback on a
+    /// wrapped device (that is the owner's); a lost device surfaces as an error of the
+    /// next call.
+    pub fn from_wgpu(device: wgpu::Device, queue: wgpu::Queue, info: wgpu::AdapterInfo) -> Result<Self> {
+        Self::build(device, queue, info, Arc::new(Mutex::new(None)))
+    }
+
+    /// A context on the f64 CPU reference: no GPU needed.
+    pub fn cpu() -> Self {
+        Context {
+            inner: Arc::new(Inner::Cpu),
+        }
+    }
+
+    /// A GPU context when an adapter exists, else the CPU reference (see [`Context::backend`]).
+    pub fn new_or_cpu() -> Self {
+        Self::new().unwrap_or_else(|_| Self::cpu())
+    }
+
+    fn build(
+        device: wgpu::Device,
+        queue: wgpu::Queue,
+        info: wgpu::AdapterInfo,
+        lost: Arc<Mutex<Option<String>>>,
+    ) -> Result<Self> {
+        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let kernels = Kernels::new(&device);
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            return Err(Error::from_wgpu(e));
+        }
+        Ok(Context {
+            inner: Arc::new(Inner::Gpu(Gpu {
+                device,
+                queue,
+                kernels,
+                info,
+                lost,
+            })),
+        })
+    }
+
+    /// Which backend this context computes on.
+    pub fn backend(&self) -> Backend {
+        match &*self.inner {
+            Inner::Gpu(g) => Backend::Gpu {
+                adapter: g.info.name.clone(),
+                backend: g.info.backend,
+            },
+            Inner::Cpu => Backend::Cpu,
+        }
+    }
+
+    /// The wgpu device, for GPU contexts.
+    pub fn device(&self) -> Option<&wgpu::Device> {
+        self.gpu().ok().map(|g| &g.device)
+    }
+
+    /// The wgpu queue, for GPU contexts.
+    pub fn queue(&self) -> Option<&wgpu::Queue> {
+        self.gpu().ok().map(|g| &g.queue)
+    }
+
+    pub(crate) fn gpu(&self) -> Result<&Gpu> {
+        match &*self.inner {
+            Inner::Gpu(g) => Ok(g),
+            Inner::Cpu => Err(Error::NotOnGpu),
+        }
+    }
+}

@@ -1,0 +1,111 @@
+//! The one error type of segloss. Every failure on user input is one of these, never a panic.
+
+/// Result alias used throughout segloss.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in a segloss call.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A loss option is out of its domain (checked when the loss is built).
+    #[error("invalid option `{name}`: {reason}")]
+    InvalidOption {
+        /// The option's name, in segloss's vocabulary.
+        name: &'static str,
+        /// Why it is rejected.
+        reason: String,
+    },
+    /// The shape `[B, C, S1, ...]` is unusable.
+    #[error("invalid shape {shape:?}: {reason}")]
+    InvalidShape {
+        /// The shape given.
+        shape: Vec<usize>,
+        /// Why it is rejected.
+        reason: String,
+    },
+    /// A slice or buffer does not hold the number of elements the shape implies.
+    #[error("`{what}` holds {actual} elements, the shape needs {expected}")]
+    LengthMismatch {
+        /// Which argument (`input`, `target`, `mask`, `grad`).
+        what: &'static str,
+        /// Elements given.
+        actual: usize,
+        /// Elements expected.
+        expected: usize,
+    },
+    /// The input holds NaN or ±Inf.
+    #[error("input holds a non-finite value (NaN or ±Inf){}", at(.position))]
+    NonFiniteInput {
+        /// Flat index of the first offending element, when known (host checks).
+        position: Option<usize>,
+    },
+    /// A soft target is NaN, ±Inf or outside [0, 1].
+    #[error("soft target values must be finite and lie in [0, 1]{}", at(.position))]
+    SoftTargetOutOfRange {
+        /// Flat index of the first offending element, when known.
+        position: Option<usize>,
+    },
+    /// A class index is outside `0..C` and is not `ignore_index`.
+    #[error("class index {value:?} is outside 0..{classes} and is not ignore_index{}", at(.position))]
+    ClassIndexOutOfRange {
+        /// The offending value, when known (host checks).
+        value: Option<i64>,
+        /// Number of classes C.
+        classes: usize,
+        /// Flat index of the first offending element, when known.
+        position: Option<usize>,
+    },
+    /// A caller-supplied GPU buffer is too small or lacks a usage flag.
+    #[error("buffer `{name}`: {reason}")]
+    InvalidBuffer {
+        /// Which buffer.
+        name: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The problem exceeds a device limit that segloss cannot split around.
+    #[error("too large for this device: {0}")]
+    TooLarge(String),
+    /// No GPU adapter matched (or none exists) and a GPU was required.
+    #[error("no GPU adapter: {0}")]
+    NoAdapter(String),
+    /// The adapter refused to create a device.
+    #[error("could not create a device: {0}")]
+    RequestDevice(String),
+    /// wgpu reported a validation error (e.g. a buffer from another device, or mapped).
+    #[error("GPU validation error: {0}")]
+    Validation(String),
+    /// wgpu reported an out-of-memory error.
+    #[error("GPU out of memory: {0}")]
+    OutOfMemory(String),
+    /// The device was lost, or a wait on it failed.
+    #[error("GPU device lost: {0}")]
+    DeviceLost(String),
+    /// The operation needs a GPU context, and this one runs on the CPU reference.
+    #[error("this operation needs a GPU context (the context runs on the CPU reference)")]
+    NotOnGpu,
+}
+
+fn at(position: &Option<usize>) -> String {
+    match position {
+        Some(i) => format!(" (at flat index {i})"),
+        None => String::new(),
+    }
+}
+
+impl Error {
+    pub(crate) fn option(name: &'static str, reason: impl Into<String>) -> Self {
+        Error::InvalidOption {
+            name,
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn from_wgpu(err: wgpu::Error) -> Self {
+        match err {
+            wgpu::Error::OutOfMemory { .. } => Error::OutOfMemory(err.to_string()),
+            wgpu::Error::Validation { description, .. } => Error::Validation(description),
+            wgpu::Error::Internal { description, .. } => Error::Validation(description),
+        }
+    }
+}

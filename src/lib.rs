@@ -1,0 +1,40 @@
+//! # segloss
+//!
+//! Jaccard (IoU), Dice and Tversky losses for image segmentation and their gradients,
+//! computed with WGSL compute shaders through wgpu, and **correct with soft labels**.
+//!
+//! The textbook overlap tp = Σp·y makes the loss of a pixel with label 0.5 smallest at
+//! p = 1. segloss's default `Formulation::Soft` writes the overlap with the L1 distance,
+//! tp = (Σ|p| + Σ|y| − Σ|p − y|)/2 (Wang & Blaschko, NeurIPS 2023 / MICCAI 2023; MONAI's
+//! `soft_label=True`): equal on hard labels, minimised exactly at p = y on soft ones.
+//!
+//! * [`Context`]: a wgpu device (its own or the application's), or the CPU reference.
+//! * [`LossOptions`] (+ [`monai`] and [`jdt`] constructors): the SPEC's options.
+//! * [`Loss`]: host API ([`Loss::forward_backward`], [`Loss::evaluate_async`]) and
+//!   GPU-resident API ([`Loss::encode`], [`Loss::run`], [`Loss::read`]).
+//! * [`reference`]: the f64 CPU reference the GPU is tested against.
+//!
+//! The contract (formulas, options, the peers' behaviour) is the SPEC in `docs/SPEC.md`.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod context;
+mod error;
+mod gpu;
+#[doc(hidden)]
+pub mod kernels;
+mod loss;
+mod options;
+mod peers;
+mod readback;
+pub mod reference;
+mod shape;
+
+pub use context::{Backend, Context};
+pub use error::{Error, Result};
+pub use gpu::{GpuBatch, GpuLoss, GpuTarget};
+pub use loss::{Loss, LossOutput};
+pub use options::{ActiveClasses, Activation, Aggregation, Formulation, LossOptions, Overlap, Reduction};
+pub use peers::{jdt, monai};
+pub use shape::{Batch, Shape, Target};

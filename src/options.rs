@@ -1,0 +1,338 @@
+//! Loss options in the SPEC's vocabulary (SPEC §2), validated when a loss is built.
+
+use crate::{Error, Result};
+
+/// Which overlap index: Tversky T = (tp + s_nr)/(tp + α·fp + β·fn + s_dr) (SPEC §2.5).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Overlap {
+    /// Jaccard (IoU): α = β = 1.
+    Jaccard,
+    /// Dice (F1): α = β = 0.5.
+    Dice,
+    /// Tversky with any α, β ≥ 0 (α weighs false positives, β false negatives).
+    Tversky {
+        /// Weight of false positives.
+        alpha: f64,
+        /// Weight of false negatives.
+        beta: f64,
+    },
+}
+
+impl Overlap {
+    /// (α, β) of this index.
+    pub fn alpha_beta(&self) -> (f64, f64) {
+        match *self {
+            Overlap::Jaccard => (1.0, 1.0),
+            Overlap::Dice => (0.5, 0.5),
+            Overlap::Tversky { alpha, beta } => (alpha, beta),
+        }
+    }
+}
+
+/// How tp, fp and fn are formed from probabilities p and targets y (SPEC §2.4).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Formulation {
+    /// L1 form, correct with soft labels (Jaccard Metric / Dice Semimetric losses,
+    /// MONAI `soft_label=True`): tp = (Σ|p| + Σ|y| − Σ|p − y|)/2.
+    #[default]
+    Soft,
+    /// L2 form (MONAI `squared_pred=True`, JDTLoss `norm=2`): the same with squares.
+    Squared,
+    /// Legacy product form tp = Σp·y (MONAI `soft_label=False`). Equal to `Soft` on hard
+    /// labels, biased towards p = 1 on soft ones; kept for parity.
+    Classic,
+}
+
+/// Activation applied to the raw input (SPEC §2.1).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Activation {
+    /// Softmax over the class axis (max subtracted).
+    #[default]
+    Softmax,
+    /// Elementwise sigmoid (multi-label, or C = 1).
+    Sigmoid,
+    /// The input already holds probabilities.
+    None,
+}
+
+/// Weights of the three aggregation levels (SPEC §2.7; JDTLoss mIoU^D / mIoU^I / mIoU^C).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Aggregation {
+    /// Dataset level: tp, fp, fn summed over the batch first (MONAI `batch=True`).
+    pub dataset: f64,
+    /// Image level: mean over images of the mean over their active classes
+    /// (MONAI `batch=False`).
+    pub image: f64,
+    /// Class level: mean over classes of the mean over the images where they are active.
+    pub class: f64,
+}
+
+impl Aggregation {
+    /// Dataset level only (MONAI `batch=True`, JDTLoss default).
+    pub const DATASET: Aggregation = Aggregation {
+        dataset: 1.0,
+        image: 0.0,
+        class: 0.0,
+    };
+    /// Image level only (MONAI `batch=False`, the MONAI default).
+    pub const IMAGE: Aggregation = Aggregation {
+        dataset: 0.0,
+        image: 1.0,
+        class: 0.0,
+    };
+    /// Class level only.
+    pub const CLASS: Aggregation = Aggregation {
+        dataset: 0.0,
+        image: 0.0,
+        class: 1.0,
+    };
+
+    fn levels(&self) -> usize {
+        [self.dataset, self.image, self.class]
+            .iter()
+            .filter(|w| **w > 0.0)
+            .count()
+    }
+}
+
+/// Which (item, class) pairs count in the means (SPEC §2.7).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ActiveClasses {
+    /// Every item counts.
+    All,
+    /// An item counts when the max of its (masked) target exceeds `threshold`.
+    Present {
+        /// Presence threshold (JDTLoss default 0.01).
+        threshold: f64,
+    },
+}
+
+/// How item losses become the result (SPEC §2.8).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Reduction {
+    /// The aggregation means (default).
+    #[default]
+    Mean,
+    /// Sum of the active items' weighted losses (one aggregation level only).
+    Sum,
+    /// Per-item values: `[C']` (dataset level) or `[B, C']` (image or class level);
+    /// the scalar loss is their sum, and the gradient is that of the sum.
+    None,
+}
+
+/// Every option of a segloss loss, in the SPEC's vocabulary.
+///
+/// Build with [`LossOptions::dice`], [`LossOptions::jaccard`] or [`LossOptions::tversky`]
+/// and the builder methods, or from the peers' vocabulary with
+/// [`crate::monai::DiceLoss`], [`crate::monai::TverskyLoss`] and [`crate::jdt::JDTLoss`].
+/// ```
+/// use segloss::{LossOptions, Formulation, Aggregation};
+/// let opts = LossOptions::dice()
+///     .formulation(Formulation::Soft)
+///     .aggregation(Aggregation::DATASET)
+///     .smoothing(1e-5, 1e-5);
+/// assert!(opts.validate().is_ok());
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct LossOptions {
+    /// Jaccard, Dice or Tversky(α, β).
+    pub overlap: Overlap,
+    /// Soft (default), squared or classic.
+    pub formulation: Formulation,
+    /// Softmax (default), sigmoid or none.
+    pub activation: Activation,
+    /// Numerator smoothing s_nr ≥ 0.
+    pub smooth_nr: f64,
+    /// Denominator smoothing s_dr ≥ 0.
+    pub smooth_dr: f64,
+    /// Keep class 0 (default true). Ignored when C = 1.
+    pub include_background: bool,
+    /// Aggregation level weights.
+    pub aggregation: Aggregation,
+    /// Active-class rule.
+    pub active_classes: ActiveClasses,
+    /// One weight ≥ 0 per kept class (C' of them), or none.
+    pub class_weights: Option<Vec<f64>>,
+    /// −ln T instead of 1 − T.
+    pub log_loss: bool,
+    /// Focal exponent γ ≥ 1 applied to each item loss.
+    pub gamma: f64,
+    /// Mean (default), sum or none.
+    pub reduction: Reduction,
+    /// Index targets: pixels holding this value are ignored. May be negative with
+    /// [`crate::Target::IndexI64`].
+    pub ignore_index: Option<i64>,
+}
+
+impl LossOptions {
+    /// Soft Dice, softmax, image-level mean, smoothing 1e-5 (MONAI's default smoothing).
+    pub fn dice() -> Self {
+        Self::with_overlap(Overlap::Dice)
+    }
+    /// Soft Jaccard, softmax, image-level mean, smoothing 1e-5.
+    pub fn jaccard() -> Self {
+        Self::with_overlap(Overlap::Jaccard)
+    }
+    /// Soft Tversky(α, β), softmax, image-level mean, smoothing 1e-5.
+    pub fn tversky(alpha: f64, beta: f64) -> Self {
+        Self::with_overlap(Overlap::Tversky { alpha, beta })
+    }
+    fn with_overlap(overlap: Overlap) -> Self {
+        LossOptions {
+            overlap,
+            formulation: Formulation::Soft,
+            activation: Activation::Softmax,
+            smooth_nr: 1e-5,
+            smooth_dr: 1e-5,
+            include_background: true,
+            aggregation: Aggregation::IMAGE,
+            active_classes: ActiveClasses::All,
+            class_weights: None,
+            log_loss: false,
+            gamma: 1.0,
+            reduction: Reduction::Mean,
+            ignore_index: None,
+        }
+    }
+    /// Sets the formulation.
+    pub fn formulation(mut self, f: Formulation) -> Self {
+        self.formulation = f;
+        self
+    }
+    /// Sets the activation.
+    pub fn activation(mut self, a: Activation) -> Self {
+        self.activation = a;
+        self
+    }
+    /// Sets s_nr and s_dr.
+    pub fn smoothing(mut self, smooth_nr: f64, smooth_dr: f64) -> Self {
+        self.smooth_nr = smooth_nr;
+        self.smooth_dr = smooth_dr;
+        self
+    }
+    /// Keeps or drops class 0.
+    pub fn include_background(mut self, yes: bool) -> Self {
+        self.include_background = yes;
+        self
+    }
+    /// Sets the aggregation weights.
+    pub fn aggregation(mut self, a: Aggregation) -> Self {
+        self.aggregation = a;
+        self
+    }
+    /// Sets the active-class rule.
+    pub fn active_classes(mut self, a: ActiveClasses) -> Self {
+        self.active_classes = a;
+        self
+    }
+    /// Sets one weight per kept class.
+    pub fn class_weights(mut self, w: Vec<f64>) -> Self {
+        self.class_weights = Some(w);
+        self
+    }
+    /// Uses −ln T.
+    pub fn log_loss(mut self, yes: bool) -> Self {
+        self.log_loss = yes;
+        self
+    }
+    /// Sets the focal exponent γ ≥ 1.
+    pub fn gamma(mut self, gamma: f64) -> Self {
+        self.gamma = gamma;
+        self
+    }
+    /// Sets the reduction.
+    pub fn reduction(mut self, r: Reduction) -> Self {
+        self.reduction = r;
+        self
+    }
+    /// Sets the ignored class index (index targets).
+    pub fn ignore_index(mut self, index: i64) -> Self {
+        self.ignore_index = Some(index);
+        self
+    }
+
+    /// Checks every option on its own (shape-dependent checks, such as the number of
+    /// class weights, happen per call).
+    pub fn validate(&self) -> Result<()> {
+        let (alpha, beta) = self.overlap.alpha_beta();
+        let nonneg = |name: &'static str, v: f64| {
+            if v.is_finite() && v >= 0.0 {
+                Ok(())
+            } else {
+                Err(Error::option(name, format!("must be finite and ≥ 0, got {v}")))
+            }
+        };
+        nonneg("alpha", alpha)?;
+        nonneg("beta", beta)?;
+        nonneg("smooth_nr", self.smooth_nr)?;
+        nonneg("smooth_dr", self.smooth_dr)?;
+        if !(self.gamma.is_finite() && self.gamma >= 1.0) {
+            return Err(Error::option(
+                "gamma",
+                format!("must be finite and ≥ 1, got {}", self.gamma),
+            ));
+        }
+        let a = self.aggregation;
+        nonneg("aggregation.dataset", a.dataset)?;
+        nonneg("aggregation.image", a.image)?;
+        nonneg("aggregation.class", a.class)?;
+        match (a.levels(), self.reduction) {
+            (0, _) => {
+                return Err(Error::option(
+                    "aggregation",
+                    "every level weight is 0: the loss would be identically 0",
+                ))
+            }
+            (n, Reduction::Sum | Reduction::None) if n > 1 => {
+                return Err(Error::option(
+                    "reduction",
+                    "sum and none take exactly one aggregation level",
+                ))
+            }
+            _ => {}
+        }
+        if let ActiveClasses::Present { threshold } = self.active_classes {
+            if !threshold.is_finite() {
+                return Err(Error::option("active_classes.threshold", "must be finite"));
+            }
+        }
+        if let Some(w) = &self.class_weights {
+            if let Some(bad) = w.iter().find(|v| !(v.is_finite() && **v >= 0.0)) {
+                return Err(Error::option(
+                    "class_weights",
+                    format!("weights must be finite and ≥ 0, got {bad}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// First kept class: 1 when the background is dropped and C > 1 (SPEC §2.3).
+    pub fn class_start(&self, classes: usize) -> usize {
+        usize::from(!self.include_background && classes > 1)
+    }
+
+    /// Checks the options that depend on the number of classes.
+    pub(crate) fn validate_for(&self, classes: usize) -> Result<()> {
+        if let Some(w) = &self.class_weights {
+            let kept = classes - self.class_start(classes);
+            if w.len() != kept {
+                return Err(Error::option(
+                    "class_weights",
+                    format!("{} weights for {kept} kept classes", w.len()),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Number of per-item values with `Reduction::None`: C' (dataset) or B·C'.
+    pub fn values_len(&self, batch: usize, classes: usize) -> usize {
+        let kept = classes - self.class_start(classes);
+        if self.aggregation.dataset > 0.0 {
+            kept
+        } else {
+            batch * kept
+        }
+    }
+}

@@ -1,0 +1,312 @@
+//! Constructors in the peers' vocabulary (SPEC §4): MONAI's `DiceLoss` / `TverskyLoss`
+//! and JDTLosses' `JDTLoss`, with their defaults.
+
+use crate::options::{ActiveClasses, Activation, Aggregation, Formulation, Overlap, Reduction};
+use crate::LossOptions;
+
+fn monai_activation(softmax: bool, sigmoid: bool) -> Activation {
+    if softmax {
+        Activation::Softmax
+    } else if sigmoid {
+        Activation::Sigmoid
+    } else {
+        Activation::None
+    }
+}
+
+fn monai_formulation(soft_label: bool, squared_pred: bool) -> Formulation {
+    if squared_pred {
+        Formulation::Squared
+    } else if soft_label {
+        Formulation::Soft
+    } else {
+        Formulation::Classic
+    }
+}
+
+fn monai_reduction(r: &str) -> Reduction {
+    match r {
+        "sum" => Reduction::Sum,
+        "none" => Reduction::None,
+        _ => Reduction::Mean,
+    }
+}
+
+/// MONAI-style constructors.
+pub mod monai {
+    use super::*;
+
+    /// MONAI 1.6 `DiceLoss` arguments, with MONAI's defaults.
+    ///
+    /// MONAI's `smooth_nr`/`smooth_dr` enter its Dice as (2·tp + s)/(2·tp + fp + fn + s),
+    /// so they map to s/2 in segloss's Tversky form (SPEC §4).
+    /// ```
+    /// use segloss::monai::DiceLoss;
+    /// let opts = DiceLoss { softmax: true, soft_label: true, batch: true, ..Default::default() }
+    ///     .options();
+    /// assert_eq!(opts.smooth_nr, 0.5e-5);
+    /// ```
+    #[derive(Clone, Debug, PartialEq)]
+    pub struct DiceLoss {
+        /// Drop class 0 when false.
+        pub include_background: bool,
+        /// Sigmoid activation.
+        pub sigmoid: bool,
+        /// Softmax activation.
+        pub softmax: bool,
+        /// L2 form.
+        pub squared_pred: bool,
+        /// Jaccard instead of Dice.
+        pub jaccard: bool,
+        /// "mean", "sum" or "none".
+        pub reduction: &'static str,
+        /// Numerator smoothing in MONAI's convention.
+        pub smooth_nr: f64,
+        /// Denominator smoothing in MONAI's convention.
+        pub smooth_dr: f64,
+        /// Reduce over the batch first (dataset level).
+        pub batch: bool,
+        /// Per-class weights.
+        pub weight: Option<Vec<f64>>,
+        /// The soft-label-correct L1 form.
+        pub soft_label: bool,
+        /// Ignored class index (with `to_onehot_y`).
+        pub ignore_index: Option<i64>,
+    }
+
+    impl Default for DiceLoss {
+        fn default() -> Self {
+            DiceLoss {
+                include_background: true,
+                sigmoid: false,
+                softmax: false,
+                squared_pred: false,
+                jaccard: false,
+                reduction: "mean",
+                smooth_nr: 1e-5,
+                smooth_dr: 1e-5,
+                batch: false,
+                weight: None,
+                soft_label: false,
+                ignore_index: None,
+            }
+        }
+    }
+
+    impl DiceLoss {
+        /// The equivalent segloss options.
+        pub fn options(&self) -> LossOptions {
+            LossOptions {
+                overlap: if self.jaccard {
+                    Overlap::Jaccard
+                } else {
+                    Overlap::Dice
+                },
+                formulation: monai_formulation(self.soft_label, self.squared_pred),
+                activation: monai_activation(self.softmax, self.sigmoid),
+                smooth_nr: self.smooth_nr / 2.0,
+                smooth_dr: self.smooth_dr / 2.0,
+                include_background: self.include_background,
+                aggregation: if self.batch {
+                    Aggregation::DATASET
+                } else {
+                    Aggregation::IMAGE
+                },
+                active_classes: ActiveClasses::All,
+                class_weights: self.weight.clone(),
+                log_loss: false,
+                gamma: 1.0,
+                reduction: monai_reduction(self.reduction),
+                ignore_index: self.ignore_index,
+            }
+        }
+    }
+
+    /// MONAI 1.6 `TverskyLoss` arguments, with MONAI's defaults (α = β = 0.5). Its
+    /// smoothing enters the Tversky index as is.
+    #[derive(Clone, Debug, PartialEq)]
+    pub struct TverskyLoss {
+        /// Drop class 0 when false.
+        pub include_background: bool,
+        /// Sigmoid activation.
+        pub sigmoid: bool,
+        /// Softmax activation.
+        pub softmax: bool,
+        /// Weight of false positives.
+        pub alpha: f64,
+        /// Weight of false negatives.
+        pub beta: f64,
+        /// "mean", "sum" or "none".
+        pub reduction: &'static str,
+        /// Numerator smoothing.
+        pub smooth_nr: f64,
+        /// Denominator smoothing.
+        pub smooth_dr: f64,
+        /// Reduce over the batch first (dataset level).
+        pub batch: bool,
+        /// The soft-label-correct L1 form.
+        pub soft_label: bool,
+    }
+
+    impl Default for TverskyLoss {
+        fn default() -> Self {
+            TverskyLoss {
+                include_background: true,
+                sigmoid: false,
+                softmax: false,
+                alpha: 0.5,
+                beta: 0.5,
+                reduction: "mean",
+                smooth_nr: 1e-5,
+                smooth_dr: 1e-5,
+                batch: false,
+                soft_label: false,
+            }
+        }
+    }
+
+    impl TverskyLoss {
+        /// The equivalent segloss options.
+        pub fn options(&self) -> LossOptions {
+            LossOptions {
+                overlap: Overlap::Tversky {
+                    alpha: self.alpha,
+                    beta: self.beta,
+                },
+                formulation: monai_formulation(self.soft_label, false),
+                activation: monai_activation(self.softmax, self.sigmoid),
+                smooth_nr: self.smooth_nr,
+                smooth_dr: self.smooth_dr,
+                include_background: self.include_background,
+                aggregation: if self.batch {
+                    Aggregation::DATASET
+                } else {
+                    Aggregation::IMAGE
+                },
+                active_classes: ActiveClasses::All,
+                class_weights: None,
+                log_loss: false,
+                gamma: 1.0,
+                reduction: monai_reduction(self.reduction),
+                ignore_index: None,
+            }
+        }
+    }
+}
+
+/// JDTLosses-style constructor.
+pub mod jdt {
+    use super::*;
+
+    /// Active-class mode of JDTLoss.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum Mode {
+        /// Every class counts.
+        All,
+        /// Classes whose target max exceeds the threshold.
+        Present,
+    }
+
+    /// JDTLosses' `JDTLoss` arguments with its defaults (mIoU^D = 1, α = β = 1,
+    /// smooth = 1, threshold 0.01, PRESENT for hard labels, ALL for soft ones, softmax).
+    /// ```
+    /// use segloss::jdt::JDTLoss;
+    /// let opts = JDTLoss { m_iou_i: 1.0, m_iou_d: 0.0, ..Default::default() }.options(true);
+    /// assert_eq!(opts.aggregation.image, 1.0);
+    /// ```
+    #[derive(Clone, Debug, PartialEq)]
+    pub struct JDTLoss {
+        /// Dataset-level weight (mIoU^D).
+        pub m_iou_d: f64,
+        /// Image-level weight (mIoU^I).
+        pub m_iou_i: f64,
+        /// Class-level weight (mIoU^C).
+        pub m_iou_c: f64,
+        /// Weight of false positives.
+        pub alpha: f64,
+        /// Weight of false negatives.
+        pub beta: f64,
+        /// Focal exponent.
+        pub gamma: f64,
+        /// Smoothing (both numerator and denominator).
+        pub smooth: f64,
+        /// Presence threshold.
+        pub threshold: f64,
+        /// 1 (L1, soft) or 2 (squared).
+        pub norm: u32,
+        /// −ln T.
+        pub log_loss: bool,
+        /// Ignored class index.
+        pub ignore_index: Option<i64>,
+        /// Per-class weights.
+        pub class_weights: Option<Vec<f64>>,
+        /// Active classes with hard (index) labels.
+        pub active_classes_mode_hard: Mode,
+        /// Active classes with soft labels.
+        pub active_classes_mode_soft: Mode,
+    }
+
+    impl Default for JDTLoss {
+        fn default() -> Self {
+            JDTLoss {
+                m_iou_d: 1.0,
+                m_iou_i: 0.0,
+                m_iou_c: 0.0,
+                alpha: 1.0,
+                beta: 1.0,
+                gamma: 1.0,
+                smooth: 1.0,
+                threshold: 0.01,
+                norm: 1,
+                log_loss: false,
+                ignore_index: None,
+                class_weights: None,
+                active_classes_mode_hard: Mode::Present,
+                active_classes_mode_soft: Mode::All,
+            }
+        }
+    }
+
+    impl JDTLoss {
+        /// The equivalent segloss options; `hard_labels` picks the active-class mode
+        /// (index targets use `active_classes_mode_hard`).
+        pub fn options(&self, hard_labels: bool) -> LossOptions {
+            let mode = if hard_labels {
+                self.active_classes_mode_hard
+            } else {
+                self.active_classes_mode_soft
+            };
+            LossOptions {
+                overlap: Overlap::Tversky {
+                    alpha: self.alpha,
+                    beta: self.beta,
+                },
+                formulation: if self.norm == 2 {
+                    Formulation::Squared
+                } else {
+                    Formulation::Soft
+                },
+                activation: Activation::Softmax,
+                smooth_nr: self.smooth,
+                smooth_dr: self.smooth,
+                include_background: true,
+                aggregation: Aggregation {
+                    dataset: self.m_iou_d,
+                    image: self.m_iou_i,
+                    class: self.m_iou_c,
+                },
+                active_classes: match mode {
+                    Mode::All => ActiveClasses::All,
+                    Mode::Present => ActiveClasses::Present {
+                        threshold: self.threshold,
+                    },
+                },
+                class_weights: self.class_weights.clone(),
+                log_loss: self.log_loss,
+                gamma: self.gamma,
+                reduction: Reduction::Mean,
+                ignore_index: self.ignore_index,
+            }
+        }
+    }
+}

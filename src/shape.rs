@@ -1,0 +1,163 @@
+//! Shapes and host-side inputs (SPEC §1).
+
+use crate::{Error, Result};
+
+/// The shape of a loss input: `[B, C, S1, S2, ...]`, row-major, channel-first (PyTorch
+/// NCHW / NCDHW), with at least one spatial dimension.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Shape {
+    dims: Vec<usize>,
+}
+
+impl Shape {
+    /// Checks and wraps `[B, C, S1, ...]`: B, C and N = S1·S2·… must be ≥ 1 and the
+    /// element count must fit in `u32` indexing (2³² − 1 elements).
+    pub fn new(dims: &[usize]) -> Result<Self> {
+        let bad = |reason: &str| Error::InvalidShape {
+            shape: dims.to_vec(),
+            reason: reason.to_string(),
+        };
+        if dims.len() < 3 {
+            return Err(bad("need [B, C, S1, ...] with at least one spatial dim"));
+        }
+        if dims[0] == 0 {
+            return Err(bad("empty batch (B = 0)"));
+        }
+        if dims[1] == 0 {
+            return Err(bad("no classes (C = 0)"));
+        }
+        if dims[2..].contains(&0) {
+            return Err(bad("no pixels (a spatial dim is 0)"));
+        }
+        let total = dims
+            .iter()
+            .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+            .ok_or_else(|| bad("element count overflows usize"))?;
+        if total > u32::MAX as usize {
+            return Err(bad("more than 2^32 - 1 elements"));
+        }
+        Ok(Shape {
+            dims: dims.to_vec(),
+        })
+    }
+
+    /// All dims, `[B, C, S1, ...]`.
+    pub fn dims(&self) -> &[usize] {
+        &self.dims
+    }
+    /// Batch size B.
+    pub fn batch(&self) -> usize {
+        self.dims[0]
+    }
+    /// Number of classes C (channels).
+    pub fn classes(&self) -> usize {
+        self.dims[1]
+    }
+    /// Pixels (voxels) per image, N = S1·S2·….
+    pub fn pixels(&self) -> usize {
+        self.dims[2..].iter().product()
+    }
+    /// Elements of the input, B·C·N.
+    pub fn len(&self) -> usize {
+        self.batch() * self.classes() * self.pixels()
+    }
+    /// Never true: a valid shape has at least one element (kept for clippy's `len` rule).
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+    /// Elements of an index target or mask, B·N.
+    pub fn map_len(&self) -> usize {
+        self.batch() * self.pixels()
+    }
+}
+
+/// The target of a host call.
+#[derive(Clone, Copy, Debug)]
+pub enum Target<'a> {
+    /// Soft labels `[B, C, S...]`, values in [0, 1].
+    Soft(&'a [f32]),
+    /// Class indices `[B, S...]`, values in `0..C` or `ignore_index`.
+    Index(&'a [u32]),
+    /// Class indices as PyTorch's `int64` `[B, S...]`; range-checked on the host, and
+    /// `ignore_index` may be negative (e.g. -100).
+    IndexI64(&'a [i64]),
+}
+
+impl Target<'_> {
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Target::Soft(t) => t.len(),
+            Target::Index(t) => t.len(),
+            Target::IndexI64(t) => t.len(),
+        }
+    }
+    pub(crate) fn is_index(&self) -> bool {
+        !matches!(self, Target::Soft(_))
+    }
+}
+
+/// One host call's data: input logits (or probabilities), target and optional keep-mask.
+#[derive(Clone, Copy, Debug)]
+pub struct Batch<'a> {
+    /// `[B, C, S...]`.
+    pub shape: &'a Shape,
+    /// f32 `[B, C, S...]`: logits, or probabilities with activation `none`.
+    pub input: &'a [f32],
+    /// Soft or index target.
+    pub target: Target<'a>,
+    /// Optional keep-mask `[B, S...]`: `false` pixels are ignored.
+    pub mask: Option<&'a [bool]>,
+}
+
+impl<'a> Batch<'a> {
+    /// A batch with soft targets and no mask.
+    pub fn soft(shape: &'a Shape, input: &'a [f32], target: &'a [f32]) -> Self {
+        Batch {
+            shape,
+            input,
+            target: Target::Soft(target),
+            mask: None,
+        }
+    }
+    /// A batch with `u32` class-index targets and no mask.
+    pub fn index(shape: &'a Shape, input: &'a [f32], target: &'a [u32]) -> Self {
+        Batch {
+            shape,
+            input,
+            target: Target::Index(target),
+            mask: None,
+        }
+    }
+    /// The same batch with a keep-mask.
+    pub fn with_mask(mut self, mask: &'a [bool]) -> Self {
+        self.mask = Some(mask);
+        self
+    }
+
+    /// Checks every length against the shape.
+    pub(crate) fn check_lengths(&self) -> Result<()> {
+        let s = self.shape;
+        check_len("input", self.input.len(), s.len())?;
+        let expected = if self.target.is_index() {
+            s.map_len()
+        } else {
+            s.len()
+        };
+        check_len("target", self.target.len(), expected)?;
+        if let Some(m) = self.mask {
+            check_len("mask", m.len(), s.map_len())?;
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn check_len(what: &'static str, actual: usize, expected: usize) -> Result<()> {
+    if actual != expected {
+        return Err(Error::LengthMismatch {
+            what,
+            actual,
+            expected,
+        });
+    }
+    Ok(())
+}

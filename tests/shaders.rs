@@ -1,0 +1,154 @@
+//! Every kernel, in every variant the library builds, is parsed and validated by naga
+//! and translated to SPIR-V (Vulkan), MSL (Metal), HLSL (DX12) and GLSL ES 3.10 (GL ES);
+//! bindings, workgroup sizes and the `Params` layout must match the Rust side.
+
+use naga::back::{glsl, hlsl, msl, spv};
+use naga::valid::{Capabilities, ValidationFlags, Validator};
+use segloss::kernels::{Access, Kernel, Params, Variant, WG};
+
+fn validate(module: &naga::Module) -> naga::valid::ModuleInfo {
+    Validator::new(ValidationFlags::all(), Capabilities::empty())
+        .validate(module)
+        .unwrap_or_else(|e| panic!("validation: {}", e.emit_to_string("")))
+}
+
+/// The module with `v`'s overrides applied (or the defaults for kernels without variants).
+fn specialise(k: Kernel, v: Variant) -> (naga::Module, naga::valid::ModuleInfo) {
+    let src = k.source();
+    let module = naga::front::wgsl::parse_str(&src)
+        .unwrap_or_else(|e| panic!("{}: {}", k.name(), e.emit_to_string(&src)));
+    let info = validate(&module);
+    let constants: naga::back::PipelineConstants = if k.has_variants() {
+        v.constants().iter().map(|(n, x)| (n.to_string(), *x)).collect()
+    } else {
+        Default::default()
+    };
+    let (m, i) = naga::back::pipeline_constants::process_overrides(
+        &module,
+        &info,
+        Some((naga::ShaderStage::Compute, "main")),
+        &constants,
+    )
+    .unwrap_or_else(|e| panic!("{} {v:?}: overrides: {e}", k.name()));
+    (m.into_owned(), i.into_owned())
+}
+
+fn variants(k: Kernel) -> Vec<Variant> {
+    if k.has_variants() {
+        Variant::all()
+    } else {
+        vec![Variant::default()]
+    }
+}
+
+#[test]
+fn every_kernel_and_variant_validates_and_translates_to_four_targets() {
+    let mut translated = 0;
+    for k in Kernel::ALL {
+        for v in variants(k) {
+            let (module, info) = specialise(k, v);
+            let what = format!("{} {v:?}", k.name());
+            spv::write_vec(
+                &module,
+                &info,
+                &spv::Options::default(),
+                Some(&spv::PipelineOptions {
+                    shader_stage: naga::ShaderStage::Compute,
+                    entry_point: "main".into(),
+                }),
+            )
+            .unwrap_or_else(|e| panic!("{what}: SPIR-V: {e}"));
+            msl::write_string(
+                &module,
+                &info,
+                &msl::Options::default(),
+                &msl::PipelineOptions {
+                    entry_point: Some((naga::ShaderStage::Compute, "main".into())),
+                    ..Default::default()
+                },
+            )
+            .unwrap_or_else(|e| panic!("{what}: MSL: {e}"));
+            let mut hlsl_out = String::new();
+            let hopts = hlsl::Options::default();
+            let hpipe = hlsl::PipelineOptions {
+                entry_point: Some((naga::ShaderStage::Compute, "main".into())),
+            };
+            hlsl::Writer::new(&mut hlsl_out, &hopts, &hpipe)
+                .write(&module, &info, None)
+                .unwrap_or_else(|e| panic!("{what}: HLSL: {e}"));
+            let mut glsl_out = String::new();
+            let gopts = glsl::Options {
+                version: glsl::Version::Embedded {
+                    version: 310,
+                    is_webgl: false,
+                },
+                ..Default::default()
+            };
+            let gpipe = glsl::PipelineOptions {
+                shader_stage: naga::ShaderStage::Compute,
+                entry_point: "main".into(),
+                multiview: None,
+            };
+            glsl::Writer::new(&mut glsl_out, &module, &info, &gopts, &gpipe, Default::default())
+                .and_then(|mut w| w.write().map(|_| ()))
+                .unwrap_or_else(|e| panic!("{what}: GLSL ES: {e}"));
+            translated += 1;
+        }
+    }
+    // 2 kernels × 36 variants + 2 plain kernels.
+    assert_eq!(translated, 2 * Variant::all().len() + 2);
+}
+
+#[test]
+fn bindings_and_workgroup_sizes_match_the_rust_side() {
+    for k in Kernel::ALL {
+        let (module, _) = specialise(k, Variant::default());
+        let mut found: Vec<(u32, Access)> = module
+            .global_variables
+            .iter()
+            .filter_map(|(_, g)| {
+                let rb = g.binding.as_ref()?;
+                assert_eq!(rb.group, 0, "{}: one bind group", k.name());
+                let access = match g.space {
+                    naga::AddressSpace::Uniform => Access::Uniform,
+                    naga::AddressSpace::Storage { access } => {
+                        if access.contains(naga::StorageAccess::STORE) {
+                            Access::ReadWrite
+                        } else {
+                            Access::Read
+                        }
+                    }
+                    s => panic!("{}: unexpected space {s:?}", k.name()),
+                };
+                Some((rb.binding, access))
+            })
+            .collect();
+        found.sort_by_key(|b| b.0);
+        let expected: Vec<(u32, Access)> = k
+            .bindings()
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (i as u32, *a))
+            .collect();
+        assert_eq!(found, expected, "{}: bindings", k.name());
+        let ep = &module.entry_points[0];
+        let wg = if k == Kernel::Finalize { 1 } else { WG };
+        assert_eq!(ep.workgroup_size, [wg, 1, 1], "{}: workgroup size", k.name());
+    }
+}
+
+#[test]
+fn params_struct_matches_wgsl_layout() {
+    let src = Kernel::Stats.source();
+    let module = naga::front::wgsl::parse_str(&src).expect("parses");
+    let span = module
+        .types
+        .iter()
+        .find(|(_, t)| t.name.as_deref() == Some("Params"))
+        .map(|(_, t)| match &t.inner {
+            naga::TypeInner::Struct { span, .. } => *span,
+            other => panic!("Params is {other:?}"),
+        })
+        .expect("Params declared");
+    assert_eq!(span as usize, std::mem::size_of::<Params>());
+}
