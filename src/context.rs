@@ -1,7 +1,7 @@
 //! Where segloss runs: a wgpu device (its own, or one the application owns) or the CPU
 //! reference when there is no GPU.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::kernels::Kernels;
 use crate::{Error, Result};
@@ -40,6 +40,17 @@ impl Gpu {
     }
 }
 
+/// One wgpu instance for every context segloss creates in this process. Besides saving
+/// the driver's start-up cost, it lets wgpu check that a buffer belongs to the device it
+/// is used with: resource ids from two instances can alias each other.
+fn instance() -> &'static wgpu::Instance {
+    static INSTANCE: OnceLock<wgpu::Instance> = OnceLock::new();
+    INSTANCE.get_or_init(|| {
+        wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env())
+    })
+}
+
+#[allow(clippy::large_enum_variant)] // one per context, behind an Arc
 pub(crate) enum Inner {
     Gpu(Gpu),
     Cpu,
@@ -75,8 +86,7 @@ impl Context {
 
     /// Async form of [`Context::new`].
     pub async fn new_async() -> Result<Self> {
-        let instance =
-            wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let instance = instance();
         let adapter = match std::env::var("WGPU_ADAPTER_NAME") {
             Ok(name) => {
                 let want = name.to_lowercase();
@@ -124,8 +134,13 @@ impl Context {
     /// to the GPU-resident API must come from this device. The device's limits decide
     /// the largest problem. segloss does not install a device-lost callback on a
     /// wrapped device (that is the owner's); a lost device surfaces as an error of the
-    /// next call.
-    pub fn from_wgpu(device: wgpu::Device, queue: wgpu::Queue, info: wgpu::AdapterInfo) -> Result<Self> {
+    /// next call. wgpu cannot tell buffers of devices from *different* `wgpu::Instance`s
+    /// apart: keep the application's buffers on this device.
+    pub fn from_wgpu(
+        device: wgpu::Device,
+        queue: wgpu::Queue,
+        info: wgpu::AdapterInfo,
+    ) -> Result<Self> {
         Self::build(device, queue, info, Arc::new(Mutex::new(None)))
     }
 

@@ -266,7 +266,11 @@ pub(crate) fn encode(
         pass.dispatch_workgroups(*count, b as u32, 1);
     }
     pass.set_pipeline(&gpu.kernels.pipeline(Kernel::StatsReduce, variant));
-    pass.set_bind_group(0, &bind(Kernel::StatsReduce, &[params0, &partials, &stats]), &[]);
+    pass.set_bind_group(
+        0,
+        &bind(Kernel::StatsReduce, &[params0, &partials, &stats]),
+        &[],
+    );
     pass.dispatch_workgroups(c as u32, b as u32, 1);
     pass.set_pipeline(&gpu.kernels.pipeline(Kernel::Finalize, variant));
     pass.set_bind_group(

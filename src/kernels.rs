@@ -145,7 +145,11 @@ impl Variant {
     pub fn all() -> Vec<Variant> {
         let mut v = Vec::new();
         for activation in [Activation::Softmax, Activation::Sigmoid, Activation::None] {
-            for formulation in [Formulation::Soft, Formulation::Squared, Formulation::Classic] {
+            for formulation in [
+                Formulation::Soft,
+                Formulation::Squared,
+                Formulation::Classic,
+            ] {
                 for index_target in [false, true] {
                     for has_mask in [false, true] {
                         v.push(Variant {
@@ -229,7 +233,14 @@ impl Kernels {
 
     /// The cached pipeline of (kernel, variant), built on first use.
     pub fn pipeline(&self, k: Kernel, v: Variant) -> Arc<wgpu::ComputePipeline> {
-        let key = (k, if k.has_variants() { v } else { Variant::default() });
+        let key = (
+            k,
+            if k.has_variants() {
+                v
+            } else {
+                Variant::default()
+            },
+        );
         let mut cache = self.pipelines.lock().unwrap_or_else(|e| e.into_inner());
         cache
             .entry(key)

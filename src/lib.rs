@@ -35,6 +35,8 @@ pub use context::{Backend, Context};
 pub use error::{Error, Result};
 pub use gpu::{GpuBatch, GpuLoss, GpuTarget};
 pub use loss::{Loss, LossOutput};
-pub use options::{ActiveClasses, Activation, Aggregation, Formulation, LossOptions, Overlap, Reduction};
+pub use options::{
+    Activation, ActiveClasses, Aggregation, Formulation, LossOptions, Overlap, Reduction,
+};
 pub use peers::{jdt, monai};
 pub use shape::{Batch, Shape, Target};

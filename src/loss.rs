@@ -101,7 +101,9 @@ impl Loss {
             match submitted {
                 Err(cpu) => cpu,
                 Ok(Err(e)) => Err(e),
-                Ok(Ok((pending, values_len))) => parse(pending.wait_async().await?, values_len, classes),
+                Ok(Ok((pending, values_len))) => {
+                    parse(pending.wait_async().await?, values_len, classes)
+                }
             }
         }
     }
@@ -221,7 +223,10 @@ impl Loss {
                 Target::IndexI64(t) => {
                     let mapped = index_from_i64(t, opts.ignore_index, shape.classes())?;
                     let ignore = opts.ignore_index.map(|_| u32::MAX);
-                    (upload("segloss.target", bytemuck::cast_slice(&mapped)), ignore)
+                    (
+                        upload("segloss.target", bytemuck::cast_slice(&mapped)),
+                        ignore,
+                    )
                 }
             };
             let mask = batch.mask.map(|m| {
@@ -329,7 +334,9 @@ fn parse(bufs: Vec<Vec<u8>>, values_len: usize, classes: usize) -> Result<LossOu
     Ok(LossOutput {
         loss: out[0],
         values: (values_len > 0).then(|| out[2..2 + values_len].to_vec()),
-        grad: bufs.get(1).map(|g| bytemuck::cast_slice::<u8, f32>(g).to_vec()),
+        grad: bufs
+            .get(1)
+            .map(|g| bytemuck::cast_slice::<u8, f32>(g).to_vec()),
     })
 }
 

@@ -259,7 +259,10 @@ impl LossOptions {
             if v.is_finite() && v >= 0.0 {
                 Ok(())
             } else {
-                Err(Error::option(name, format!("must be finite and ≥ 0, got {v}")))
+                Err(Error::option(
+                    name,
+                    format!("must be finite and ≥ 0, got {v}"),
+                ))
             }
         };
         nonneg("alpha", alpha)?;

@@ -1,7 +1,7 @@
 //! Constructors in the peers' vocabulary (SPEC §4): MONAI's `DiceLoss` / `TverskyLoss`
 //! and JDTLosses' `JDTLoss`, with their defaults.
 
-use crate::options::{ActiveClasses, Activation, Aggregation, Formulation, Overlap, Reduction};
+use crate::options::{Activation, ActiveClasses, Aggregation, Formulation, Overlap, Reduction};
 use crate::LossOptions;
 
 fn monai_activation(softmax: bool, sigmoid: bool) -> Activation {

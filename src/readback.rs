@@ -15,7 +15,11 @@ pub(crate) struct Pending {
 
 impl Pending {
     /// Requests a read mapping of each (MAP_READ) buffer after `submission`.
-    pub fn new(device: &wgpu::Device, buffers: Vec<wgpu::Buffer>, submission: wgpu::SubmissionIndex) -> Self {
+    pub fn new(
+        device: &wgpu::Device,
+        buffers: Vec<wgpu::Buffer>,
+        submission: wgpu::SubmissionIndex,
+    ) -> Self {
         let receivers = buffers
             .iter()
             .map(|b| {

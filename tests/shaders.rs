@@ -19,7 +19,10 @@ fn specialise(k: Kernel, v: Variant) -> (naga::Module, naga::valid::ModuleInfo) 
         .unwrap_or_else(|e| panic!("{}: {}", k.name(), e.emit_to_string(&src)));
     let info = validate(&module);
     let constants: naga::back::PipelineConstants = if k.has_variants() {
-        v.constants().iter().map(|(n, x)| (n.to_string(), *x)).collect()
+        v.constants()
+            .iter()
+            .map(|(n, x)| (n.to_string(), *x))
+            .collect()
     } else {
         Default::default()
     };
@@ -89,9 +92,16 @@ fn every_kernel_and_variant_validates_and_translates_to_four_targets() {
                 entry_point: "main".into(),
                 multiview: None,
             };
-            glsl::Writer::new(&mut glsl_out, &module, &info, &gopts, &gpipe, Default::default())
-                .and_then(|mut w| w.write().map(|_| ()))
-                .unwrap_or_else(|e| panic!("{what}: GLSL ES: {e}"));
+            glsl::Writer::new(
+                &mut glsl_out,
+                &module,
+                &info,
+                &gopts,
+                &gpipe,
+                Default::default(),
+            )
+            .and_then(|mut w| w.write().map(|_| ()))
+            .unwrap_or_else(|e| panic!("{what}: GLSL ES: {e}"));
             translated += 1;
         }
     }
@@ -133,7 +143,12 @@ fn bindings_and_workgroup_sizes_match_the_rust_side() {
         assert_eq!(found, expected, "{}: bindings", k.name());
         let ep = &module.entry_points[0];
         let wg = if k == Kernel::Finalize { 1 } else { WG };
-        assert_eq!(ep.workgroup_size, [wg, 1, 1], "{}: workgroup size", k.name());
+        assert_eq!(
+            ep.workgroup_size,
+            [wg, 1, 1],
+            "{}: workgroup size",
+            k.name()
+        );
     }
 }
 

@@ -5,7 +5,7 @@
 
 use segloss::reference::{self, RefBatch, RefTarget};
 use segloss::{
-    ActiveClasses, Activation, Aggregation, Batch, Formulation, Loss, LossOptions, Overlap,
+    Activation, ActiveClasses, Aggregation, Batch, Formulation, Loss, LossOptions, Overlap,
     Reduction, Shape, Target,
 };
 use serde_json::Value;
@@ -106,14 +106,20 @@ pub fn load(path: &str) -> Result<Vec<Case>, String> {
         .map(|c| {
             let id = c["id"].as_str().unwrap_or("?").to_string();
             let ctx = |e: String| format!("{id}: {e}");
-            let dims: Vec<usize> = f64s(&c["shape"]).map_err(ctx)?.iter().map(|&d| d as usize).collect();
+            let dims: Vec<usize> = f64s(&c["shape"])
+                .map_err(ctx)?
+                .iter()
+                .map(|&d| d as usize)
+                .collect();
             Ok(Case {
                 options: options_from_spec(&c["spec"]).map_err(ctx)?,
                 shape: Shape::new(&dims).map_err(|e| ctx(e.to_string()))?,
                 input: f64s(&c["input"]).map_err(ctx)?,
                 index_target: c["target_kind"].as_str() == Some("index"),
                 target: f64s(&c["target"]).map_err(ctx)?,
-                mask: c["mask"].as_array().map(|m| m.iter().map(|v| v.as_bool() == Some(true)).collect()),
+                mask: c["mask"]
+                    .as_array()
+                    .map(|m| m.iter().map(|v| v.as_bool() == Some(true)).collect()),
                 loss: c["loss"].as_f64().ok_or_else(|| ctx("no loss".into()))?,
                 loss_values: match &c["loss_values"] {
                     Value::Null => None,
@@ -216,7 +222,11 @@ impl Case {
             (a, b) => return Err(format!("values present {} vs {}", a.is_some(), b.is_some())),
         }
         if got.grad.len() != self.grad.len() {
-            return Err(format!("grad has {} elements, expected {}", got.grad.len(), self.grad.len()));
+            return Err(format!(
+                "grad has {} elements, expected {}",
+                got.grad.len(),
+                self.grad.len()
+            ));
         }
         let gmax = self.grad.iter().fold(0.0f64, |m, g| m.max(g.abs()));
         let tol = rel_tol * gmax + floor_g;

@@ -1,0 +1,165 @@
+//! Shared test helpers: the GPU context (which must exist in CI), a small deterministic
+//! RNG, random batches and the tolerance checks.
+#![allow(dead_code)]
+
+use segloss::{reference, Batch, Context, Loss, LossOptions, LossOutput, Shape, Target};
+
+/// The GPU context, found through wgpu's environment variables. Without an adapter the
+/// test is skipped on a developer machine, and fails when `CI` or `SEGLOSS_REQUIRE_GPU`
+/// is set: a GPU test must never pass by skipping in CI.
+pub fn gpu() -> Option<Context> {
+    match Context::new() {
+        Ok(c) => Some(c),
+        Err(e) => {
+            if std::env::var_os("CI").is_some() || std::env::var_os("SEGLOSS_REQUIRE_GPU").is_some()
+            {
+                panic!("no GPU adapter, and CI / SEGLOSS_REQUIRE_GPU is set: {e}");
+            }
+            eprintln!("skipping GPU test: {e}");
+            None
+        }
+    }
+}
+
+/// SplitMix64: small, deterministic, good enough for test data.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Rng(seed)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E3779B97F4A7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58476D1CE4E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D049BB133111EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform in [0, 1).
+    pub fn f64(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    pub fn range(&mut self, lo: f64, hi: f64) -> f64 {
+        lo + (hi - lo) * self.f64()
+    }
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+    pub fn bool(&mut self) -> bool {
+        self.next_u64() & 1 == 1
+    }
+}
+
+/// Owned test data for one call.
+pub struct Data {
+    pub shape: Shape,
+    pub input: Vec<f32>,
+    pub soft: Vec<f32>,
+    pub index: Vec<u32>,
+    pub mask: Option<Vec<bool>>,
+    pub use_index: bool,
+}
+
+impl Data {
+    pub fn random(rng: &mut Rng, dims: &[usize], use_index: bool, with_mask: bool) -> Self {
+        let shape = Shape::new(dims).unwrap();
+        let c = shape.classes();
+        let input = (0..shape.len())
+            .map(|_| rng.range(-4.0, 4.0) as f32)
+            .collect();
+        // Soft targets: a mix of hard 0/1 values and soft values, as in label smoothing.
+        let soft = (0..shape.len())
+            .map(|_| match rng.below(4) {
+                0 => 0.0,
+                1 => 1.0,
+                _ => rng.f64() as f32,
+            })
+            .collect();
+        let index = (0..shape.map_len()).map(|_| rng.below(c) as u32).collect();
+        let mask = with_mask.then(|| (0..shape.map_len()).map(|_| rng.below(5) != 0).collect());
+        Data {
+            shape,
+            input,
+            soft,
+            index,
+            mask,
+            use_index,
+        }
+    }
+
+    pub fn batch(&self) -> Batch<'_> {
+        Batch {
+            shape: &self.shape,
+            input: &self.input,
+            target: if self.use_index {
+                Target::Index(&self.index)
+            } else {
+                Target::Soft(&self.soft)
+            },
+            mask: self.mask.as_deref(),
+        }
+    }
+
+    /// The f64 reference on the same (f32) data.
+    pub fn reference(&self, options: &LossOptions) -> reference::Output {
+        let input: Vec<f64> = self.input.iter().map(|&v| f64::from(v)).collect();
+        let soft: Vec<f64> = self.soft.iter().map(|&v| f64::from(v)).collect();
+        let index: Vec<i64> = self.index.iter().map(|&v| i64::from(v)).collect();
+        let rb = reference::RefBatch {
+            shape: &self.shape,
+            input: &input,
+            target: if self.use_index {
+                reference::RefTarget::Index(&index)
+            } else {
+                reference::RefTarget::Soft(&soft)
+            },
+            mask: self.mask.as_deref(),
+        };
+        reference::evaluate(options, &rb, true).unwrap()
+    }
+}
+
+/// Checks f32 results against the f64 reference: values within
+/// `rel·|ref| + 1e-6`, gradient norm-wise within `rel·max|ref| + 1e-7`, as the golden
+/// README states for the GPU path. Prints index / actual / expected on failure.
+pub fn assert_close(what: &str, got: &LossOutput, want: &reference::Output, rel: f64) {
+    let lv = f64::from(got.loss);
+    assert!(
+        (lv - want.loss).abs() <= rel * want.loss.abs() + 1e-6,
+        "{what}: loss {lv} vs reference {}",
+        want.loss
+    );
+    if let (Some(v), Some(r)) = (&got.values, &want.values) {
+        assert_eq!(v.len(), r.len(), "{what}: values length");
+        for (i, (a, b)) in v.iter().zip(r).enumerate() {
+            let a = f64::from(*a);
+            assert!(
+                (a - b).abs() <= rel * b.abs() + 1e-6,
+                "{what}: value[{i}] {a} vs {b}"
+            );
+        }
+    } else {
+        assert_eq!(
+            got.values.is_some(),
+            want.values.is_some(),
+            "{what}: values presence"
+        );
+    }
+    if let (Some(g), Some(r)) = (&got.grad, &want.grad) {
+        assert_eq!(g.len(), r.len(), "{what}: grad length");
+        let gmax = r.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+        let tol = rel * gmax + 1e-7;
+        for (i, (a, b)) in g.iter().zip(r).enumerate() {
+            let a = f64::from(*a);
+            assert!(
+                (a - b).abs() <= tol,
+                "{what}: grad[{i}] {a} vs {b} (tolerance {tol:.3e}, max |grad| {gmax:.3e})"
+            );
+        }
+    }
+}
+
+/// A loss on `ctx`, panicking on invalid options (test helper only).
+pub fn loss(ctx: &Context, o: LossOptions) -> Loss {
+    Loss::new(ctx, o).expect("valid options")
+}

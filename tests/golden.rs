@@ -1,0 +1,66 @@
+//! Every public golden case (MONAI 1.6.1 and JDTLoss, float64) through the GPU path at
+//! the golden README's f32 tolerance (1e-4 relative; floors 1e-6 on values, 1e-7 on the
+//! gradient) and through the f64 CPU reference at 1e-9.
+
+#[path = "../examples/golden/case.rs"]
+mod case;
+mod common;
+
+const PUBLIC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/public.json");
+
+#[test]
+fn golden_cases_on_the_gpu() {
+    let Some(ctx) = common::gpu() else { return };
+    let cases = case::load(PUBLIC).unwrap();
+    assert_eq!(cases.len(), 65);
+    let mut failures = Vec::new();
+    let (mut wv, mut wg) = (0.0f64, 0.0f64);
+    for c in &cases {
+        let got = c.run(&common::loss(&ctx, c.options.clone())).unwrap();
+        let (ev, eg) = c.errors(&got);
+        wv = wv.max(ev);
+        wg = wg.max(eg);
+        if let Err(e) = c.check(&got, 1e-4) {
+            failures.push(format!("{}: {e}", c.id));
+        }
+    }
+    eprintln!("GPU golden: worst value error {wv:.3e}, worst gradient error {wg:.3e}");
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+#[test]
+fn golden_cases_on_the_f64_reference() {
+    let cases = case::load(PUBLIC).unwrap();
+    let mut failures = Vec::new();
+    let (mut wv, mut wg) = (0.0f64, 0.0f64);
+    for c in &cases {
+        let got = c.run_reference().unwrap();
+        let (ev, eg) = c.errors(&got);
+        wv = wv.max(ev);
+        wg = wg.max(eg);
+        // The peers' own float64 values deviate from the exact SPEC by up to 2.3e-8 on
+        // the squared formulation with index targets (monai-diceloss-011, jdt-005,
+        // jdt-009, jdt-017); ../shared/golden/spec_ref.py reproduces the same numbers as
+        // this reference there (to 1e-15) and states its own bound as 1e-7. Those cases
+        // get that bound; every other case is held to 1e-9.
+        let squared_index =
+            c.index_target && c.options.formulation == segloss::Formulation::Squared;
+        let tol = if squared_index { 1e-7 } else { 1e-9 };
+        if let Err(e) = c.check(&got, tol) {
+            failures.push(format!("{}: {e}", c.id));
+        }
+    }
+    eprintln!("CPU reference golden: worst value error {wv:.3e}, worst gradient error {wg:.3e}");
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+#[test]
+fn golden_cases_on_the_cpu_backend() {
+    // The no-GPU fallback (f32 in, f64 inside) meets the GPU tolerance.
+    let ctx = segloss::Context::cpu();
+    for c in case::load(PUBLIC).unwrap() {
+        let got = c.run(&common::loss(&ctx, c.options.clone())).unwrap();
+        c.check(&got, 1e-4)
+            .unwrap_or_else(|e| panic!("{}: {e}", c.id));
+    }
+}

@@ -1,0 +1,129 @@
+//! The GPU-resident API (caller buffers, caller encoder, wrapped device) gives the same
+//! results as the host API, and the async host API can have several calls in flight.
+
+mod common;
+
+use common::{Data, Rng};
+use segloss::{Aggregation, Context, GpuBatch, GpuTarget, LossOptions, Reduction};
+use wgpu::util::DeviceExt;
+
+fn upload(dev: &wgpu::Device, bytes: &[u8]) -> wgpu::Buffer {
+    dev.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: None,
+        contents: bytes,
+        usage: wgpu::BufferUsages::STORAGE,
+    })
+}
+
+fn read_f32(ctx: &Context, buf: &wgpu::Buffer) -> Vec<f32> {
+    let (dev, queue) = (ctx.device().unwrap(), ctx.queue().unwrap());
+    let staging = dev.create_buffer(&wgpu::BufferDescriptor {
+        label: None,
+        size: buf.size(),
+        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
+    let mut enc = dev.create_command_encoder(&Default::default());
+    enc.copy_buffer_to_buffer(buf, 0, &staging, 0, buf.size());
+    queue.submit([enc.finish()]);
+    staging.slice(..).map_async(wgpu::MapMode::Read, |_| {});
+    dev.poll(wgpu::PollType::wait_indefinitely()).unwrap();
+    let v = bytemuck::cast_slice(&staging.slice(..).get_mapped_range().unwrap()).to_vec();
+    v
+}
+
+#[test]
+fn gpu_resident_equals_host_api() {
+    let Some(ctx) = common::gpu() else { return };
+    let dev = ctx.device().unwrap().clone();
+    let mut rng = Rng::new(21);
+    for (use_index, with_mask) in [(false, false), (true, true), (false, true)] {
+        let data = Data::random(&mut rng, &[2, 5, 40, 33], use_index, with_mask);
+        let o = LossOptions::jaccard()
+            .aggregation(Aggregation::IMAGE)
+            .reduction(Reduction::None)
+            .ignore_index(2);
+        let loss = common::loss(&ctx, o.clone());
+        let host = loss.forward_backward(&data.batch()).unwrap();
+
+        let input = upload(&dev, bytemuck::cast_slice(&data.input));
+        let target = if use_index {
+            upload(&dev, bytemuck::cast_slice(&data.index))
+        } else {
+            upload(&dev, bytemuck::cast_slice(&data.soft))
+        };
+        let mask = data.mask.as_ref().map(|m| {
+            let mut bytes: Vec<u8> = m.iter().map(|&k| u8::from(k)).collect();
+            bytes.resize(bytes.len().div_ceil(4) * 4, 0);
+            upload(&dev, &bytes)
+        });
+        let grad = dev.create_buffer(&wgpu::BufferDescriptor {
+            label: None,
+            size: 4 * data.shape.len() as u64,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        let gb = GpuBatch {
+            shape: &data.shape,
+            input: &input,
+            target: if use_index {
+                GpuTarget::Index(&target)
+            } else {
+                GpuTarget::Soft(&target)
+            },
+            mask: mask.as_ref(),
+        };
+        // Recorded into the caller's encoder, submitted by the caller.
+        let mut enc = dev.create_command_encoder(&Default::default());
+        let result = loss.encode(&mut enc, &gb, Some(&grad)).unwrap();
+        ctx.queue().unwrap().submit([enc.finish()]);
+        let out = loss.read(&result).unwrap();
+        assert_eq!(out.loss.to_bits(), host.loss.to_bits());
+        assert_eq!(out.values, host.values);
+        assert_eq!(read_f32(&ctx, &grad), host.grad.unwrap());
+    }
+}
+
+#[test]
+fn wrapped_application_device_works() {
+    // An application's own device, created with WebGPU's default limits.
+    if common::gpu().is_none() {
+        return;
+    }
+    let instance =
+        wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+    let adapter = pollster::block_on(instance.request_adapter(&Default::default())).unwrap();
+    let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+        required_limits: wgpu::Limits::default(),
+        ..Default::default()
+    }))
+    .unwrap();
+    let ctx = Context::from_wgpu(device, queue, adapter.get_info()).unwrap();
+    let mut rng = Rng::new(22);
+    let data = Data::random(&mut rng, &[3, 4, 70, 70], true, false);
+    let o = LossOptions::dice().aggregation(Aggregation::DATASET);
+    let out = common::loss(&ctx, o.clone())
+        .forward_backward(&data.batch())
+        .unwrap();
+    common::assert_close("wrapped", &out, &data.reference(&o), 1e-4);
+}
+
+#[test]
+fn async_calls_can_be_in_flight_together() {
+    let Some(ctx) = common::gpu() else { return };
+    let mut rng = Rng::new(23);
+    let o = LossOptions::dice();
+    let loss = common::loss(&ctx, o.clone());
+    let datas: Vec<Data> = (0..4)
+        .map(|i| Data::random(&mut rng, &[1 + i % 2, 3, 50 + i, 20], i % 2 == 0, false))
+        .collect();
+    // All four are submitted before any is awaited.
+    let futures: Vec<_> = datas
+        .iter()
+        .map(|d| loss.evaluate_async(&d.batch(), true))
+        .collect();
+    let outs = pollster::block_on(futures::future::join_all(futures));
+    for (d, out) in datas.iter().zip(outs) {
+        common::assert_close("async", &out.unwrap(), &d.reference(&o), 1e-4);
+    }
+}

@@ -1,0 +1,124 @@
+//! GPU vs the f64 CPU reference on random shapes and option sets: B 1-4, C 1-32, 1-3
+//! spatial dims, sizes that are not multiples of the workgroup or tile, N up to 10^6.
+
+mod common;
+
+use common::{assert_close, Data, Rng};
+use segloss::{Activation, ActiveClasses, Aggregation, Formulation, LossOptions, Reduction};
+
+/// A random valid option set.
+fn random_options(rng: &mut Rng, classes: usize) -> LossOptions {
+    let mut o = match rng.below(3) {
+        0 => LossOptions::dice(),
+        1 => LossOptions::jaccard(),
+        _ => LossOptions::tversky(rng.range(0.0, 1.0), rng.range(0.0, 1.0)),
+    };
+    o.formulation = [
+        Formulation::Soft,
+        Formulation::Squared,
+        Formulation::Classic,
+    ][rng.below(3)];
+    o.activation = [Activation::Softmax, Activation::Sigmoid, Activation::None][rng.below(3)];
+    let s = [0.0, 1e-5, 1e-3, 1.0][rng.below(4)];
+    o.smooth_nr = s;
+    o.smooth_dr = s.max(1e-6);
+    o.include_background = rng.below(3) != 0;
+    o.reduction = [
+        Reduction::Mean,
+        Reduction::Mean,
+        Reduction::Sum,
+        Reduction::None,
+    ][rng.below(4)];
+    o.aggregation = if o.reduction == Reduction::Mean && rng.bool() {
+        Aggregation {
+            dataset: rng.range(0.0, 1.0),
+            image: rng.range(0.0, 1.0),
+            class: rng.range(0.0, 1.0),
+        }
+    } else {
+        [Aggregation::DATASET, Aggregation::IMAGE, Aggregation::CLASS][rng.below(3)]
+    };
+    if rng.bool() {
+        o.active_classes = ActiveClasses::Present {
+            threshold: [0.0, 0.01, 0.3][rng.below(3)],
+        };
+    }
+    if rng.below(3) == 0 {
+        let kept = classes - o.class_start(classes);
+        o.class_weights = Some((0..kept).map(|_| rng.range(0.1, 2.0)).collect());
+    }
+    o.log_loss = rng.below(4) == 0;
+    o.gamma = if rng.below(4) == 0 { 2.0 } else { 1.0 };
+    o
+}
+
+fn random_dims(rng: &mut Rng, max_pixels: usize) -> Vec<usize> {
+    let b = 1 + rng.below(4);
+    let c = 1 + rng.below(32);
+    let nd = 1 + rng.below(3);
+    let target = 1 + rng.below(max_pixels);
+    // Split `target` pixels roughly evenly over nd dims (ragged sizes).
+    let side = ((target as f64).powf(1.0 / nd as f64).ceil() as usize).max(1);
+    let mut dims = vec![b, c];
+    for _ in 0..nd {
+        dims.push(1 + rng.below(side));
+    }
+    dims
+}
+
+#[test]
+fn gpu_matches_reference_on_random_shapes_and_options() {
+    let Some(ctx) = common::gpu() else { return };
+    let mut rng = Rng::new(0x5e6_1055);
+    for case in 0..60 {
+        let dims = random_dims(&mut rng, if case % 10 == 0 { 20_000 } else { 3_000 });
+        let (use_index, with_mask) = (rng.bool(), rng.below(3) == 0);
+        let data = Data::random(&mut rng, &dims, use_index, with_mask);
+        let mut o = random_options(&mut rng, dims[1]);
+        if data.use_index && rng.bool() {
+            // An ignored value: out of the class range, like 255.
+            o.ignore_index = Some(255);
+        }
+        let got = common::loss(&ctx, o.clone())
+            .forward_backward(&data.batch())
+            .unwrap();
+        let want = data.reference(&o);
+        assert_close(&format!("case {case} {dims:?} {o:?}"), &got, &want, 1e-4);
+    }
+}
+
+#[test]
+fn gpu_matches_reference_on_large_ragged_inputs() {
+    // N up to 10^6 pixels, not a multiple of the 1024-pixel tile.
+    let Some(ctx) = common::gpu() else { return };
+    let mut rng = Rng::new(7);
+    for dims in [
+        vec![1, 3, 1_000_000],
+        vec![2, 5, 333, 301],
+        vec![1, 2, 97, 101, 103],
+        vec![4, 1, 1],
+    ] {
+        for use_index in [false, true] {
+            let data = Data::random(&mut rng, &dims, use_index, true);
+            let o = LossOptions::dice().aggregation(Aggregation {
+                dataset: 0.5,
+                image: 0.25,
+                class: 0.25,
+            });
+            let o = if dims[1] == 1 {
+                o.activation(Activation::Sigmoid)
+            } else {
+                o
+            };
+            let got = common::loss(&ctx, o.clone())
+                .forward_backward(&data.batch())
+                .unwrap();
+            assert_close(
+                &format!("{dims:?} index={use_index}"),
+                &got,
+                &data.reference(&o),
+                1e-4,
+            );
+        }
+    }
+}
