@@ -2,13 +2,14 @@
 // Dispatch: (tiles, B), the same tile geometry as `stats`. Per element the gradient
 // w.r.t. the probability is a combination of the item's coefficients
 // d loss/d(tp, fp, fn) (from `finalize`); it is then chained through the activation.
+// Loops are class-outer (one row streams at a time), with per-quad state in VPT-long
+// private arrays.
 
 @group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(4) var<storage, read> coef: array<vec4<f32>>;        // [B, C]
-@group(0) @binding(5) var<storage, read_write> grad: array<f32>;        // [B, C, N]
+@group(0) @binding(4) var<storage, read> coef: array<vec4<f32>>; // [B, C]
 
-// d loss / d p for one element with coefficients g = d loss/d(tp, fp, fn).
-fn prob_grad(g: vec4<f32>, p: f32, y: f32) -> f32 {
+// d loss / d p for one quad with coefficients g = d loss/d(tp, fp, fn).
+fn prob_grad(g: vec4<f32>, p: vec4<f32>, y: vec4<f32>) -> vec4<f32> {
     switch FORMULATION {
         case 0u: {
             // dtp/dp = (sgn p − sgn(p − y))/2, dfp/dp = sgn p − dtp/dp, dfn/dp = −dtp/dp,
@@ -28,52 +29,56 @@ fn prob_grad(g: vec4<f32>, p: f32, y: f32) -> f32 {
 @compute @workgroup_size(WG)
 fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
     let b = wid.y;
-    let tile = wid.x + params.tile_base;
+    let t = lid.x;
+    let load_tile = wid.x + params.load_tile_base;
     let C = params.classes;
-    let N = params.pixels;
-    for (var k = 0u; k < PPT; k++) {
-        let i = tile * TILE + k * WG + lid.x;
-        if i >= N {
-            continue;
+    let zero = vec4<f32>(0.0);
+
+    var quads: array<Quad, VPT>;
+    var norms: array<Norm, VPT>;
+    var dot: array<vec4<f32>, VPT>; // Σ_j g_j p_j per pixel (softmax)
+    for (var k = 0u; k < VPT; k++) {
+        quads[k] = load_quad(b, quad_index(load_tile, t, k));
+        dot[k] = zero;
+    }
+    if ACTIVATION == 0u {
+        softmax_norms(b, load_tile, t, &norms);
+        // Softmax: dL/dz_k = p_k (g_k − Σ_j g_j p_j).
+        for (var c = params.class_start; c < C; c++) {
+            let g = coef[b * C + c];
+            for (var k = 0u; k < VPT; k++) {
+                let q = quad_index(load_tile, t, k);
+                if any(quads[k].keep) {
+                    let p = activate(load_x(b * C + c, q), norms[k]);
+                    dot[k] += prob_grad(g, p, load_target(b, c, q, quads[k])) * p;
+                }
+            }
         }
-        let px = load_pixel(b, i);
-        if !px.keep {
+    }
+    for (var c = 0u; c < C; c++) {
+        let g = coef[b * C + c];
+        let kept_class = c >= params.class_start;
+        for (var k = 0u; k < VPT; k++) {
+            let q = quad_index(load_tile, t, k);
+            if q * 4u >= params.pixels {
+                continue;
+            }
+            var d = zero;
             // Ignored pixels are constant zeros after the activation: no gradient.
-            for (var c = 0u; c < C; c++) {
-                grad[(b * C + c) * N + i] = 0.0;
-            }
-            continue;
-        }
-        if ACTIVATION == 0u {
-            // Softmax: dL/dz_k = p_k (g_k − Σ_j g_j p_j), recomputing p_k and g_k in a
-            // second pass rather than holding C values per invocation.
-            let norm = softmax_norm(b, i);
-            var dot = 0.0;
-            for (var c = params.class_start; c < C; c++) {
-                let p = activate(input[(b * C + c) * N + i], norm);
-                dot += prob_grad(coef[b * C + c], p, load_target(b, c, i, px)) * p;
-            }
-            for (var c = 0u; c < C; c++) {
-                let p = activate(input[(b * C + c) * N + i], norm);
-                var g = 0.0;
-                if c >= params.class_start {
-                    g = prob_grad(coef[b * C + c], p, load_target(b, c, i, px));
+            if any(quads[k].keep) {
+                let p = activate(load_x(b * C + c, q), norms[k]);
+                var gp = zero;
+                if kept_class {
+                    gp = prob_grad(g, p, load_target(b, c, q, quads[k]));
                 }
-                grad[(b * C + c) * N + i] = p * (g - dot);
-            }
-        } else {
-            for (var c = 0u; c < C; c++) {
-                let x = input[(b * C + c) * N + i];
-                let p = activate(x, vec2<f32>(0.0, 1.0));
-                var g = 0.0;
-                if c >= params.class_start {
-                    g = prob_grad(coef[b * C + c], p, load_target(b, c, i, px));
+                switch ACTIVATION {
+                    case 0u: { d = p * (gp - dot[k]); }
+                    case 1u: { d = gp * p * (1.0 - p); }
+                    default: { d = gp; }
                 }
-                if ACTIVATION == 1u {
-                    g *= p * (1.0 - p);
-                }
-                grad[(b * C + c) * N + i] = g;
+                d = select(zero, d, quads[k].keep);
             }
+            store_grad(b * C + c, q, d);
         }
     }
 }

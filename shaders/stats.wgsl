@@ -1,7 +1,9 @@
 // stats: per-(image, class, tile) partial sums of tp, fp, fn and the present count
 // (SPEC §2 steps 1-4). CPU twin: src/reference/stats.rs.
-// Dispatch: (tiles, B). Each invocation owns PPT pixels strided by WG (coalesced loads);
-// the workgroup tree-reduces each class in a fixed order (no float atomics).
+// Dispatch: (tiles, B). Invocation t owns quads t, t + WG, … of the tile (coalesced),
+// computes each pixel's softmax normaliser once, then for every class accumulates its
+// quads and the workgroup tree-reduces them in a fixed order (no float atomics). All
+// loops are class-outer: one row of the input streams at a time.
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(4) var<storage, read_write> partials: array<vec4<f32>>; // [B, C, tiles]
@@ -9,21 +11,26 @@
 
 var<workgroup> red: array<vec4<f32>, WG>;
 
-// One element's (tp, fp, fn, present) by formulation. The soft form is computed per
+// (tp, fp, fn) of one quad, per lane, by formulation. The soft form is computed per
 // element as (|p| + |y| − |p − y|)/2, i.e. min(p, y) for p, y ≥ 0, which avoids the
 // cancellation of (P + G − D)/2 on the sums (SPEC §3, accuracy hint).
-fn contribution(p: f32, y: f32) -> vec4<f32> {
-    let present = select(0.0, 1.0, y > params.threshold);
+struct Terms {
+    tp: vec4<f32>,
+    fp: vec4<f32>,
+    fn_: vec4<f32>,
+}
+
+fn terms(p: vec4<f32>, y: vec4<f32>) -> Terms {
     switch FORMULATION {
         case 0u: {
             let tp = 0.5 * (abs(p) + abs(y) - abs(p - y));
-            return vec4<f32>(tp, abs(p) - tp, abs(y) - tp, present);
+            return Terms(tp, abs(p) - tp, abs(y) - tp);
         }
         case 1u: {
-            return vec4<f32>(p * y, p * (p - y), y * (y - p), present);
+            return Terms(p * y, p * (p - y), y * (y - p));
         }
         default: {
-            return vec4<f32>(p * y, p * (1.0 - y), y * (1.0 - p), present);
+            return Terms(p * y, p * (1.0 - y), y * (1.0 - p));
         }
     }
 }
@@ -31,50 +38,55 @@ fn contribution(p: f32, y: f32) -> vec4<f32> {
 @compute @workgroup_size(WG)
 fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
     let b = wid.y;
-    let tile = wid.x + params.tile_base;
+    let load_tile = wid.x + params.load_tile_base;
     let t = lid.x;
     let C = params.classes;
-    let N = params.pixels;
 
-    var px: array<Pixel, PPT>;
-    var norm: array<vec2<f32>, PPT>;
+    var quads: array<Quad, VPT>;
+    var norms: array<Norm, VPT>;
     var flags = 0u;
-    for (var k = 0u; k < PPT; k++) {
-        let i = tile * TILE + k * WG + t;
-        px[k] = load_pixel(b, i);
-        if px[k].bad_index {
+    for (var k = 0u; k < VPT; k++) {
+        quads[k] = load_quad(b, quad_index(load_tile, t, k));
+        if quads[k].bad_index {
             flags |= STATUS_BAD_INDEX;
         }
-        if ACTIVATION == 0u && i < N {
-            norm[k] = softmax_norm(b, i);
-        }
+    }
+    if ACTIVATION == 0u {
+        softmax_norms(b, load_tile, t, &norms);
     }
 
+    let zero = vec4<f32>(0.0);
     for (var c = 0u; c < C; c++) {
-        var acc = vec4<f32>(0.0);
-        for (var k = 0u; k < PPT; k++) {
-            let i = tile * TILE + k * WG + t;
-            if i >= N {
+        var tp = zero;
+        var fp = zero;
+        var fn_ = zero;
+        var present = zero;
+        for (var k = 0u; k < VPT; k++) {
+            let q = quad_index(load_tile, t, k);
+            let valid = vec4<u32>(q * 4u) + vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(params.pixels);
+            if !any(valid) {
                 continue;
             }
             // Every in-range element is validated, kept or not.
-            let x = input[(b * C + c) * N + i];
-            if !is_finite(x) {
+            let x = load_x(b * C + c, q);
+            if any(valid & !finite4(x)) {
                 flags |= STATUS_NONFINITE_INPUT;
             }
-            if !INDEX_TARGET {
-                let yv = bitcast<f32>(labels[(b * C + c) * N + i]);
-                if !(is_finite(yv) && yv >= 0.0 && yv <= 1.0) {
-                    flags |= STATUS_BAD_SOFT_TARGET;
-                }
+            let y = load_target(b, c, q, quads[k]);
+            if !INDEX_TARGET && any(valid & !(finite4(y) & y >= zero & y <= vec4<f32>(1.0))) {
+                flags |= STATUS_BAD_SOFT_TARGET;
             }
-            if px[k].keep {
-                let p = activate(x, norm[k]);
-                let y = load_target(b, c, i, px[k]);
-                acc += contribution(p, y);
+            let keep = quads[k].keep;
+            if any(keep) {
+                let p = activate(x, norms[k]);
+                let e = terms(p, y);
+                tp += select(zero, e.tp, keep);
+                fp += select(zero, e.fp, keep);
+                fn_ += select(zero, e.fn_, keep);
+                present += select(zero, vec4<f32>(1.0), keep & y > vec4<f32>(params.threshold));
             }
         }
-        red[t] = acc;
+        red[t] = vec4<f32>(sum4(tp), sum4(fp), sum4(fn_), sum4(present));
         workgroupBarrier();
         for (var s = WG / 2u; s > 0u; s >>= 1u) {
             if t < s {
@@ -83,7 +95,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
             workgroupBarrier();
         }
         if t == 0u {
-            partials[(b * C + c) * params.tiles + tile] = red[0];
+            partials[(b * C + c) * params.tiles + wid.x + params.tile_base] = red[0];
         }
     }
     if flags != 0u {

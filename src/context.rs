@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, Mutex, OnceLock};
 
-use crate::kernels::Kernels;
+use crate::kernels::{Geometry, Kernels};
 use crate::{Error, Result};
 
 /// Which backend a [`Context`] computes on.
@@ -163,7 +163,7 @@ impl Context {
         lost: Arc<Mutex<Option<String>>>,
     ) -> Result<Self> {
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let kernels = Kernels::new(&device);
+        let kernels = Kernels::new(&device, Geometry::for_adapter(&info));
         if let Some(e) = pollster::block_on(scope.pop()) {
             return Err(Error::from_wgpu(e));
         }

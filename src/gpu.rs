@@ -4,7 +4,7 @@
 use wgpu::util::DeviceExt;
 
 use crate::context::Gpu;
-use crate::kernels::{Kernel, Params, Variant, TILE};
+use crate::kernels::{Geometry, Kernel, Params, Variant};
 use crate::options::{ActiveClasses, LossOptions, Reduction};
 use crate::{Error, Result, Shape};
 
@@ -82,7 +82,12 @@ pub(crate) fn check_buffer(
 
 /// The uniform block for `options` on `shape`, with an index sentinel when targets are
 /// index maps whose ignore value was remapped to `u32::MAX` on the host.
-pub(crate) fn params(options: &LossOptions, shape: &Shape, ignore: Option<u32>) -> Params {
+pub(crate) fn params(
+    options: &LossOptions,
+    shape: &Shape,
+    ignore: Option<u32>,
+    geometry: Geometry,
+) -> Params {
     let (alpha, beta) = options.overlap.alpha_beta();
     let c = shape.classes();
     let (threshold, present_all) = match options.active_classes {
@@ -93,7 +98,7 @@ pub(crate) fn params(options: &LossOptions, shape: &Shape, ignore: Option<u32>) 
         batch: shape.batch() as u32,
         classes: c as u32,
         pixels: shape.pixels() as u32,
-        tiles: shape.pixels().div_ceil(TILE as usize) as u32,
+        tiles: shape.pixels().div_ceil(geometry.tile() as usize) as u32,
         class_start: options.class_start(c) as u32,
         ignore_index: ignore.unwrap_or(0),
         has_ignore: u32::from(ignore.is_some()),
@@ -115,7 +120,10 @@ pub(crate) fn params(options: &LossOptions, shape: &Shape, ignore: Option<u32>) 
         },
         has_weights: u32::from(options.class_weights.is_some()),
         present_all,
-        _pad: [0; 3],
+        map_pixels: shape.pixels() as u32,
+        pixel_base: 0,
+        load_tile_base: 0,
+        _pad: 0,
     }
 }
 
@@ -168,13 +176,14 @@ pub(crate) fn encode(
     }
 
     let dev = &gpu.device;
-    let p = params(options, shape, ignore);
+    let p = params(options, shape, ignore, gpu.kernels.geometry());
     let tiles = p.tiles as usize;
     let variant = Variant {
         activation: options.activation,
         formulation: options.formulation,
         index_target,
         has_mask: batch.mask.is_some(),
+        aligned: shape.pixels().is_multiple_of(4),
     };
     let rw = wgpu::BufferUsages::STORAGE;
     let scratch = |label: &str, bytes: u64, usage: wgpu::BufferUsages| {
@@ -247,6 +256,7 @@ pub(crate) fn encode(
         .map(|t0| {
             let mut pc = p;
             pc.tile_base = t0 as u32;
+            pc.load_tile_base = t0 as u32;
             (uniform(&pc), (tiles - t0).min(max_groups) as u32)
         })
         .collect();

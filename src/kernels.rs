@@ -13,7 +13,11 @@ use bytemuck::{Pod, Zeroable};
 use crate::options::{Activation, Formulation};
 
 const COMMON: &str = include_str!("../shaders/shared/common.wgsl");
-const INPUTS: &str = include_str!("../shaders/shared/inputs.wgsl");
+const PIXELS: &str = include_str!("../shaders/shared/pixels.wgsl");
+const LOAD_VEC4: &str = include_str!("../shaders/shared/load_vec4.wgsl");
+const LOAD_SCALAR: &str = include_str!("../shaders/shared/load_scalar.wgsl");
+const STORE_VEC4: &str = include_str!("../shaders/shared/store_vec4.wgsl");
+const STORE_SCALAR: &str = include_str!("../shaders/shared/store_scalar.wgsl");
 
 /// The uniform block of every kernel. Keep in sync with `shaders/shared/common.wgsl`
 /// (`Params`); `tests/shaders.rs` checks the size against naga's layout.
@@ -41,13 +45,63 @@ pub struct Params {
     pub reduction: u32,
     pub has_weights: u32,
     pub present_all: u32,
-    pub _pad: [u32; 3],
+    pub map_pixels: u32,
+    pub pixel_base: u32,
+    pub load_tile_base: u32,
+    pub _pad: u32,
 }
 
-/// Workgroup size of the elementwise and reduction kernels (`WG` in common.wgsl).
-pub const WG: u32 = 256;
-/// Pixels per tile, the unit of the first reduction level (`TILE` in common.wgsl).
-pub const TILE: u32 = 1024;
+/// Workgroup size of `stats_reduce` (`REDUCE_WG` in stats_reduce.wgsl).
+pub const REDUCE_WG: u32 = 256;
+
+/// Tile geometry of the elementwise kernels: `wg` invocations × `vpt` quads of 4 pixels.
+/// Chosen per adapter. CPU adapters (lavapipe) run a workgroup on one thread in SIMD
+/// chunks of 8 and pay for every barrier: one SIMD chunk per workgroup ran the stats
+/// pass 3× faster than 256 invocations. More quads per invocation (vpt 64) ran no
+/// faster on lavapipe but made its cold pipeline compile ~40× slower (dynamically
+/// indexed private arrays), so vpt stays 4. GPUs want more invocations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Geometry {
+    pub wg: u32,
+    pub vpt: u32,
+}
+
+impl Geometry {
+    /// For CPU adapters (lavapipe, WARP, SwiftShader).
+    pub const CPU: Geometry = Geometry { wg: 8, vpt: 4 };
+    /// For GPUs.
+    pub const GPU: Geometry = Geometry { wg: 64, vpt: 4 };
+
+    /// The geometry for an adapter; `SEGLOSS_GEOMETRY=wg,vpt` overrides it (tuning).
+    pub fn for_adapter(info: &wgpu::AdapterInfo) -> Geometry {
+        if let Ok(v) = std::env::var("SEGLOSS_GEOMETRY") {
+            let mut it = v.split(',').filter_map(|x| x.trim().parse::<u32>().ok());
+            if let (Some(wg), Some(vpt)) = (it.next(), it.next()) {
+                if wg.is_power_of_two() && (1..=256).contains(&wg) && (1..=256).contains(&vpt) {
+                    return Geometry { wg, vpt };
+                }
+            }
+        }
+        if info.device_type == wgpu::DeviceType::Cpu {
+            Geometry::CPU
+        } else {
+            Geometry::GPU
+        }
+    }
+
+    /// Pixels per tile.
+    pub fn tile(&self) -> u32 {
+        self.wg * self.vpt * 4
+    }
+
+    /// The WGSL constants every kernel is prefixed with.
+    pub fn prelude(&self) -> String {
+        format!(
+            "const WG: u32 = {}u;\nconst VPT: u32 = {}u;\n",
+            self.wg, self.vpt
+        )
+    }
+}
 
 /// How a binding is used.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,14 +138,39 @@ impl Kernel {
         }
     }
 
-    /// Complete WGSL source (shared files first).
-    pub fn source(self) -> String {
-        match self {
-            Kernel::Stats => [COMMON, INPUTS, include_str!("../shaders/stats.wgsl")].concat(),
-            Kernel::StatsReduce => [COMMON, include_str!("../shaders/stats_reduce.wgsl")].concat(),
-            Kernel::Finalize => [COMMON, include_str!("../shaders/finalize.wgsl")].concat(),
-            Kernel::Grad => [COMMON, INPUTS, include_str!("../shaders/grad.wgsl")].concat(),
-        }
+    /// Complete WGSL source: the geometry constants, the shared files, the kernel.
+    /// `aligned` (N a multiple of 4) selects vec4 bindings over scalar ones.
+    pub fn source(self, g: Geometry, aligned: bool) -> String {
+        let (load, store) = if aligned {
+            (LOAD_VEC4, STORE_VEC4)
+        } else {
+            (LOAD_SCALAR, STORE_SCALAR)
+        };
+        let prelude = g.prelude();
+        let parts: &[&str] = match self {
+            Kernel::Stats => &[
+                &prelude,
+                COMMON,
+                load,
+                PIXELS,
+                include_str!("../shaders/stats.wgsl"),
+            ],
+            Kernel::StatsReduce => &[
+                &prelude,
+                COMMON,
+                include_str!("../shaders/stats_reduce.wgsl"),
+            ],
+            Kernel::Finalize => &[&prelude, COMMON, include_str!("../shaders/finalize.wgsl")],
+            Kernel::Grad => &[
+                &prelude,
+                COMMON,
+                load,
+                PIXELS,
+                store,
+                include_str!("../shaders/grad.wgsl"),
+            ],
+        };
+        parts.concat()
     }
 
     /// The bindings in order (binding i = entry i).
@@ -105,9 +184,18 @@ impl Kernel {
         }
     }
 
-    /// Whether the kernel reads the variant overrides.
+    /// Whether the kernel reads the variant overrides and the aligned/scalar loads.
     pub fn has_variants(self) -> bool {
         matches!(self, Kernel::Stats | Kernel::Grad)
+    }
+
+    /// The workgroup size the kernel declares under geometry `g`.
+    pub fn workgroup_size(self, g: Geometry) -> u32 {
+        match self {
+            Kernel::Stats | Kernel::Grad => g.wg,
+            Kernel::StatsReduce => REDUCE_WG,
+            Kernel::Finalize => 1,
+        }
     }
 }
 
@@ -118,6 +206,8 @@ pub struct Variant {
     pub formulation: Formulation,
     pub index_target: bool,
     pub has_mask: bool,
+    /// N is a multiple of 4: vec4 bindings (a source choice, not an override).
+    pub aligned: bool,
 }
 
 impl Variant {
@@ -152,12 +242,15 @@ impl Variant {
             ] {
                 for index_target in [false, true] {
                     for has_mask in [false, true] {
-                        v.push(Variant {
-                            activation,
-                            formulation,
-                            index_target,
-                            has_mask,
-                        });
+                        for aligned in [false, true] {
+                            v.push(Variant {
+                                activation,
+                                formulation,
+                                index_target,
+                                has_mask,
+                                aligned,
+                            });
+                        }
                     }
                 }
             }
@@ -169,22 +262,20 @@ impl Variant {
 /// Shader modules, layouts and the pipeline cache of one device.
 pub struct Kernels {
     device: wgpu::Device,
-    modules: HashMap<Kernel, wgpu::ShaderModule>,
+    geometry: Geometry,
     layouts: HashMap<Kernel, (wgpu::BindGroupLayout, wgpu::PipelineLayout)>,
+    modules: Mutex<HashMap<(Kernel, bool), Arc<wgpu::ShaderModule>>>,
     pipelines: Mutex<HashMap<(Kernel, Variant), Arc<wgpu::ComputePipeline>>>,
 }
 
 impl Kernels {
-    /// Compiles every module and layout once (the caller wraps this in an error scope).
-    pub fn new(device: &wgpu::Device) -> Self {
-        let mut modules = HashMap::new();
+    /// Creates the layouts and the modules of the common (aligned) case; other modules
+    /// and every pipeline are built on first use and cached. The caller wraps this in
+    /// an error scope.
+    pub fn new(device: &wgpu::Device, geometry: Geometry) -> Self {
         let mut layouts = HashMap::new();
         for k in Kernel::ALL {
             let label = format!("segloss.{}", k.name());
-            let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(&label),
-                source: wgpu::ShaderSource::Wgsl(k.source().into()),
-            });
             let entries: Vec<_> = k
                 .bindings()
                 .iter()
@@ -215,15 +306,24 @@ impl Kernels {
                 bind_group_layouts: &[Some(&bgl)],
                 immediate_size: 0,
             });
-            modules.insert(k, module);
             layouts.insert(k, (bgl, pl));
         }
-        Kernels {
+        let kernels = Kernels {
             device: device.clone(),
-            modules,
+            geometry,
             layouts,
+            modules: Mutex::new(HashMap::new()),
             pipelines: Mutex::new(HashMap::new()),
+        };
+        for k in Kernel::ALL {
+            kernels.module(k, true);
         }
+        kernels
+    }
+
+    /// The tile geometry of this device.
+    pub fn geometry(&self) -> Geometry {
+        self.geometry
     }
 
     /// Bind-group layout of a kernel.
@@ -231,37 +331,58 @@ impl Kernels {
         &self.layouts[&k].0
     }
 
-    /// The cached pipeline of (kernel, variant), built on first use.
-    pub fn pipeline(&self, k: Kernel, v: Variant) -> Arc<wgpu::ComputePipeline> {
-        let key = (
-            k,
-            if k.has_variants() {
-                v
-            } else {
-                Variant::default()
-            },
-        );
-        let mut cache = self.pipelines.lock().unwrap_or_else(|e| e.into_inner());
+    fn module(&self, k: Kernel, aligned: bool) -> Arc<wgpu::ShaderModule> {
+        let aligned = aligned || !k.has_variants();
+        let mut cache = self.modules.lock().unwrap_or_else(|e| e.into_inner());
         cache
-            .entry(key)
+            .entry((k, aligned))
             .or_insert_with(|| {
-                let constants = v.constants();
                 let label = format!("segloss.{}", k.name());
                 Arc::new(
                     self.device
-                        .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                        .create_shader_module(wgpu::ShaderModuleDescriptor {
                             label: Some(&label),
-                            layout: Some(&self.layouts[&k].1),
-                            module: &self.modules[&k],
-                            entry_point: Some("main"),
-                            compilation_options: wgpu::PipelineCompilationOptions {
-                                constants: if k.has_variants() { &constants } else { &[] },
-                                zero_initialize_workgroup_memory: false,
-                            },
-                            cache: None,
+                            source: wgpu::ShaderSource::Wgsl(
+                                k.source(self.geometry, aligned).into(),
+                            ),
                         }),
                 )
             })
             .clone()
+    }
+
+    /// The cached pipeline of (kernel, variant), built on first use.
+    pub fn pipeline(&self, k: Kernel, v: Variant) -> Arc<wgpu::ComputePipeline> {
+        let v = if k.has_variants() {
+            v
+        } else {
+            Variant::default()
+        };
+        if let Some(p) = self
+            .pipelines
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&(k, v))
+        {
+            return p.clone();
+        }
+        let module = self.module(k, v.aligned);
+        let constants = v.constants();
+        let label = format!("segloss.{}", k.name());
+        let pipeline = Arc::new(self.device.create_compute_pipeline(
+            &wgpu::ComputePipelineDescriptor {
+                label: Some(&label),
+                layout: Some(&self.layouts[&k].1),
+                module: &module,
+                entry_point: Some("main"),
+                compilation_options: wgpu::PipelineCompilationOptions {
+                    constants: if k.has_variants() { &constants } else { &[] },
+                    zero_initialize_workgroup_memory: false,
+                },
+                cache: None,
+            },
+        ));
+        let mut cache = self.pipelines.lock().unwrap_or_else(|e| e.into_inner());
+        cache.entry((k, v)).or_insert(pipeline).clone()
     }
 }

@@ -4,7 +4,7 @@
 
 use naga::back::{glsl, hlsl, msl, spv};
 use naga::valid::{Capabilities, ValidationFlags, Validator};
-use segloss::kernels::{Access, Kernel, Params, Variant, WG};
+use segloss::kernels::{Access, Geometry, Kernel, Params, Variant};
 
 fn validate(module: &naga::Module) -> naga::valid::ModuleInfo {
     Validator::new(ValidationFlags::all(), Capabilities::empty())
@@ -13,8 +13,8 @@ fn validate(module: &naga::Module) -> naga::valid::ModuleInfo {
 }
 
 /// The module with `v`'s overrides applied (or the defaults for kernels without variants).
-fn specialise(k: Kernel, v: Variant) -> (naga::Module, naga::valid::ModuleInfo) {
-    let src = k.source();
+fn specialise(k: Kernel, g: Geometry, v: Variant) -> (naga::Module, naga::valid::ModuleInfo) {
+    let src = k.source(g, v.aligned);
     let module = naga::front::wgsl::parse_str(&src)
         .unwrap_or_else(|e| panic!("{}: {}", k.name(), e.emit_to_string(&src)));
     let info = validate(&module);
@@ -47,72 +47,77 @@ fn variants(k: Kernel) -> Vec<Variant> {
 #[test]
 fn every_kernel_and_variant_validates_and_translates_to_four_targets() {
     let mut translated = 0;
-    for k in Kernel::ALL {
-        for v in variants(k) {
-            let (module, info) = specialise(k, v);
-            let what = format!("{} {v:?}", k.name());
-            spv::write_vec(
-                &module,
-                &info,
-                &spv::Options::default(),
-                Some(&spv::PipelineOptions {
+    for g in [Geometry::CPU, Geometry::GPU] {
+        for k in Kernel::ALL {
+            for v in variants(k) {
+                let (module, info) = specialise(k, g, v);
+                let what = format!("{} {g:?} {v:?}", k.name());
+                spv::write_vec(
+                    &module,
+                    &info,
+                    &spv::Options::default(),
+                    Some(&spv::PipelineOptions {
+                        shader_stage: naga::ShaderStage::Compute,
+                        entry_point: "main".into(),
+                    }),
+                )
+                .unwrap_or_else(|e| panic!("{what}: SPIR-V: {e}"));
+                msl::write_string(
+                    &module,
+                    &info,
+                    &msl::Options::default(),
+                    &msl::PipelineOptions {
+                        entry_point: Some((naga::ShaderStage::Compute, "main".into())),
+                        ..Default::default()
+                    },
+                )
+                .unwrap_or_else(|e| panic!("{what}: MSL: {e}"));
+                let mut hlsl_out = String::new();
+                let hopts = hlsl::Options::default();
+                let hpipe = hlsl::PipelineOptions {
+                    entry_point: Some((naga::ShaderStage::Compute, "main".into())),
+                };
+                hlsl::Writer::new(&mut hlsl_out, &hopts, &hpipe)
+                    .write(&module, &info, None)
+                    .unwrap_or_else(|e| panic!("{what}: HLSL: {e}"));
+                let mut glsl_out = String::new();
+                let gopts = glsl::Options {
+                    version: glsl::Version::Embedded {
+                        version: 310,
+                        is_webgl: false,
+                    },
+                    ..Default::default()
+                };
+                let gpipe = glsl::PipelineOptions {
                     shader_stage: naga::ShaderStage::Compute,
                     entry_point: "main".into(),
-                }),
-            )
-            .unwrap_or_else(|e| panic!("{what}: SPIR-V: {e}"));
-            msl::write_string(
-                &module,
-                &info,
-                &msl::Options::default(),
-                &msl::PipelineOptions {
-                    entry_point: Some((naga::ShaderStage::Compute, "main".into())),
-                    ..Default::default()
-                },
-            )
-            .unwrap_or_else(|e| panic!("{what}: MSL: {e}"));
-            let mut hlsl_out = String::new();
-            let hopts = hlsl::Options::default();
-            let hpipe = hlsl::PipelineOptions {
-                entry_point: Some((naga::ShaderStage::Compute, "main".into())),
-            };
-            hlsl::Writer::new(&mut hlsl_out, &hopts, &hpipe)
-                .write(&module, &info, None)
-                .unwrap_or_else(|e| panic!("{what}: HLSL: {e}"));
-            let mut glsl_out = String::new();
-            let gopts = glsl::Options {
-                version: glsl::Version::Embedded {
-                    version: 310,
-                    is_webgl: false,
-                },
-                ..Default::default()
-            };
-            let gpipe = glsl::PipelineOptions {
-                shader_stage: naga::ShaderStage::Compute,
-                entry_point: "main".into(),
-                multiview: None,
-            };
-            glsl::Writer::new(
-                &mut glsl_out,
-                &module,
-                &info,
-                &gopts,
-                &gpipe,
-                Default::default(),
-            )
-            .and_then(|mut w| w.write().map(|_| ()))
-            .unwrap_or_else(|e| panic!("{what}: GLSL ES: {e}"));
-            translated += 1;
+                    multiview: None,
+                };
+                glsl::Writer::new(
+                    &mut glsl_out,
+                    &module,
+                    &info,
+                    &gopts,
+                    &gpipe,
+                    Default::default(),
+                )
+                .and_then(|mut w| w.write().map(|_| ()))
+                .unwrap_or_else(|e| panic!("{what}: GLSL ES: {e}"));
+                translated += 1;
+            }
         }
     }
-    // 2 kernels × 36 variants + 2 plain kernels.
-    assert_eq!(translated, 2 * Variant::all().len() + 2);
+    // 2 geometries × (2 kernels × 72 variants + 2 plain kernels).
+    assert_eq!(translated, 2 * (2 * Variant::all().len() + 2));
 }
 
 #[test]
 fn bindings_and_workgroup_sizes_match_the_rust_side() {
-    for k in Kernel::ALL {
-        let (module, _) = specialise(k, Variant::default());
+    for (k, g) in Kernel::ALL
+        .iter()
+        .flat_map(|k| [(*k, Geometry::CPU), (*k, Geometry::GPU)])
+    {
+        let (module, _) = specialise(k, g, Variant::default());
         let mut found: Vec<(u32, Access)> = module
             .global_variables
             .iter()
@@ -142,7 +147,7 @@ fn bindings_and_workgroup_sizes_match_the_rust_side() {
             .collect();
         assert_eq!(found, expected, "{}: bindings", k.name());
         let ep = &module.entry_points[0];
-        let wg = if k == Kernel::Finalize { 1 } else { WG };
+        let wg = k.workgroup_size(g);
         assert_eq!(
             ep.workgroup_size,
             [wg, 1, 1],
@@ -154,7 +159,7 @@ fn bindings_and_workgroup_sizes_match_the_rust_side() {
 
 #[test]
 fn params_struct_matches_wgsl_layout() {
-    let src = Kernel::Stats.source();
+    let src = Kernel::Stats.source(Geometry::GPU, true);
     let module = naga::front::wgsl::parse_str(&src).expect("parses");
     let span = module
         .types

@@ -5,12 +5,12 @@
 struct Params {
     batch: u32,        // B
     classes: u32,      // C (all classes, including a dropped background)
-    pixels: u32,       // N = S1·S2·… per image
+    pixels: u32,       // N of the bound buffers (all pixels, or one chunk's)
     tiles: u32,        // ceil(N / TILE): partial sums per (b, c)
     class_start: u32,  // 0, or 1 when the background is dropped (SPEC §2.3)
     ignore_index: u32, // index targets: a pixel holding this value is ignored
     has_ignore: u32,   // 1 when ignore_index is set
-    tile_base: u32,    // first tile of this dispatch (large inputs are split)
+    tile_base: u32,    // global index of this dispatch's first tile (partials)
     threshold: f32,    // present(threshold) active-class rule
     alpha: f32,
     beta: f32,
@@ -24,17 +24,28 @@ struct Params {
     reduction: u32,    // 0 mean, 1 sum, 2 none
     has_weights: u32,  // 1 when class weights are bound
     present_all: u32,  // 1: every item is active (mode `all`)
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
+    map_pixels: u32,     // N of the whole image (mask addressing)
+    pixel_base: u32,     // global pixel of the bound buffers' pixel 0 (chunks)
+    load_tile_base: u32, // this dispatch's first tile within the bound buffers
+    _pad: u32,
 }
 
-// Workgroup size and pixels per invocation of the elementwise kernels. A tile is the
-// unit of the first reduction level: its partial sum depends only on its pixels, so the
-// result is the same however the tiles are split into dispatches.
-const WG: u32 = 256u;
-const PPT: u32 = 4u;
-const TILE: u32 = 1024u; // WG * PPT
+fn sum4(v: vec4<f32>) -> f32 {
+    return (v.x + v.y) + (v.z + v.w);
+}
+
+// Bit test per lane (see is_finite).
+fn finite4(x: vec4<f32>) -> vec4<bool> {
+    return (bitcast<vec4<u32>>(x) & vec4<u32>(0x7f800000u)) != vec4<u32>(0x7f800000u);
+}
+
+
+// Tile geometry. `WG` (workgroup size) and `VPT` (pixel quads per invocation) are
+// prepended as constants by `src/kernels.rs` (`Geometry`), chosen per adapter. A tile,
+// WG·VPT quads of 4 pixels, is the unit of the first reduction level: its partial sum
+// depends only on its pixels, so results do not depend on how tiles are dispatched.
+const QUADS: u32 = WG * VPT;  // quads per tile
+const TILE: u32 = QUADS * 4u; // pixels per tile
 
 // Variants, set as pipeline-overridable constants (`src/kernels.rs`, `Variant`).
 override ACTIVATION: u32 = 0u;  // 0 softmax, 1 sigmoid, 2 none
@@ -53,6 +64,6 @@ fn is_finite(x: f32) -> bool {
     return (bitcast<u32>(x) & 0x7f800000u) != 0x7f800000u;
 }
 
-fn sigmoid(x: f32) -> f32 {
+fn sigmoid(x: vec4<f32>) -> vec4<f32> {
     return 1.0 / (1.0 + exp(-x));
 }
