@@ -19,6 +19,16 @@ fn item_values(ctx: &Context, o: &LossOptions, shape: &Shape, p: &[f32], y: &[f3
     out.values.unwrap()
 }
 
+/// Jaccard, Dice and one asymmetric Tversky index.
+const OVERLAPS: [Overlap; 3] = [
+    Overlap::Jaccard,
+    Overlap::Dice,
+    Overlap::Tversky {
+        alpha: 0.3,
+        beta: 0.7,
+    },
+];
+
 fn contexts() -> Vec<Context> {
     let mut v = vec![Context::cpu()];
     v.extend(common::gpu());
@@ -31,14 +41,7 @@ fn soft_loss_is_zero_when_prediction_equals_target() {
     let shape = Shape::new(&[2, 3, 37, 29]).unwrap();
     let y: Vec<f32> = (0..shape.len()).map(|_| rng.f64() as f32).collect();
     for ctx in contexts() {
-        for overlap in [
-            Overlap::Jaccard,
-            Overlap::Dice,
-            Overlap::Tversky {
-                alpha: 0.3,
-                beta: 0.7,
-            },
-        ] {
+        for overlap in OVERLAPS {
             for agg in [Aggregation::DATASET, Aggregation::IMAGE, Aggregation::CLASS] {
                 let mut o = LossOptions::dice().smoothing(1e-3, 1e-3).aggregation(agg);
                 o.overlap = overlap;
@@ -65,14 +68,7 @@ fn soft_loss_is_zero_when_prediction_equals_target() {
 fn single_pixel_minimum_is_at_p_equals_y_for_soft_and_p_one_for_classic() {
     let shape = Shape::new(&[1, 1, 1]).unwrap();
     for ctx in contexts() {
-        for overlap in [
-            Overlap::Jaccard,
-            Overlap::Dice,
-            Overlap::Tversky {
-                alpha: 0.3,
-                beta: 0.7,
-            },
-        ] {
+        for overlap in OVERLAPS {
             for y in [0.25f32, 0.5, 0.75] {
                 let argmin = |f: Formulation| {
                     let mut o = LossOptions::dice().smoothing(0.0, 0.0).formulation(f);
