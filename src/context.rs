@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, Mutex, OnceLock};
 
-use crate::kernels::{Geometry, Kernels};
+use crate::kernels::{check_limits, Geometry, Kernels};
 use crate::{Error, Result};
 
 /// Which backend a [`Context`] computes on.
@@ -57,6 +57,9 @@ pub(crate) enum Inner {
 }
 
 /// A device plus segloss's compiled kernels; cheap to clone, `Send + Sync`.
+///
+/// On wgpu's OpenGL backend, drive one context from any number of threads, but not two
+/// contexts from two threads at once (wgpu-hal's EGL context then fails with BadAccess).
 ///
 /// ```no_run
 /// let ctx = segloss::Context::new_or_cpu();
@@ -132,7 +135,8 @@ impl Context {
     /// Wraps a device and queue that the application already owns (e.g. its renderer's
     /// or its training framework's). segloss compiles its kernels on it; buffers passed
     /// to the GPU-resident API must come from this device. The device's limits decide
-    /// the largest problem. segloss does not install a device-lost callback on a
+    /// the largest problem; a device below the kernels' needs (see
+    /// [`Error::UnsupportedDevice`]) is refused. segloss does not install a device-lost callback on a
     /// wrapped device (that is the owner's); a lost device surfaces as an error of the
     /// next call. wgpu cannot tell buffers of devices from *different* `wgpu::Instance`s
     /// apart: keep the application's buffers on this device.
@@ -162,8 +166,10 @@ impl Context {
         info: wgpu::AdapterInfo,
         lost: Arc<Mutex<Option<String>>>,
     ) -> Result<Self> {
+        let geometry = Geometry::for_adapter(&info);
+        check_limits(&device.limits(), geometry).map_err(Error::UnsupportedDevice)?;
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let kernels = Kernels::new(&device, Geometry::for_adapter(&info));
+        let kernels = Kernels::new(&device, geometry);
         if let Some(e) = pollster::block_on(scope.pop()) {
             return Err(Error::from_wgpu(e));
         }

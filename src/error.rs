@@ -81,6 +81,10 @@ pub enum Error {
     /// The device was lost, or a wait on it failed.
     #[error("GPU device lost: {0}")]
     DeviceLost(String),
+    /// The device lacks a limit or feature the kernels need (e.g. storage buffers per
+    /// shader stage).
+    #[error("unsupported device: {0}")]
+    UnsupportedDevice(String),
     /// The operation needs a GPU context, and this one runs on the CPU reference.
     #[error("this operation needs a GPU context (the context runs on the CPU reference)")]
     NotOnGpu,

@@ -199,6 +199,53 @@ impl Kernel {
     }
 }
 
+/// Checks that a device's limits cover what the kernels need: storage buffers per
+/// stage (6, in `finalize`), workgroup storage and invocations (`stats_reduce`). Every
+/// adapter with WebGPU's default limits passes; an OpenGL ES device at the GLES 3.1
+/// minimum (4 storage buffers) does not.
+pub fn check_limits(limits: &wgpu::Limits, g: Geometry) -> Result<(), String> {
+    let storage = Kernel::ALL
+        .iter()
+        .map(|k| {
+            k.bindings()
+                .iter()
+                .filter(|a| **a != Access::Uniform)
+                .count() as u32
+        })
+        .max()
+        .unwrap_or(0);
+    let invocations = REDUCE_WG.max(g.wg);
+    let shared = 16 * invocations;
+    let checks = [
+        (
+            "max_storage_buffers_per_shader_stage",
+            limits.max_storage_buffers_per_shader_stage,
+            storage,
+        ),
+        (
+            "max_compute_invocations_per_workgroup",
+            limits.max_compute_invocations_per_workgroup,
+            invocations,
+        ),
+        (
+            "max_compute_workgroup_size_x",
+            limits.max_compute_workgroup_size_x,
+            invocations,
+        ),
+        (
+            "max_compute_workgroup_storage_size",
+            limits.max_compute_workgroup_storage_size,
+            shared,
+        ),
+    ];
+    for (name, have, need) in checks {
+        if have < need {
+            return Err(format!("{name} is {have}, segloss's kernels need {need}"));
+        }
+    }
+    Ok(())
+}
+
 /// A specialisation of the elementwise kernels, set with override constants.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub struct Variant {

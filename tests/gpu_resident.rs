@@ -1,6 +1,8 @@
 //! The GPU-resident API (caller buffers, caller encoder, wrapped device) gives the same
 //! results as the host API, and the async host API can have several calls in flight.
 
+#[path = "../examples/golden/case.rs"]
+mod case;
 mod common;
 
 use common::{Data, Rng};
@@ -84,28 +86,62 @@ fn gpu_resident_equals_host_api() {
     }
 }
 
-#[test]
-fn wrapped_application_device_works() {
-    // An application's own device, created with WebGPU's default limits.
-    if common::gpu().is_none() {
-        return;
-    }
+/// A device the application created itself, with the given limits.
+fn app_device(limits: wgpu::Limits) -> Option<(wgpu::Device, wgpu::Queue, wgpu::AdapterInfo)> {
+    common::gpu()?;
     let instance =
         wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
     let adapter = pollster::block_on(instance.request_adapter(&Default::default())).unwrap();
     let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
-        required_limits: wgpu::Limits::default(),
+        required_limits: limits,
         ..Default::default()
     }))
     .unwrap();
-    let ctx = Context::from_wgpu(device, queue, adapter.get_info()).unwrap();
+    Some((device, queue, adapter.get_info()))
+}
+
+#[test]
+fn webgpu_default_limits_device_runs_the_golden_cases() {
+    // WebGPU's defaults (128 MiB bindings, 256 MiB buffers, 16 KiB workgroup storage,
+    // 256 invocations): what browsers and many applications' devices have.
+    let Some((device, queue, info)) = app_device(wgpu::Limits::default()) else {
+        return;
+    };
+    let ctx = Context::from_wgpu(device, queue, info).unwrap();
+    for c in case::load(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/golden/public.json"
+    ))
+    .unwrap()
+    {
+        let got = c.run(&common::loss(&ctx, c.options.clone())).unwrap();
+        c.check(&got, 1e-4)
+            .unwrap_or_else(|e| panic!("{}: {e}", c.id));
+    }
     let mut rng = Rng::new(22);
     let data = Data::random(&mut rng, &[3, 4, 70, 70], true, false);
     let o = LossOptions::dice().aggregation(Aggregation::DATASET);
     let out = common::loss(&ctx, o.clone())
         .forward_backward(&data.batch())
         .unwrap();
-    common::assert_close("wrapped", &out, &data.reference(&o), 1e-4);
+    common::assert_close("default limits", &out, &data.reference(&o), 1e-4);
+}
+
+#[test]
+fn a_device_below_the_kernels_needs_is_a_typed_error() {
+    // GLES 3.1's minimum: 4 storage buffers per compute stage (finalize binds 6).
+    let limits = wgpu::Limits {
+        max_storage_buffers_per_shader_stage: 4,
+        ..wgpu::Limits::downlevel_defaults()
+    };
+    let Some((device, queue, info)) = app_device(limits) else {
+        return;
+    };
+    let r = Context::from_wgpu(device, queue, info);
+    assert!(
+        matches!(&r, Err(segloss::Error::UnsupportedDevice(m)) if m.contains("max_storage_buffers_per_shader_stage")),
+        "{r:?}"
+    );
 }
 
 #[test]
