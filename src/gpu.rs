@@ -37,6 +37,7 @@ pub enum GpuTarget<'a> {
 #[derive(Debug)]
 pub struct GpuLoss {
     pub(crate) buffer: wgpu::Buffer,
+    pub(crate) stats: wgpu::Buffer,
     pub(crate) values_len: usize,
     pub(crate) classes: usize,
 }
@@ -48,9 +49,59 @@ impl GpuLoss {
     pub fn buffer(&self) -> &wgpu::Buffer {
         &self.buffer
     }
+    /// The per-(b, c) statistics, `[B, C]` × `[tp, fp, fn, present]` f32 (`STORAGE |
+    /// COPY_SRC`), for all C classes: plain sums over the kept pixels, where `present`
+    /// counts pixels whose target exceeds the present(threshold) rule's threshold.
+    pub fn stats_buffer(&self) -> &wgpu::Buffer {
+        &self.stats
+    }
     /// Number of per-item values after the two header words.
     pub fn values_len(&self) -> usize {
         self.values_len
+    }
+}
+
+/// Largest scratch buffer of a chunked call (per array): bounds the extra memory of
+/// inputs over the binding limit.
+const SCRATCH_CAP: u64 = 64 << 20;
+
+/// A run of whole tiles for the elementwise kernels (see `encode`).
+struct Window {
+    params: wgpu::Buffer,
+    groups: u32,
+    n0: usize,
+    len: usize,
+}
+
+fn uniform(dev: &wgpu::Device, p: &Params) -> wgpu::Buffer {
+    dev.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: Some("segloss.params"),
+        contents: bytemuck::bytes_of(p),
+        usage: wgpu::BufferUsages::UNIFORM,
+    })
+}
+
+/// Copies pixels `w.n0 .. w.n0 + w.len` of each of `rows` rows between a `[rows, N]`
+/// array and a packed `[rows, w.len]` chunk (`to_full`: chunk → array).
+fn copy_rows(
+    encoder: &mut wgpu::CommandEncoder,
+    src: &wgpu::Buffer,
+    dst: &wgpu::Buffer,
+    rows: usize,
+    n: usize,
+    w: &Window,
+    to_full: bool,
+) {
+    let bytes = words(w.len);
+    for r in 0..rows {
+        let full = words(r * n + w.n0);
+        let packed = words(r * w.len);
+        let (so, d) = if to_full {
+            (packed, full)
+        } else {
+            (full, packed)
+        };
+        encoder.copy_buffer_to_buffer(src, so, dst, d, bytes);
     }
 }
 
@@ -161,22 +212,25 @@ pub(crate) fn encode(
 
     let limits = gpu.device.limits();
     let max_binding = limits.max_storage_buffer_binding_size;
-    for (name, bytes) in [("input", words(shape.len())), ("target", labels.size())] {
-        if bytes > max_binding {
-            return Err(Error::TooLarge(format!(
-                "`{name}` needs a {bytes}-byte binding, the device allows {max_binding}"
-            )));
-        }
-    }
     let max_groups = limits.max_compute_workgroups_per_dimension as usize;
     if b > max_groups || c > max_groups {
         return Err(Error::TooLarge(format!(
             "B = {b} and C = {c} must each be ≤ {max_groups} (workgroups per dimension)"
         )));
     }
+    if let Some(m) = batch.mask {
+        if m.size() > max_binding {
+            return Err(Error::TooLarge(format!(
+                "the mask needs a {}-byte binding, the device allows {max_binding}",
+                m.size()
+            )));
+        }
+    }
 
     let dev = &gpu.device;
-    let p = params(options, shape, ignore, gpu.kernels.geometry());
+    let geometry = gpu.kernels.geometry();
+    let tile = geometry.tile() as usize;
+    let p = params(options, shape, ignore, geometry);
     let tiles = p.tiles as usize;
     let variant = Variant {
         activation: options.activation,
@@ -194,9 +248,90 @@ pub(crate) fn encode(
             mapped_at_creation: false,
         })
     };
+
+    // Windows of pixels for the elementwise kernels. Direct: the caller's buffers bound
+    // whole, tiles split into dispatches of at most `max_groups`. Chunked (an array over
+    // the binding limit): runs of whole tiles copied, per row, into bounded scratch
+    // buffers. Either way each tile's partial sum is computed from the same pixels in
+    // the same order, so the result is bit-identical whatever the split.
+    let labels_per_pixel = if index_target { b } else { b * c };
+    let direct = words(shape.len()) <= max_binding && labels.size() <= max_binding;
+    let run = if direct {
+        max_groups * tile
+    } else {
+        let cap = max_binding.min(SCRATCH_CAP) as usize;
+        let run = (cap / (4 * b * c) / tile * tile).min(max_groups * tile);
+        if run == 0 {
+            return Err(Error::TooLarge(format!(
+                "one tile of {tile} pixels × B·C = {} needs more than the {cap}-byte binding",
+                b * c
+            )));
+        }
+        let src = wgpu::BufferUsages::COPY_SRC;
+        check_buffer("input", batch.input, 0, storage | src)?;
+        check_buffer("target", labels, 0, storage | src)?;
+        if let Some(g) = grad {
+            check_buffer("grad", g, 0, storage | wgpu::BufferUsages::COPY_DST)?;
+        }
+        run
+    };
+    let n = shape.pixels();
+    let windows: Vec<Window> = (0..n)
+        .step_by(run)
+        .map(|n0| {
+            let len = run.min(n - n0);
+            let mut pw = p;
+            pw.tile_base = (n0 / tile) as u32;
+            if direct {
+                pw.load_tile_base = pw.tile_base;
+            } else {
+                pw.pixels = len as u32;
+                pw.pixel_base = n0 as u32;
+            }
+            Window {
+                params: uniform(dev, &pw),
+                groups: len.div_ceil(tile) as u32,
+                n0,
+                len,
+            }
+        })
+        .collect();
+    let (sx, sy, sg) = if direct {
+        (None, None, None)
+    } else {
+        let cd = rw | wgpu::BufferUsages::COPY_DST;
+        (
+            Some(scratch("segloss.chunk_input", words(b * c * run), cd)),
+            Some(scratch(
+                "segloss.chunk_target",
+                words(labels_per_pixel * run),
+                cd,
+            )),
+            grad.map(|_| {
+                scratch(
+                    "segloss.chunk_grad",
+                    words(b * c * run),
+                    rw | wgpu::BufferUsages::COPY_SRC,
+                )
+            }),
+        )
+    };
+    let x_bind = sx.as_ref().unwrap_or(batch.input);
+    let y_bind = sy.as_ref().unwrap_or(labels);
+    let copy_in = |encoder: &mut wgpu::CommandEncoder, w: &Window| {
+        if let (Some(sx), Some(sy)) = (&sx, &sy) {
+            copy_rows(encoder, batch.input, sx, b * c, n, w, false);
+            copy_rows(encoder, labels, sy, labels_per_pixel, n, w, false);
+        }
+    };
+
     let partials = scratch("segloss.partials", 16 * (b * c * tiles) as u64, rw);
     let status = scratch("segloss.status", 4, rw);
-    let stats = scratch("segloss.stats", 16 * (b * c) as u64, rw);
+    let stats = scratch(
+        "segloss.stats",
+        16 * (b * c) as u64,
+        rw | wgpu::BufferUsages::COPY_SRC,
+    );
     let coef = scratch("segloss.coef", 16 * (b * c) as u64, rw);
     let counts = scratch("segloss.counts", words(b + c), rw);
     let values_len = if options.reduction == Reduction::None {
@@ -226,13 +361,6 @@ pub(crate) fn encode(
             &dummy_mask
         }
     };
-    let uniform = |p: &Params| {
-        dev.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some("segloss.params"),
-            contents: bytemuck::bytes_of(p),
-            usage: wgpu::BufferUsages::UNIFORM,
-        })
-    };
     let bind = |k: Kernel, buffers: &[&wgpu::Buffer]| {
         let entries: Vec<_> = buffers
             .iter()
@@ -248,61 +376,53 @@ pub(crate) fn encode(
             entries: &entries,
         })
     };
+    let dispatch = |encoder: &mut wgpu::CommandEncoder,
+                    k: Kernel,
+                    bg: &wgpu::BindGroup,
+                    groups: (u32, u32)| {
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some("segloss.loss"),
+            timestamp_writes: None,
+        });
+        pass.set_pipeline(&gpu.kernels.pipeline(k, variant));
+        pass.set_bind_group(0, bg, &[]);
+        pass.dispatch_workgroups(groups.0, groups.1, 1);
+    };
 
-    // The elementwise kernels cover tiles × B workgroups; more tiles than a dispatch
-    // dimension allows are split into chunks whose params carry the first tile.
-    let chunks: Vec<(wgpu::Buffer, u32)> = (0..tiles)
-        .step_by(max_groups)
-        .map(|t0| {
-            let mut pc = p;
-            pc.tile_base = t0 as u32;
-            pc.load_tile_base = t0 as u32;
-            (uniform(&pc), (tiles - t0).min(max_groups) as u32)
-        })
-        .collect();
-    let params0 = &chunks[0].0;
-
-    let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-        label: Some("segloss.loss"),
-        timestamp_writes: None,
-    });
-    pass.set_pipeline(&gpu.kernels.pipeline(Kernel::Stats, variant));
-    for (pbuf, count) in &chunks {
+    let b32 = b as u32;
+    for w in &windows {
+        copy_in(encoder, w);
         let bg = bind(
             Kernel::Stats,
-            &[pbuf, batch.input, labels, mask, &partials, &status],
+            &[&w.params, x_bind, y_bind, mask, &partials, &status],
         );
-        pass.set_bind_group(0, &bg, &[]);
-        pass.dispatch_workgroups(*count, b as u32, 1);
+        dispatch(encoder, Kernel::Stats, &bg, (w.groups, b32));
     }
-    pass.set_pipeline(&gpu.kernels.pipeline(Kernel::StatsReduce, variant));
-    pass.set_bind_group(
-        0,
-        &bind(Kernel::StatsReduce, &[params0, &partials, &stats]),
-        &[],
+    let params0 = &windows[0].params;
+    let bg = bind(Kernel::StatsReduce, &[params0, &partials, &stats]);
+    dispatch(encoder, Kernel::StatsReduce, &bg, (c as u32, b32));
+    let bg = bind(
+        Kernel::Finalize,
+        &[params0, &stats, &weights, &status, &out, &coef, &counts],
     );
-    pass.dispatch_workgroups(c as u32, b as u32, 1);
-    pass.set_pipeline(&gpu.kernels.pipeline(Kernel::Finalize, variant));
-    pass.set_bind_group(
-        0,
-        &bind(
-            Kernel::Finalize,
-            &[params0, &stats, &weights, &status, &out, &coef, &counts],
-        ),
-        &[],
-    );
-    pass.dispatch_workgroups(1, 1, 1);
+    dispatch(encoder, Kernel::Finalize, &bg, (1, 1));
     if let Some(g) = grad {
-        pass.set_pipeline(&gpu.kernels.pipeline(Kernel::Grad, variant));
-        for (pbuf, count) in &chunks {
-            let bg = bind(Kernel::Grad, &[pbuf, batch.input, labels, mask, &coef, g]);
-            pass.set_bind_group(0, &bg, &[]);
-            pass.dispatch_workgroups(*count, b as u32, 1);
+        let g_bind = sg.as_ref().unwrap_or(g);
+        for w in &windows {
+            copy_in(encoder, w);
+            let bg = bind(
+                Kernel::Grad,
+                &[&w.params, x_bind, y_bind, mask, &coef, g_bind],
+            );
+            dispatch(encoder, Kernel::Grad, &bg, (w.groups, b32));
+            if let Some(sg) = &sg {
+                copy_rows(encoder, sg, g, b * c, n, w, true);
+            }
         }
     }
-    drop(pass);
     Ok(GpuLoss {
         buffer: out,
+        stats,
         values_len,
         classes: c,
     })

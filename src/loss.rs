@@ -77,8 +77,35 @@ impl Loss {
         match &*self.ctx.inner {
             Inner::Cpu => self.evaluate_cpu(batch, with_grad),
             Inner::Gpu(gpu) => {
-                let (pending, values_len) = self.submit(gpu, batch, with_grad)?;
-                parse(pending.wait()?, values_len, batch.shape.classes())
+                let (pending, values_len) = self.submit(gpu, batch, with_grad, false)?;
+                parse(&pending.wait()?, values_len, batch.shape.classes())
+            }
+        }
+    }
+
+    /// The per-(b, c) statistics of one batch, `[B, C]` rows of `[tp, fp, fn, present]`
+    /// over all C classes (SPEC §2.4): plain sums over the kept pixels, so statistics of
+    /// several shards of a batch can be added. `present` counts pixels whose target
+    /// exceeds the present(threshold) rule's threshold (0 under `ActiveClasses::All`).
+    pub fn stats(&self, batch: &Batch<'_>) -> Result<Vec<[f32; 4]>> {
+        match &*self.ctx.inner {
+            Inner::Cpu => {
+                batch.check_lengths()?;
+                let (input, soft, index) = widen(batch);
+                let rb = ref_batch(batch, &input, &soft, &index);
+                let px = reference::Pixels::new(&self.options, &rb)?;
+                let st = reference::stats(&self.options, &rb, &px);
+                Ok(st.iter().map(|r| r.map(|v| v as f32)).collect())
+            }
+            Inner::Gpu(gpu) => {
+                let (pending, values_len) = self.submit(gpu, batch, false, true)?;
+                let bufs = pending.wait()?;
+                parse(&bufs[..1], values_len, batch.shape.classes())?;
+                let raw: &[f32] = bytemuck::cast_slice(&bufs[1]);
+                Ok(raw
+                    .chunks_exact(4)
+                    .map(|r| [r[0], r[1], r[2], r[3]])
+                    .collect())
             }
         }
     }
@@ -95,14 +122,14 @@ impl Loss {
         let classes = batch.shape.classes();
         let submitted = match &*self.ctx.inner {
             Inner::Cpu => Err(self.evaluate_cpu(batch, with_grad)),
-            Inner::Gpu(gpu) => Ok(self.submit(gpu, batch, with_grad)),
+            Inner::Gpu(gpu) => Ok(self.submit(gpu, batch, with_grad, false)),
         };
         async move {
             match submitted {
                 Err(cpu) => cpu,
                 Ok(Err(e)) => Err(e),
                 Ok(Ok((pending, values_len))) => {
-                    parse(pending.wait_async().await?, values_len, classes)
+                    parse(&pending.wait_async().await?, values_len, classes)
                 }
             }
         }
@@ -161,31 +188,13 @@ impl Loss {
             let idx = gpu.queue.submit([encoder.finish()]);
             Ok(Pending::new(&gpu.device, vec![staging], idx))
         })?;
-        parse(pending.wait()?, result.values_len, result.classes)
+        parse(&pending.wait()?, result.values_len, result.classes)
     }
 
     fn evaluate_cpu(&self, batch: &Batch<'_>, with_grad: bool) -> Result<LossOutput> {
         batch.check_lengths()?;
-        let input: Vec<f64> = batch.input.iter().map(|&v| f64::from(v)).collect();
-        let soft: Vec<f64>;
-        let index: Vec<i64>;
-        let target = match batch.target {
-            Target::Soft(t) => {
-                soft = t.iter().map(|&v| f64::from(v)).collect();
-                RefTarget::Soft(&soft)
-            }
-            Target::Index(t) => {
-                index = t.iter().map(|&v| i64::from(v)).collect();
-                RefTarget::Index(&index)
-            }
-            Target::IndexI64(t) => RefTarget::Index(t),
-        };
-        let rb = RefBatch {
-            shape: batch.shape,
-            input: &input,
-            target,
-            mask: batch.mask,
-        };
+        let (input, soft, index) = widen(batch);
+        let rb = ref_batch(batch, &input, &soft, &index);
         let out = reference::evaluate(&self.options, &rb, with_grad)?;
         let f = |v: Vec<f64>| v.into_iter().map(|x| x as f32).collect::<Vec<f32>>();
         Ok(LossOutput {
@@ -196,7 +205,13 @@ impl Loss {
     }
 
     /// Uploads a host batch, records the call and the copies to staging, submits.
-    fn submit(&self, gpu: &Gpu, batch: &Batch<'_>, with_grad: bool) -> Result<(Pending, usize)> {
+    fn submit(
+        &self,
+        gpu: &Gpu,
+        batch: &Batch<'_>,
+        with_grad: bool,
+        with_stats: bool,
+    ) -> Result<(Pending, usize)> {
         gpu.check_alive()?;
         batch.check_lengths()?;
         let shape = batch.shape;
@@ -208,7 +223,8 @@ impl Loss {
                 dev.create_buffer_init(&wgpu::util::BufferInitDescriptor {
                     label: Some(label),
                     contents: bytes,
-                    usage: wgpu::BufferUsages::STORAGE,
+                    // COPY_SRC: arrays over the binding limit are copied in chunks.
+                    usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
                 })
             };
             let input = upload("segloss.input", bytemuck::cast_slice(batch.input));
@@ -238,7 +254,9 @@ impl Loss {
                 dev.create_buffer(&wgpu::BufferDescriptor {
                     label: Some("segloss.grad"),
                     size: 4 * shape.len() as u64,
-                    usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+                    usage: wgpu::BufferUsages::STORAGE
+                        | wgpu::BufferUsages::COPY_SRC
+                        | wgpu::BufferUsages::COPY_DST,
                     mapped_at_creation: false,
                 })
             });
@@ -259,13 +277,42 @@ impl Loss {
             let result = encode(gpu, opts, &gb, ignore, grad.as_ref(), &mut encoder)?;
             let mut read = vec![staging(gpu, result.buffer.size())];
             encoder.copy_buffer_to_buffer(&result.buffer, 0, &read[0], 0, result.buffer.size());
-            if let Some(g) = &grad {
-                read.push(staging(gpu, g.size()));
-                encoder.copy_buffer_to_buffer(g, 0, &read[1], 0, g.size());
+            for src in grad.iter().chain(with_stats.then_some(&result.stats)) {
+                let st = staging(gpu, src.size());
+                encoder.copy_buffer_to_buffer(src, 0, &st, 0, src.size());
+                read.push(st);
             }
             let idx = gpu.queue.submit([encoder.finish()]);
             Ok((Pending::new(dev, read, idx), result.values_len))
         })
+    }
+}
+
+/// The batch's data in f64 / i64 for the CPU reference (soft, index: one is empty).
+fn widen(batch: &Batch<'_>) -> (Vec<f64>, Vec<f64>, Vec<i64>) {
+    let input = batch.input.iter().map(|&v| f64::from(v)).collect();
+    match batch.target {
+        Target::Soft(t) => (input, t.iter().map(|&v| f64::from(v)).collect(), Vec::new()),
+        Target::Index(t) => (input, Vec::new(), t.iter().map(|&v| i64::from(v)).collect()),
+        Target::IndexI64(_) => (input, Vec::new(), Vec::new()),
+    }
+}
+
+fn ref_batch<'a>(
+    batch: &Batch<'a>,
+    input: &'a [f64],
+    soft: &'a [f64],
+    index: &'a [i64],
+) -> RefBatch<'a> {
+    RefBatch {
+        shape: batch.shape,
+        input,
+        target: match batch.target {
+            Target::Soft(_) => RefTarget::Soft(soft),
+            Target::Index(_) => RefTarget::Index(index),
+            Target::IndexI64(t) => RefTarget::Index(t),
+        },
+        mask: batch.mask,
     }
 }
 
@@ -315,7 +362,7 @@ fn index_from_i64(t: &[i64], ignore: Option<i64>, classes: usize) -> Result<Vec<
 }
 
 /// Decodes `[loss, status, values…]` (+ the gradient bytes) into a [`LossOutput`].
-fn parse(bufs: Vec<Vec<u8>>, values_len: usize, classes: usize) -> Result<LossOutput> {
+fn parse(bufs: &[Vec<u8>], values_len: usize, classes: usize) -> Result<LossOutput> {
     let out: &[f32] = bytemuck::cast_slice(&bufs[0]);
     let status = out[1].to_bits();
     if status & 1 != 0 {
