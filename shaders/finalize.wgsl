@@ -3,7 +3,7 @@
 // src/reference/finalize.rs. Dispatch: (1, 1, 1). The work is O(B·C), tiny next to the
 // elementwise passes, and one invocation keeps every sum in a fixed order.
 
-@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(0) var<storage, read> params: Params;
 @group(0) @binding(1) var<storage, read> stats: array<vec4<f32>>;     // [B, C]
 @group(0) @binding(2) var<storage, read> weights: array<f32>;         // [C'] or dummy
 @group(0) @binding(3) var<storage, read> status: array<u32>;          // [1]

@@ -5,7 +5,7 @@
 // Loops are class-outer (one row streams at a time), with per-quad state in VPT-long
 // private arrays.
 
-@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(0) var<storage, read> params: Params;
 @group(0) @binding(4) var<storage, read> coef: array<vec4<f32>>; // [B, C]
 
 // d loss / d p for one quad with coefficients g = d loss/d(tp, fp, fn).

@@ -4,7 +4,7 @@
 // order never depends on timing, so results are bit-identical run to run. Always 256
 // invocations (whatever the tile geometry) to keep the sequential runs short.
 
-@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(0) var<storage, read> params: Params;
 @group(0) @binding(1) var<storage, read> partials: array<vec4<f32>>; // [B, C, tiles]
 @group(0) @binding(2) var<storage, read_write> stats: array<vec4<f32>>; // [B, C]
 

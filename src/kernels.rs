@@ -1,8 +1,8 @@
 //! The WGSL kernels, their bind-group layouts and the pipeline cache.
 //!
 //! Every kernel is `shaders/<name>.wgsl` prefixed by the shared files it needs, embedded
-//! at compile time. Bindings follow one convention: 0 = `Params` uniform, then read-only
-//! inputs, then outputs. Pipelines are built once per (kernel, variant) and cached in
+//! at compile time. Bindings follow one convention: 0 = `Params` (a read-only storage
+//! buffer, see common.wgsl), then read-only inputs, then outputs. Pipelines are built once per (kernel, variant) and cached in
 //! the context.
 
 use std::collections::HashMap;
@@ -19,7 +19,7 @@ const LOAD_SCALAR: &str = include_str!("../shaders/shared/load_scalar.wgsl");
 const STORE_VEC4: &str = include_str!("../shaders/shared/store_vec4.wgsl");
 const STORE_SCALAR: &str = include_str!("../shaders/shared/store_scalar.wgsl");
 
-/// The uniform block of every kernel. Keep in sync with `shaders/shared/common.wgsl`
+/// The params block of every kernel (binding 0). Keep in sync with `shaders/shared/common.wgsl`
 /// (`Params`); `tests/shaders.rs` checks the size against naga's layout.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
@@ -103,10 +103,9 @@ impl Geometry {
     }
 }
 
-/// How a binding is used.
+/// How a storage binding is used.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access {
-    Uniform,
     Read,
     ReadWrite,
 }
@@ -177,10 +176,10 @@ impl Kernel {
     pub fn bindings(self) -> &'static [Access] {
         use Access::*;
         match self {
-            Kernel::Stats => &[Uniform, Read, Read, Read, ReadWrite, ReadWrite],
-            Kernel::StatsReduce => &[Uniform, Read, ReadWrite],
-            Kernel::Finalize => &[Uniform, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite],
-            Kernel::Grad => &[Uniform, Read, Read, Read, Read, ReadWrite],
+            Kernel::Stats => &[Read, Read, Read, Read, ReadWrite, ReadWrite],
+            Kernel::StatsReduce => &[Read, Read, ReadWrite],
+            Kernel::Finalize => &[Read, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite],
+            Kernel::Grad => &[Read, Read, Read, Read, Read, ReadWrite],
         }
     }
 
@@ -200,18 +199,13 @@ impl Kernel {
 }
 
 /// Checks that a device's limits cover what the kernels need: storage buffers per
-/// stage (6, in `finalize`), workgroup storage and invocations (`stats_reduce`). Every
+/// stage (7, in `finalize`), workgroup storage and invocations (`stats_reduce`). Every
 /// adapter with WebGPU's default limits passes; an OpenGL ES device at the GLES 3.1
 /// minimum (4 storage buffers) does not.
 pub fn check_limits(limits: &wgpu::Limits, g: Geometry) -> Result<(), String> {
     let storage = Kernel::ALL
         .iter()
-        .map(|k| {
-            k.bindings()
-                .iter()
-                .filter(|a| **a != Access::Uniform)
-                .count() as u32
-        })
+        .map(|k| k.bindings().len() as u32)
         .max()
         .unwrap_or(0);
     let invocations = REDUCE_WG.max(g.wg);
@@ -332,7 +326,6 @@ impl Kernels {
                     visibility: wgpu::ShaderStages::COMPUTE,
                     ty: wgpu::BindingType::Buffer {
                         ty: match a {
-                            Access::Uniform => wgpu::BufferBindingType::Uniform,
                             Access::Read => wgpu::BufferBindingType::Storage { read_only: true },
                             Access::ReadWrite => {
                                 wgpu::BufferBindingType::Storage { read_only: false }

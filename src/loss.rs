@@ -3,10 +3,8 @@
 
 use std::future::Future;
 
-use wgpu::util::DeviceExt;
-
 use crate::context::{Gpu, Inner};
-use crate::gpu::{check_buffer, encode, GpuBatch, GpuLoss};
+use crate::gpu::{check_buffer, encode, upload, GpuBatch, GpuLoss};
 use crate::readback::Pending;
 use crate::reference::{self, RefBatch, RefTarget};
 use crate::shape::Target;
@@ -217,39 +215,43 @@ impl Loss {
         let shape = batch.shape;
         let opts = &self.options;
         opts.validate_for(shape.classes())?;
+        // The largest array (input, soft target, gradient) must fit one buffer.
+        let (bytes, max) = (4 * shape.len() as u64, gpu.device.limits().max_buffer_size);
+        if bytes > max {
+            return Err(Error::TooLarge(format!(
+                "a {bytes}-byte array exceeds the device's max_buffer_size of {max} bytes"
+            )));
+        }
         scoped(gpu, || {
             let dev = &gpu.device;
-            let upload = |label: &str, bytes: &[u8]| {
-                dev.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                    label: Some(label),
-                    contents: bytes,
-                    // COPY_SRC: arrays over the binding limit are copied in chunks.
-                    usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
-                })
-            };
-            let input = upload("segloss.input", bytemuck::cast_slice(batch.input));
+            // COPY_SRC: arrays over the binding limit are copied in chunks.
+            let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
+            let upload = |label: &str, bytes: &[u8]| upload(dev, label, bytes, usage);
+            let input = upload("segloss.input", bytemuck::cast_slice(batch.input))?;
             // Index targets: the ignore value as the kernel will see it. i64 maps are
             // converted here, the ignore value (possibly negative) becoming u32::MAX.
             let (labels, ignore) = match batch.target {
-                Target::Soft(t) => (upload("segloss.target", bytemuck::cast_slice(t)), None),
+                Target::Soft(t) => (upload("segloss.target", bytemuck::cast_slice(t))?, None),
                 Target::Index(t) => {
                     let ignore = opts.ignore_index.and_then(|i| u32::try_from(i).ok());
-                    (upload("segloss.target", bytemuck::cast_slice(t)), ignore)
+                    (upload("segloss.target", bytemuck::cast_slice(t))?, ignore)
                 }
                 Target::IndexI64(t) => {
                     let mapped = index_from_i64(t, opts.ignore_index, shape.classes())?;
                     let ignore = opts.ignore_index.map(|_| u32::MAX);
                     (
-                        upload("segloss.target", bytemuck::cast_slice(&mapped)),
+                        upload("segloss.target", bytemuck::cast_slice(&mapped))?,
                         ignore,
                     )
                 }
             };
-            let mask = batch.mask.map(|m| {
-                let mut bytes: Vec<u8> = m.iter().map(|&k| u8::from(k)).collect();
-                bytes.resize(bytes.len().div_ceil(4) * 4, 0);
-                upload("segloss.mask", &bytes)
-            });
+            let mask = match batch.mask {
+                Some(m) => {
+                    let bytes: Vec<u8> = m.iter().map(|&k| u8::from(k)).collect();
+                    Some(upload("segloss.mask", &bytes)?)
+                }
+                None => None,
+            };
             let grad = with_grad.then(|| {
                 dev.create_buffer(&wgpu::BufferDescriptor {
                     label: Some("segloss.grad"),

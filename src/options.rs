@@ -51,7 +51,9 @@ pub enum Activation {
     Softmax,
     /// Elementwise sigmoid (multi-label, or C = 1).
     Sigmoid,
-    /// The input already holds probabilities.
+    /// The input already holds probabilities in [0, 1]. Values outside are not
+    /// rejected (the SPEC's |p| form defines them), but the losses are ill-conditioned
+    /// there: negative "probabilities" can bring the Tversky denominator near 0.
     None,
 }
 

@@ -129,7 +129,7 @@ fn webgpu_default_limits_device_runs_the_golden_cases() {
 
 #[test]
 fn a_device_below_the_kernels_needs_is_a_typed_error() {
-    // GLES 3.1's minimum: 4 storage buffers per compute stage (finalize binds 6).
+    // GLES 3.1's minimum: 4 storage buffers per compute stage (finalize binds 7).
     let limits = wgpu::Limits {
         max_storage_buffers_per_shader_stage: 4,
         ..wgpu::Limits::downlevel_defaults()

@@ -125,7 +125,6 @@ fn bindings_and_workgroup_sizes_match_the_rust_side() {
                 let rb = g.binding.as_ref()?;
                 assert_eq!(rb.group, 0, "{}: one bind group", k.name());
                 let access = match g.space {
-                    naga::AddressSpace::Uniform => Access::Uniform,
                     naga::AddressSpace::Storage { access } => {
                         if access.contains(naga::StorageAccess::STORE) {
                             Access::ReadWrite

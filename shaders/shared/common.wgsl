@@ -1,5 +1,10 @@
-// Shared by every segloss kernel: the uniform block, the tile geometry and the variant
+// Shared by every segloss kernel: the params block, the tile geometry and the variant
 // constants. Keep `Params` in sync with `src/kernels.rs` (`Params`), which a test checks.
+//
+// Every kernel binds `params` as a read-only storage buffer at binding 0, not as a
+// uniform: lavapipe (Mesa 22.3) specialises shaders on uniform values ("inline
+// uniforms") and re-JITs per new value set; for `finalize` it did so on every dispatch
+// and kept each variant (measured: +7 ms and +400 KB of RSS per call).
 
 // One loss call's shape and options (SPEC §1-§2).
 struct Params {
