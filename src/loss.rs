@@ -140,6 +140,34 @@ impl Loss {
     /// Data errors (non-finite input, soft targets outside [0, 1], class indices out of
     /// range) cannot be seen before the GPU runs: they set the status word of the result
     /// (and make the loss NaN and the gradient 0), and [`Loss::read`] reports them.
+    ///
+    /// ```
+    /// use segloss::{Context, GpuBatch, GpuTarget, Loss, LossOptions, Shape};
+    /// let ctx = Context::new_or_cpu();
+    /// # // The GPU-resident API needs a GPU context; the CPU fallback has no buffers.
+    /// if let (Some(dev), Some(queue)) = (ctx.device(), ctx.queue()) {
+    ///     let shape = Shape::new(&[1, 2, 8]).unwrap();
+    ///     let storage = |data: &[f32]| {
+    ///         let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST;
+    ///         let b = dev.create_buffer(&wgpu::BufferDescriptor {
+    ///             label: None, size: 4 * data.len() as u64, usage, mapped_at_creation: false,
+    ///         });
+    ///         queue.write_buffer(&b, 0, bytemuck::cast_slice(data));
+    ///         b
+    ///     };
+    ///     let logits = storage(&[0.5; 16]);
+    ///     let target = storage(&[1.0, 0.0, 0.5, 0.5, 1.0, 0.0, 0.25, 0.75, 0.0, 1.0, 0.5, 0.5, 0.0, 1.0, 0.75, 0.25]);
+    ///     let grad = storage(&[0.0; 16]);
+    ///     let loss = Loss::new(&ctx, LossOptions::dice()).unwrap();
+    ///     let batch = GpuBatch { shape: &shape, input: &logits, target: GpuTarget::Soft(&target), mask: None };
+    ///     let mut encoder = dev.create_command_encoder(&Default::default());
+    ///     let result = loss.encode(&mut encoder, &batch, Some(&grad)).unwrap();
+    ///     queue.submit([encoder.finish()]);
+    ///     // `grad` now holds d loss / d logits; read the loss only when it is wanted.
+    ///     let out = loss.read(&result).unwrap();
+    ///     assert!(out.loss > 0.0 && out.loss < 1.0);
+    /// }
+    /// ```
     pub fn encode(
         &self,
         encoder: &mut wgpu::CommandEncoder,
