@@ -31,7 +31,7 @@ pub enum GpuTarget<'a> {
 
 /// The GPU-side result of a call: a storage buffer holding
 /// `[loss: f32, status: u32, values: f32 × values_len]`, readable whenever the caller
-/// wants with [`GpuLoss::read`] (or copied by the caller's own code).
+/// wants with [`crate::Loss::read`] (or copied by the caller's own code).
 #[derive(Debug)]
 pub struct GpuLoss {
     pub(crate) buffer: wgpu::Buffer,

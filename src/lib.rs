@@ -12,7 +12,7 @@
 //! * [`LossOptions`] (+ [`monai`] and [`jdt`] constructors): the SPEC's options.
 //! * [`Loss`]: host API ([`Loss::forward_backward`], [`Loss::evaluate_async`]) and
 //!   GPU-resident API ([`Loss::encode`], [`Loss::run`], [`Loss::read`]).
-//! * [`reference`]: the f64 CPU reference the GPU is tested against.
+//! * [`reference`](mod@reference): the f64 CPU reference the GPU is tested against.
 //!
 //! The contract (formulas, options, the peers' behaviour) is the SPEC in `docs/SPEC.md`.
 
