@@ -76,7 +76,7 @@ impl Loss {
             Inner::Cpu => self.evaluate_cpu(batch, with_grad),
             Inner::Gpu(gpu) => {
                 let (pending, values_len) = self.submit(gpu, batch, with_grad, false)?;
-                parse(&pending.wait()?, values_len, batch.shape.classes())
+                parse(pending.wait()?, values_len, batch.shape.classes())
             }
         }
     }
@@ -97,10 +97,10 @@ impl Loss {
             }
             Inner::Gpu(gpu) => {
                 let (pending, values_len) = self.submit(gpu, batch, false, true)?;
-                let bufs = pending.wait()?;
-                parse(&bufs[..1], values_len, batch.shape.classes())?;
-                let raw: &[f32] = bytemuck::cast_slice(&bufs[1]);
-                Ok(raw
+                let mut bufs = pending.wait()?;
+                let stats = bufs.pop().unwrap_or_default();
+                parse(bufs, values_len, batch.shape.classes())?;
+                Ok(stats
                     .chunks_exact(4)
                     .map(|r| [r[0], r[1], r[2], r[3]])
                     .collect())
@@ -127,7 +127,7 @@ impl Loss {
                 Err(cpu) => cpu,
                 Ok(Err(e)) => Err(e),
                 Ok(Ok((pending, values_len))) => {
-                    parse(&pending.wait_async().await?, values_len, classes)
+                    parse(pending.wait_async().await?, values_len, classes)
                 }
             }
         }
@@ -214,7 +214,7 @@ impl Loss {
             let idx = gpu.queue.submit([encoder.finish()]);
             Ok(Pending::new(&gpu.device, vec![staging], idx))
         })?;
-        parse(&pending.wait()?, result.values_len, result.classes)
+        parse(pending.wait()?, result.values_len, result.classes)
     }
 
     fn evaluate_cpu(&self, batch: &Batch<'_>, with_grad: bool) -> Result<LossOutput> {
@@ -392,8 +392,10 @@ fn index_from_i64(t: &[i64], ignore: Option<i64>, classes: usize) -> Result<Vec<
 }
 
 /// Decodes `[loss, status, values…]` (+ the gradient bytes) into a [`LossOutput`].
-fn parse(bufs: &[Vec<u8>], values_len: usize, classes: usize) -> Result<LossOutput> {
-    let out: &[f32] = bytemuck::cast_slice(&bufs[0]);
+/// `bufs` is `[out]` or `[out, grad]` as read back; the gradient is moved, not copied.
+fn parse(mut bufs: Vec<Vec<f32>>, values_len: usize, classes: usize) -> Result<LossOutput> {
+    let with_grad = bufs.len() > 1;
+    let out = &bufs[0];
     let status = out[1].to_bits();
     if status & 1 != 0 {
         return Err(Error::NonFiniteInput { position: None });
@@ -408,12 +410,14 @@ fn parse(bufs: &[Vec<u8>], values_len: usize, classes: usize) -> Result<LossOutp
             position: None,
         });
     }
+    let (loss, values) = (
+        out[0],
+        (values_len > 0).then(|| out[2..2 + values_len].to_vec()),
+    );
     Ok(LossOutput {
-        loss: out[0],
-        values: (values_len > 0).then(|| out[2..2 + values_len].to_vec()),
-        grad: bufs
-            .get(1)
-            .map(|g| bytemuck::cast_slice::<u8, f32>(g).to_vec()),
+        loss,
+        values,
+        grad: bufs.pop().filter(|_| with_grad),
     })
 }
 

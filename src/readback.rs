@@ -38,8 +38,8 @@ impl Pending {
         }
     }
 
-    /// Blocks until the submission is done, then copies every buffer out.
-    pub fn wait(self) -> Result<Vec<Vec<u8>>> {
+    /// Blocks until the submission is done, then copies every buffer out as 4-byte words.
+    pub fn wait(self) -> Result<Vec<Vec<f32>>> {
         self.device
             .poll(wgpu::PollType::Wait {
                 submission_index: Some(self.submission.clone()),
@@ -50,7 +50,7 @@ impl Pending {
     }
 
     /// Waits on a helper thread (so the caller's executor is never blocked), then reads.
-    pub async fn wait_async(self) -> Result<Vec<Vec<u8>>> {
+    pub async fn wait_async(self) -> Result<Vec<Vec<f32>>> {
         let device = self.device.clone();
         let submission = self.submission.clone();
         let (tx, rx) = oneshot::channel();
@@ -68,7 +68,7 @@ impl Pending {
         }
     }
 
-    fn collect_blocking(self) -> Result<Vec<Vec<u8>>> {
+    fn collect_blocking(self) -> Result<Vec<Vec<f32>>> {
         let mut out = Vec::with_capacity(self.buffers.len());
         for (b, rx) in self.buffers.iter().zip(self.receivers) {
             // The poll above has run every callback of this submission.
@@ -81,7 +81,9 @@ impl Pending {
                 .slice(..)
                 .get_mapped_range()
                 .map_err(|e| Error::Validation(e.to_string()))?;
-            out.push(view.to_vec());
+            // Every buffer read back holds 4-byte words (f32, or u32 bits); the mapping is
+            // aligned, so one copy straight into f32s.
+            out.push(bytemuck::cast_slice::<u8, f32>(&view).to_vec());
             drop(view);
             b.unmap();
         }
