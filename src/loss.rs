@@ -364,7 +364,8 @@ fn scoped<T>(gpu: &Gpu, f: impl FnOnce() -> Result<T>) -> Result<T> {
     let r = f();
     let v = pollster::block_on(validation.pop());
     let o = pollster::block_on(oom.pop());
-    if let Some(e) = v.or(o) {
+    // Out of memory first: the buffers it left invalid then fail validation too.
+    if let Some(e) = o.or(v) {
         return Err(Error::from_wgpu(e));
     }
     gpu.check_alive()?;

@@ -425,6 +425,77 @@ fn buffer_over_max_buffer_size_and_destroyed_device_are_errors() {
     eprintln!("after destroy: {:?}", r.unwrap_err());
 }
 
+/// Device memory exhausted, in a controlled way: a child process of this test binary
+/// runs under `ulimit -v` (address space 3 GB), so lavapipe's allocations (host memory)
+/// fail inside that process only. The call must return a typed error, not abort: on
+/// Vulkan `Error::OutOfMemory`, after which the same context computes a small batch
+/// correctly; on wgpu's GL backend, which marks the device lost, `Error::DeviceLost`.
+#[test]
+fn exhausted_device_memory_is_an_error_and_the_context_recovers() {
+    if gpu().is_none() || !cfg!(target_os = "linux") {
+        return;
+    }
+    if std::env::var_os("SEGLOSS_OOM_CHILD").is_some() {
+        let ctx = Context::new().unwrap();
+        let loss = common::loss(&ctx, LossOptions::dice());
+        // 100 M elements: 400 MB per f32 array. The host data (input + target, 800 MB)
+        // fits the limit; the device copies (input, target, gradient, staging) do not.
+        let shape = Shape::new(&[1, 4, 5000, 5000]).unwrap();
+        let x = vec![0.5f32; shape.len()];
+        let y = vec![0.5f32; shape.len()];
+        let r = loss.forward_backward(&Batch::soft(&shape, &x, &y));
+        drop((x, y));
+        let mut rng = Rng::new(56);
+        let small = Data::random(&mut rng, &[2, 3, 20, 20], false, false);
+        let want = small.reference(&LossOptions::dice());
+        let gl = matches!(
+            ctx.backend(),
+            segloss::Backend::Gpu {
+                backend: wgpu::Backend::Gl,
+                ..
+            }
+        );
+        match r {
+            // Vulkan: an out-of-memory error, and the same context goes on.
+            Err(Error::OutOfMemory(_)) => {
+                let out = loss.forward_backward(&small.batch()).unwrap();
+                common::assert_close("after OOM", &out, &want, 1e-4);
+            }
+            // wgpu's GL backend marks the device lost on OOM: a typed error, and a new
+            // context works.
+            Err(Error::DeviceLost(_)) if gl => {
+                let fresh = common::loss(&Context::new().unwrap(), LossOptions::dice());
+                common::assert_close(
+                    "new context",
+                    &fresh.forward_backward(&small.batch()).unwrap(),
+                    &want,
+                    1e-4,
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        println!("OOM child: {}", r.unwrap_err());
+        return;
+    }
+    let exe = std::env::current_exe().unwrap();
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -v 3000000 && exec '{}' exhausted_device_memory_is_an_error_and_the_context_recovers --exact --nocapture",
+            exe.display()
+        ))
+        .env("SEGLOSS_OOM_CHILD", "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "child failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("OOM child: GPU "), "{stdout}");
+}
+
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
