@@ -427,9 +427,9 @@ fn buffer_over_max_buffer_size_and_destroyed_device_are_errors() {
 
 /// Device memory exhausted, in a controlled way: a child process of this test binary
 /// runs under `ulimit -v` (address space 3 GB), so lavapipe's allocations (host memory)
-/// fail inside that process only. The call must return a typed error, not abort: on
-/// Vulkan `Error::OutOfMemory`, after which the same context computes a small batch
-/// correctly; on wgpu's GL backend, which marks the device lost, `Error::DeviceLost`.
+/// fail inside that process only. The call must return a typed error, not abort
+/// (`OutOfMemory`, or `DeviceLost` where wgpu marks the device lost), and a small batch
+/// must then compute correctly: on the same context, or on a new one if it was lost.
 #[test]
 fn exhausted_device_memory_is_an_error_and_the_context_recovers() {
     if gpu().is_none() || !cfg!(target_os = "linux") {
@@ -448,32 +448,24 @@ fn exhausted_device_memory_is_an_error_and_the_context_recovers() {
         let mut rng = Rng::new(56);
         let small = Data::random(&mut rng, &[2, 3, 20, 20], false, false);
         let want = small.reference(&LossOptions::dice());
-        let gl = matches!(
-            ctx.backend(),
-            segloss::Backend::Gpu {
-                backend: wgpu::Backend::Gl,
-                ..
-            }
+        // A typed error, not an abort: out of memory, or a device that wgpu marked lost
+        // (its GL backend always does; Vulkan does when the failing allocation is
+        // internal to a submission).
+        assert!(
+            matches!(r, Err(Error::OutOfMemory(_) | Error::DeviceLost(_))),
+            "{r:?}"
         );
-        match r {
-            // Vulkan: an out-of-memory error, and the same context goes on.
-            Err(Error::OutOfMemory(_)) => {
-                let out = loss.forward_backward(&small.batch()).unwrap();
-                common::assert_close("after OOM", &out, &want, 1e-4);
+        // Work resumes: on the same context if it survived, else on a new one.
+        let out = match loss.forward_backward(&small.batch()) {
+            Ok(out) => out,
+            Err(Error::DeviceLost(_)) => {
+                common::loss(&Context::new().unwrap(), LossOptions::dice())
+                    .forward_backward(&small.batch())
+                    .unwrap()
             }
-            // wgpu's GL backend marks the device lost on OOM: a typed error, and a new
-            // context works.
-            Err(Error::DeviceLost(_)) if gl => {
-                let fresh = common::loss(&Context::new().unwrap(), LossOptions::dice());
-                common::assert_close(
-                    "new context",
-                    &fresh.forward_backward(&small.batch()).unwrap(),
-                    &want,
-                    1e-4,
-                );
-            }
-            other => panic!("{other:?}"),
-        }
+            Err(e) => panic!("after OOM: {e:?}"),
+        };
+        common::assert_close("after OOM", &out, &want, 1e-4);
         println!("OOM child: {}", r.unwrap_err());
         return;
     }
