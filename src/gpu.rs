@@ -129,12 +129,26 @@ fn copy_rows(
     }
 }
 
+/// Whole buffers (segloss's own, sized exactly) as bindings.
+fn whole<'a>(bufs: &[&'a wgpu::Buffer]) -> Vec<wgpu::BindingResource<'a>> {
+    bufs.iter().map(|b| b.as_entire_binding()).collect()
+}
+
+/// The first `bytes` of `buf` as a binding.
+fn prefix(buf: &wgpu::Buffer, bytes: u64) -> wgpu::BindingResource<'_> {
+    wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+        buffer: buf,
+        offset: 0,
+        size: wgpu::BufferSize::new(bytes),
+    })
+}
+
 /// Bytes of `n` f32/u32 words.
 fn words(n: usize) -> u64 {
     4 * n as u64
 }
 
-pub(crate) fn check_buffer(
+fn check_buffer(
     name: &'static str,
     buf: &wgpu::Buffer,
     need: u64,
@@ -274,12 +288,13 @@ pub(crate) fn encode(
     };
 
     // Windows of pixels for the elementwise kernels. Direct: the caller's buffers bound
-    // whole, tiles split into dispatches of at most `max_groups`. Chunked (an array over
+    // in place, tiles split into dispatches of at most `max_groups`. Chunked (an array over
     // the binding limit): runs of whole tiles copied, per row, into bounded scratch
     // buffers. Either way each tile's partial sum is computed from the same pixels in
     // the same order, so the result is bit-identical whatever the split.
     let labels_per_pixel = if index_target { b } else { b * c };
-    let direct = words(shape.len()) <= max_binding && labels.size() <= max_binding;
+    let labels_bytes = words(labels_per_pixel * shape.pixels());
+    let direct = words(shape.len()) <= max_binding && labels_bytes <= max_binding;
     let run = if direct {
         max_groups * tile
     } else {
@@ -381,13 +396,27 @@ pub(crate) fn encode(
             &dummy_mask
         }
     };
-    let bind = |k: Kernel, buffers: &[&wgpu::Buffer]| {
-        let entries: Vec<_> = buffers
+    // Caller buffers are bound for exactly the bytes the shape needs: they may be larger
+    // (pooled, reused), even larger than a binding may be.
+    let mask_bytes = batch
+        .mask
+        .map_or(4, |_| shape.map_len().div_ceil(4) as u64 * 4);
+    let mask_res = prefix(mask, mask_bytes);
+    let (x_res, y_res) = if direct {
+        (
+            prefix(batch.input, words(shape.len())),
+            prefix(labels, labels_bytes),
+        )
+    } else {
+        (x_bind.as_entire_binding(), y_bind.as_entire_binding())
+    };
+    let bind = |k: Kernel, resources: &[wgpu::BindingResource<'_>]| {
+        let entries: Vec<_> = resources
             .iter()
             .enumerate()
-            .map(|(i, buf)| wgpu::BindGroupEntry {
+            .map(|(i, resource)| wgpu::BindGroupEntry {
                 binding: i as u32,
-                resource: buf.as_entire_binding(),
+                resource: resource.clone(),
             })
             .collect();
         dev.create_bind_group(&wgpu::BindGroupDescriptor {
@@ -414,26 +443,43 @@ pub(crate) fn encode(
         copy_in(encoder, w);
         let bg = bind(
             Kernel::Stats,
-            &[&w.params, x_bind, y_bind, mask, &partials, &status],
+            &[
+                w.params.as_entire_binding(),
+                x_res.clone(),
+                y_res.clone(),
+                mask_res.clone(),
+                partials.as_entire_binding(),
+                status.as_entire_binding(),
+            ],
         );
         dispatch(encoder, Kernel::Stats, &bg, (w.groups, b32));
     }
     let params0 = &windows[0].params;
-    let bg = bind(Kernel::StatsReduce, &[params0, &partials, &stats]);
+    let bg = bind(Kernel::StatsReduce, &whole(&[params0, &partials, &stats]));
     dispatch(encoder, Kernel::StatsReduce, &bg, (c as u32, b32));
 
     let bg = bind(
         Kernel::Finalize,
-        &[params0, &stats, &weights, &status, &out, &coef, &counts],
+        &whole(&[params0, &stats, &weights, &status, &out, &coef, &counts]),
     );
     dispatch(encoder, Kernel::Finalize, &bg, (1, 1));
     if let Some(g) = grad {
-        let g_bind = sg.as_ref().unwrap_or(g);
+        let g_res = match &sg {
+            Some(sg) => sg.as_entire_binding(),
+            None => prefix(g, words(shape.len())),
+        };
         for w in &windows {
             copy_in(encoder, w);
             let bg = bind(
                 Kernel::Grad,
-                &[&w.params, x_bind, y_bind, mask, &coef, g_bind],
+                &[
+                    w.params.as_entire_binding(),
+                    x_res.clone(),
+                    y_res.clone(),
+                    mask_res.clone(),
+                    coef.as_entire_binding(),
+                    g_res.clone(),
+                ],
             );
             dispatch(encoder, Kernel::Grad, &bg, (w.groups, b32));
             if let Some(sg) = &sg {

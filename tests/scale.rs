@@ -170,3 +170,41 @@ fn sums_of_1e8_elements_are_accurate() {
         }
     }
 }
+
+#[test]
+fn oversized_caller_buffers_are_bound_for_what_the_shape_needs() {
+    // Buffers of 2 MiB (e.g. from a pool) holding a 400 KB batch, on a device whose
+    // bindings stop at 1 MiB: only the needed bytes are bound, so the call runs directly.
+    let Some(ctx) = small_binding_context(1 << 20) else {
+        return;
+    };
+    let dev = ctx.device().unwrap();
+    let mut rng = Rng::new(44);
+    let data = Data::random(&mut rng, &[2, 5, 100, 100], false, false);
+    let big = |contents: &[f32]| {
+        let b = dev.create_buffer(&wgpu::BufferDescriptor {
+            label: None,
+            size: 2 << 20,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        ctx.queue()
+            .unwrap()
+            .write_buffer(&b, 0, bytemuck::cast_slice(contents));
+        b
+    };
+    let (x, y, g) = (big(&data.input), big(&data.soft), big(&[]));
+    let loss = common::loss(&ctx, LossOptions::dice());
+    let gb = segloss::GpuBatch {
+        shape: &data.shape,
+        input: &x,
+        target: segloss::GpuTarget::Soft(&y),
+        mask: None,
+    };
+    let result = loss.run(&gb, Some(&g)).unwrap();
+    let host = loss.forward_backward(&data.batch()).unwrap();
+    assert_eq!(
+        loss.read(&result).unwrap().loss.to_bits(),
+        host.loss.to_bits()
+    );
+}
