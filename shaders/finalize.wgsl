@@ -2,6 +2,13 @@
 // coefficients d(loss)/d(tp, fp, fn) (SPEC §2 steps 5-8, §3). CPU twin:
 // src/reference/finalize.rs. Dispatch: (1, 1, 1). The work is O(B·C), tiny next to the
 // elementwise passes, and one invocation keeps every sum in a fixed order.
+//
+// Two phases (params.phase bits), so that data-parallel workers can add up their
+// statistics in between (layout: `Stats` in src/stats.rs):
+//   1 summarize: this worker's stats [B, C] → the shared block of plain sums;
+//   2 finish: the (possibly all-reduced) shared block + this worker's stats → the loss
+//     and this worker's gradient coefficients.
+// A one-call loss runs both (phase 3) in one dispatch.
 
 @group(0) @binding(0) var<storage, read> params: Params;
 @group(0) @binding(1) var<storage, read> stats: array<vec4<f32>>;     // [B, C]
@@ -9,7 +16,7 @@
 @group(0) @binding(3) var<storage, read> status: array<u32>;          // [1]
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;       // [loss, status, values…]
 @group(0) @binding(5) var<storage, read_write> coef: array<vec4<f32>>; // [B, C]
-@group(0) @binding(6) var<storage, read_write> counts: array<f32>;    // [B + C] scratch
+@group(0) @binding(6) var<storage, read_write> sh: array<vec4<f32>>; // [2 + 2C]
 
 // Below this T, −ln T is clamped (keeps log_loss finite when an item has no overlap).
 const LOG_T_MIN: f32 = 1e-12;
@@ -57,47 +64,64 @@ fn is_active(present: f32) -> bool {
     return params.present_all != 0u || present > 0.0;
 }
 
-@compute @workgroup_size(1)
-fn main() {
+// Shared block, as vec4s: [0] (images, active images, Σ image terms, 0), [1] reserved
+// for the compound terms, then per class c: [2 + 2c] Σ_b (tp, fp, fn, present),
+// [3 + 2c] (Σ_b active ℓ_bc, active images of c, 0, 0).
+const HEADER: u32 = 2u;
+
+fn summarize() {
+    let B = params.batch;
+    let C = params.classes;
+    let c0 = params.class_start;
+    sh[0] = vec4<f32>(f32(B), 0.0, 0.0, 0.0);
+    sh[1] = vec4<f32>(0.0);
+    for (var c = 0u; c < C; c++) {
+        var sum = vec4<f32>(0.0);
+        for (var b = 0u; b < B; b++) {
+            sum += stats[b * C + c];
+        }
+        sh[HEADER + 2u * c] = sum;
+        sh[HEADER + 2u * c + 1u] = vec4<f32>(0.0);
+    }
+    for (var b = 0u; b < B; b++) {
+        var n_act = 0.0;
+        var term = 0.0;
+        for (var c = c0; c < C; c++) {
+            let s = stats[b * C + c];
+            if is_active(s.w) {
+                let l = item_loss(s.xyz, class_weight(c - c0)).loss;
+                n_act += 1.0;
+                term += l;
+                sh[HEADER + 2u * c + 1u] += vec4<f32>(l, 1.0, 0.0, 0.0);
+            }
+        }
+        if n_act > 0.0 {
+            sh[0] += vec4<f32>(0.0, 1.0, term / n_act, 0.0);
+        }
+    }
+}
+
+fn finish() {
     let B = params.batch;
     let C = params.classes;
     let c0 = params.class_start;
     let K = C - c0;
-    let st = status[0];
-    out[1] = bitcast<f32>(st);
-    for (var j = 0u; j < B * C; j++) {
-        coef[j] = vec4<f32>(0.0);
-    }
-    if st != 0u {
-        // Invalid data: the host reads the status and returns an error; nothing else is
-        // trusted, and the gradient stays zero.
-        out[0] = bitcast<f32>(0x7fc00000u);
-        return;
-    }
     var total = 0.0;
 
-    // Dataset level: tp, fp, fn summed over the batch first (mIoU^D, MONAI batch=True).
+    // Dataset level: the global per-class sums (mIoU^D, MONAI batch=True).
     if params.w_dataset > 0.0 {
         var n_active = 0.0;
-        for (var k = 0u; k < K; k++) {
-            var present = 0.0;
-            for (var b = 0u; b < B; b++) {
-                present += stats[b * C + c0 + k].w;
-            }
-            n_active += select(0.0, 1.0, is_active(present));
+        for (var c = c0; c < C; c++) {
+            n_active += select(0.0, 1.0, is_active(sh[HEADER + 2u * c].w));
         }
         for (var k = 0u; k < K; k++) {
-            var sum = vec4<f32>(0.0);
-            for (var b = 0u; b < B; b++) {
-                sum += stats[b * C + c0 + k];
-            }
+            let sum = sh[HEADER + 2u * (c0 + k)];
             let it = item_loss(sum.xyz, class_weight(k));
-            let counted = is_active(sum.w);
             var scale = 0.0;
             if params.reduction == 2u {
                 out[2u + k] = it.loss;
                 scale = 1.0;
-            } else if counted {
+            } else if is_active(sum.w) {
                 scale = params.w_dataset;
                 if params.reduction == 0u {
                     scale /= n_active;
@@ -110,50 +134,84 @@ fn main() {
         }
     }
 
-    // Image and class levels: one ℓ per (b, c) (mIoU^I, mIoU^C, MONAI batch=False).
+    // Image and class levels (mIoU^I, mIoU^C, MONAI batch=False): the loss from the
+    // global sums of item terms, the gradient of this worker's items scaled by the
+    // global counts.
     if params.w_image > 0.0 || params.w_class > 0.0 {
-        // Active counts per image (counts[b]) and per class (counts[B + k]).
-        for (var j = 0u; j < B + K; j++) {
-            counts[j] = 0.0;
-        }
-        var n_images = 0.0;
+        let n_images = sh[0].y;
         var n_classes = 0.0;
-        for (var b = 0u; b < B; b++) {
-            for (var k = 0u; k < K; k++) {
-                if is_active(stats[b * C + c0 + k].w) {
-                    counts[b] += 1.0;
-                    counts[B + k] += 1.0;
-                }
+        var class_sum = 0.0;
+        var loss_sum = 0.0;
+        for (var c = c0; c < C; c++) {
+            let r = sh[HEADER + 2u * c + 1u];
+            loss_sum += r.x;
+            if r.y > 0.0 {
+                n_classes += 1.0;
+                class_sum += r.x / r.y;
             }
-            n_images += select(0.0, 1.0, counts[b] > 0.0);
         }
-        for (var k = 0u; k < K; k++) {
-            n_classes += select(0.0, 1.0, counts[B + k] > 0.0);
+        if params.reduction == 0u {
+            if params.w_image > 0.0 && n_images > 0.0 {
+                total += params.w_image * sh[0].z / n_images;
+            }
+            if params.w_class > 0.0 && n_classes > 0.0 {
+                total += params.w_class * class_sum / n_classes;
+            }
+        } else if params.reduction == 1u {
+            total += (params.w_image + params.w_class) * loss_sum;
         }
         for (var b = 0u; b < B; b++) {
+            var per_image = 0.0;
+            for (var k = 0u; k < K; k++) {
+                per_image += select(0.0, 1.0, is_active(stats[b * C + c0 + k].w));
+            }
             for (var k = 0u; k < K; k++) {
                 let s = stats[b * C + c0 + k];
                 let it = item_loss(s.xyz, class_weight(k));
                 var scale = 0.0;
                 if params.reduction == 2u {
                     out[2u + b * K + k] = it.loss;
+                    total += it.loss;
                     scale = 1.0;
                 } else if is_active(s.w) {
                     if params.reduction == 1u {
                         scale = params.w_image + params.w_class;
                     } else {
                         if params.w_image > 0.0 {
-                            scale += params.w_image / (n_images * counts[b]);
+                            scale += params.w_image / (n_images * per_image);
                         }
                         if params.w_class > 0.0 {
-                            scale += params.w_class / (n_classes * counts[B + k]);
+                            scale += params.w_class / (n_classes * sh[HEADER + 2u * (c0 + k) + 1u].y);
                         }
                     }
                 }
-                total += scale * it.loss;
                 coef[b * C + c0 + k] += vec4<f32>(scale * it.grad, 0.0);
             }
         }
     }
     out[0] = total;
+}
+
+@compute @workgroup_size(1)
+fn main() {
+    let st = status[0];
+    out[1] = bitcast<f32>(st);
+    if st != 0u {
+        // Invalid data: the host reads the status and returns an error; nothing else is
+        // trusted, and the gradient stays zero.
+        out[0] = bitcast<f32>(0x7fc00000u);
+        for (var j = 0u; j < params.batch * params.classes; j++) {
+            coef[j] = vec4<f32>(0.0);
+        }
+        return;
+    }
+    if (params.phase & 1u) != 0u {
+        summarize();
+    }
+    if (params.phase & 2u) != 0u {
+        for (var j = 0u; j < params.batch * params.classes; j++) {
+            coef[j] = vec4<f32>(0.0);
+        }
+        finish();
+    }
 }

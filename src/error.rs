@@ -85,6 +85,10 @@ pub enum Error {
     /// shader stage).
     #[error("unsupported device: {0}")]
     UnsupportedDevice(String),
+    /// Statistics handed to `finish` do not fit this call: another shape or options, a
+    /// shared block of the wrong length, or summed values that are not finite.
+    #[error("invalid statistics: {0}")]
+    InvalidStats(String),
     /// The operation needs a GPU context, and this one runs on the CPU reference.
     #[error("this operation needs a GPU context (the context runs on the CPU reference)")]
     NotOnGpu,

@@ -59,6 +59,78 @@ impl GpuLoss {
     }
 }
 
+/// The local phase of a split GPU-resident call ([`crate::Loss::encode_stats`]): this
+/// worker's per-(b, c) statistics and the shared block of plain sums, left on the GPU.
+/// Sum [`GpuStats::shared_buffer`] across workers (any all-reduce), write the sum back
+/// into it, then call [`crate::Loss::encode_finish`]. Layout: [`crate::Stats`].
+#[derive(Debug)]
+pub struct GpuStats {
+    pub(crate) items: wgpu::Buffer,
+    pub(crate) shared: wgpu::Buffer,
+    pub(crate) status: wgpu::Buffer,
+    pub(crate) out: wgpu::Buffer,
+    pub(crate) shape: Shape,
+    pub(crate) options: LossOptions,
+}
+
+impl GpuStats {
+    /// This worker's per-(b, c) statistics, `[B, C]` × `[tp, fp, fn, present]` f32
+    /// (`STORAGE | COPY_SRC`).
+    pub fn items_buffer(&self) -> &wgpu::Buffer {
+        &self.items
+    }
+    /// The shared block, [`crate::Stats::shared_len`] f32 words (`STORAGE | COPY_SRC |
+    /// COPY_DST`): overwrite it with the sum over workers before `encode_finish`.
+    pub fn shared_buffer(&self) -> &wgpu::Buffer {
+        &self.shared
+    }
+    /// `[nan, status]` after the local phase (`STORAGE | COPY_SRC`); read it with
+    /// [`crate::Loss::read`]-like code to learn whether the data was valid (status 0).
+    pub fn status_buffer(&self) -> &wgpu::Buffer {
+        &self.out
+    }
+}
+
+/// Which part of a call to record.
+pub(crate) enum Phase<'a> {
+    /// stats → stats_reduce → finalize (both phases) → grad.
+    Whole,
+    /// stats → stats_reduce → finalize (summarize).
+    Stats,
+    /// finalize (finish) → grad, from a local phase whose shared block may be summed.
+    Finish(&'a GpuStats),
+}
+
+/// The buffers a recorded call leaves.
+pub(crate) struct Encoded {
+    pub out: wgpu::Buffer,
+    pub items: wgpu::Buffer,
+    pub shared: wgpu::Buffer,
+    pub status: wgpu::Buffer,
+    pub values_len: usize,
+}
+
+impl Encoded {
+    pub fn into_loss(self, classes: usize) -> GpuLoss {
+        GpuLoss {
+            buffer: self.out,
+            stats: self.items,
+            values_len: self.values_len,
+            classes,
+        }
+    }
+    pub fn into_stats(self, shape: &Shape, options: &LossOptions) -> GpuStats {
+        GpuStats {
+            items: self.items,
+            shared: self.shared,
+            status: self.status,
+            out: self.out,
+            shape: shape.clone(),
+            options: options.clone(),
+        }
+    }
+}
+
 /// Largest scratch buffer of a chunked call (per array): bounds the extra memory of
 /// inputs over the binding limit.
 const SCRATCH_CAP: u64 = 64 << 20;
@@ -212,7 +284,7 @@ pub(crate) fn params(
         map_pixels: shape.pixels() as u32,
         pixel_base: 0,
         load_tile_base: 0,
-        _pad: 0,
+        phase: 3,
     }
 }
 
@@ -225,10 +297,30 @@ pub(crate) fn encode(
     ignore: Option<u32>,
     grad: Option<&wgpu::Buffer>,
     encoder: &mut wgpu::CommandEncoder,
-) -> Result<GpuLoss> {
+    phase: Phase<'_>,
+) -> Result<Encoded> {
     let shape = batch.shape;
     let (b, c) = (shape.batch(), shape.classes());
     options.validate_for(c)?;
+    if let Phase::Finish(st) = &phase {
+        if st.shape != *shape {
+            return Err(Error::InvalidStats(format!(
+                "statistics of shape {:?}, the batch is {:?}",
+                st.shape.dims(),
+                shape.dims()
+            )));
+        }
+        if st.options != *options {
+            return Err(Error::InvalidStats(
+                "statistics computed with other loss options".into(),
+            ));
+        }
+    }
+    let grad = if matches!(phase, Phase::Stats) {
+        None
+    } else {
+        grad
+    };
     let storage = wgpu::BufferUsages::STORAGE;
     check_buffer("input", batch.input, words(shape.len()), storage)?;
     let (labels, index_target) = match batch.target {
@@ -268,7 +360,12 @@ pub(crate) fn encode(
     let dev = &gpu.device;
     let geometry = gpu.kernels.geometry();
     let tile = geometry.tile() as usize;
-    let p = params(options, shape, ignore, geometry);
+    let mut p = params(options, shape, ignore, geometry);
+    p.phase = match phase {
+        Phase::Whole => 3,
+        Phase::Stats => 1,
+        Phase::Finish(_) => 2,
+    };
     let tiles = p.tiles as usize;
     let variant = Variant {
         activation: options.activation,
@@ -364,16 +461,21 @@ pub(crate) fn encode(
         }
     };
 
-    let partials = scratch("segloss.partials", 16 * (b * c * tiles) as u64, rw);
-    let status = scratch("segloss.status", 4, rw);
-    let stats = scratch(
-        "segloss.stats",
-        16 * (b * c) as u64,
-        rw | wgpu::BufferUsages::COPY_SRC,
-    );
+    let src = wgpu::BufferUsages::COPY_SRC;
+    let (status, stats, shared) = match &phase {
+        Phase::Finish(st) => (st.status.clone(), st.items.clone(), st.shared.clone()),
+        _ => (
+            scratch("segloss.status", 4, rw),
+            scratch("segloss.stats", 16 * (b * c) as u64, rw | src),
+            scratch(
+                "segloss.shared",
+                words(crate::reference::shared_len(c)),
+                rw | src | wgpu::BufferUsages::COPY_DST,
+            ),
+        ),
+    };
     let coef = scratch("segloss.coef", 16 * (b * c) as u64, rw);
-    let counts = scratch("segloss.counts", words(b + c), rw);
-    let values_len = if options.reduction == Reduction::None {
+    let values_len = if options.reduction == Reduction::None && !matches!(phase, Phase::Stats) {
         options.values_len(b, c)
     } else {
         0
@@ -439,28 +541,34 @@ pub(crate) fn encode(
     };
 
     let b32 = b as u32;
-    for w in &windows {
-        copy_in(encoder, w);
+    let local = !matches!(phase, Phase::Finish(_));
+    if local {
+        let partials = scratch("segloss.partials", 16 * (b * c * tiles) as u64, rw);
+        for w in &windows {
+            copy_in(encoder, w);
+            let bg = bind(
+                Kernel::Stats,
+                &[
+                    w.params.as_entire_binding(),
+                    x_res.clone(),
+                    y_res.clone(),
+                    mask_res.clone(),
+                    partials.as_entire_binding(),
+                    status.as_entire_binding(),
+                ],
+            );
+            dispatch(encoder, Kernel::Stats, &bg, (w.groups, b32));
+        }
         let bg = bind(
-            Kernel::Stats,
-            &[
-                w.params.as_entire_binding(),
-                x_res.clone(),
-                y_res.clone(),
-                mask_res.clone(),
-                partials.as_entire_binding(),
-                status.as_entire_binding(),
-            ],
+            Kernel::StatsReduce,
+            &whole(&[&windows[0].params, &partials, &stats]),
         );
-        dispatch(encoder, Kernel::Stats, &bg, (w.groups, b32));
+        dispatch(encoder, Kernel::StatsReduce, &bg, (c as u32, b32));
     }
     let params0 = &windows[0].params;
-    let bg = bind(Kernel::StatsReduce, &whole(&[params0, &partials, &stats]));
-    dispatch(encoder, Kernel::StatsReduce, &bg, (c as u32, b32));
-
     let bg = bind(
         Kernel::Finalize,
-        &whole(&[params0, &stats, &weights, &status, &out, &coef, &counts]),
+        &whole(&[params0, &stats, &weights, &status, &out, &coef, &shared]),
     );
     dispatch(encoder, Kernel::Finalize, &bg, (1, 1));
     if let Some(g) = grad {
@@ -487,10 +595,11 @@ pub(crate) fn encode(
             }
         }
     }
-    Ok(GpuLoss {
-        buffer: out,
-        stats,
+    Ok(Encoded {
+        out,
+        items: stats,
+        shared,
+        status,
         values_len,
-        classes: c,
     })
 }

@@ -48,7 +48,8 @@ pub struct Params {
     pub map_pixels: u32,
     pub pixel_base: u32,
     pub load_tile_base: u32,
-    pub _pad: u32,
+    /// `finalize` phases: 1 summarize, 2 finish, 3 both.
+    pub phase: u32,
 }
 
 /// Workgroup size of `stats_reduce` (`REDUCE_WG` in stats_reduce.wgsl).

@@ -30,13 +30,15 @@ mod peers;
 mod readback;
 pub mod reference;
 mod shape;
+mod stats;
 
 pub use context::{Backend, Context};
 pub use error::{Error, Result};
-pub use gpu::{GpuBatch, GpuLoss, GpuTarget};
+pub use gpu::{GpuBatch, GpuLoss, GpuStats, GpuTarget};
 pub use loss::{Loss, LossOutput};
 pub use options::{
     Activation, ActiveClasses, Aggregation, Formulation, LossOptions, Overlap, Reduction,
 };
 pub use peers::{jdt, monai};
 pub use shape::{Batch, Shape, Target};
+pub use stats::Stats;

@@ -4,11 +4,12 @@
 use std::future::Future;
 
 use crate::context::{Gpu, Inner};
-use crate::gpu::{encode, upload, GpuBatch, GpuLoss};
+use crate::gpu::{encode, upload, GpuBatch, GpuLoss, GpuStats, GpuTarget, Phase};
 use crate::readback::Pending;
 use crate::reference::{self, RefBatch, RefTarget};
 use crate::shape::Target;
-use crate::{Batch, Context, Error, LossOptions, Result};
+use crate::stats::{Held, Stats};
+use crate::{Batch, Context, Error, LossOptions, Result, Shape};
 
 /// What a host call returns.
 #[derive(Clone, Debug, PartialEq)]
@@ -75,37 +76,220 @@ impl Loss {
         match &*self.ctx.inner {
             Inner::Cpu => self.evaluate_cpu(batch, with_grad),
             Inner::Gpu(gpu) => {
-                let (pending, values_len) = self.submit(gpu, batch, with_grad, false)?;
+                let (pending, values_len) = self.submit(gpu, batch, with_grad)?;
                 parse(pending.wait()?, values_len, batch.shape.classes())
             }
         }
     }
 
-    /// The per-(b, c) statistics of one batch, `[B, C]` rows of `[tp, fp, fn, present]`
-    /// over all C classes (SPEC §2.4): plain sums over the kept pixels, so statistics of
-    /// several shards of a batch can be added. `present` counts pixels whose target
-    /// exceeds the present(threshold) rule's threshold (0 under `ActiveClasses::All`).
-    pub fn stats(&self, batch: &Batch<'_>) -> Result<Vec<[f32; 4]>> {
+    /// Split-phase API, local phase: the statistics of this worker's batch (its shard
+    /// of a global batch), for [`Loss::finish`] after the caller has summed
+    /// [`Stats::shared`] over all workers. The batch is kept (on the GPU, uploaded) for
+    /// the gradient; the borrowed slices are free when this returns.
+    ///
+    /// ```
+    /// use segloss::{Batch, Context, Loss, LossOptions, Shape};
+    /// let ctx = Context::new_or_cpu();
+    /// let loss = Loss::new(&ctx, LossOptions::dice()).unwrap();
+    /// let shape = Shape::new(&[1, 2, 2]).unwrap();
+    /// let (x1, y1) = ([1.0, 0.0, -1.0, 0.5], [1.0, 0.0, 0.0, 1.0]);
+    /// let (x2, y2) = ([0.2, 0.3, 0.1, -0.5], [0.5, 1.0, 0.5, 0.0]);
+    /// // Two workers, each with one image of a batch of two.
+    /// let mut a = loss.stats(&Batch::soft(&shape, &x1, &y1)).unwrap();
+    /// let mut b = loss.stats(&Batch::soft(&shape, &x2, &y2)).unwrap();
+    /// let sum: Vec<f32> = a.shared().iter().zip(b.shared()).map(|(u, v)| u + v).collect();
+    /// a.shared_mut().copy_from_slice(&sum);
+    /// b.shared_mut().copy_from_slice(&sum);
+    /// let (la, lb) = (loss.finish(&a, true).unwrap(), loss.finish(&b, true).unwrap());
+    /// assert_eq!(la.loss, lb.loss); // the loss of the whole batch, on both workers
+    /// ```
+    pub fn stats(&self, batch: &Batch<'_>) -> Result<Stats> {
         match &*self.ctx.inner {
             Inner::Cpu => {
                 batch.check_lengths()?;
                 let (input, soft, index) = widen(batch);
-                let rb = ref_batch(batch, &input, &soft, &index);
+                let index = match batch.target {
+                    Target::IndexI64(t) => t.to_vec(),
+                    _ => index,
+                };
+                let mask = batch.mask.map(<[bool]>::to_vec);
+                let rb = RefBatch {
+                    shape: batch.shape,
+                    input: &input,
+                    target: if batch.target.is_index() {
+                        RefTarget::Index(&index)
+                    } else {
+                        RefTarget::Soft(&soft)
+                    },
+                    mask: mask.as_deref(),
+                };
+                self.options.validate_for(batch.shape.classes())?;
                 let px = reference::Pixels::new(&self.options, &rb)?;
-                let st = reference::stats(&self.options, &rb, &px);
-                Ok(st.iter().map(|r| r.map(|v| v as f32)).collect())
+                let items = reference::stats(&self.options, &rb, &px);
+                let shared = reference::summarize(&self.options, batch.shape, &items);
+                Ok(Stats {
+                    shared: shared.iter().map(|&v| v as f32).collect(),
+                    items: items.iter().map(|r| r.map(|v| v as f32)).collect(),
+                    shape: batch.shape.clone(),
+                    options: self.options.clone(),
+                    held: Held::Cpu {
+                        input,
+                        soft,
+                        index,
+                        mask,
+                        items,
+                    },
+                })
             }
             Inner::Gpu(gpu) => {
-                let (pending, values_len) = self.submit(gpu, batch, false, true)?;
+                let up = self.upload_batch(gpu, batch)?;
+                let (pending, st) = scoped(gpu, || {
+                    let mut encoder = encoder(gpu, "segloss.stats");
+                    let enc = encode(
+                        gpu,
+                        &self.options,
+                        &up.batch(),
+                        up.ignore,
+                        None,
+                        &mut encoder,
+                        Phase::Stats,
+                    )?;
+                    let bufs = [&enc.out, &enc.items, &enc.shared];
+                    let pending = read_back(gpu, encoder, &bufs);
+                    Ok((pending, enc.into_stats(&up.shape, &self.options)))
+                })?;
                 let mut bufs = pending.wait()?;
-                let stats = bufs.pop().unwrap_or_default();
-                parse(bufs, values_len, batch.shape.classes())?;
-                Ok(stats
-                    .chunks_exact(4)
-                    .map(|r| [r[0], r[1], r[2], r[3]])
-                    .collect())
+                let (shared, items) = (bufs.pop().unwrap_or_default(), bufs.pop());
+                parse(bufs, 0, batch.shape.classes())?;
+                Ok(Stats {
+                    shared,
+                    items: items
+                        .unwrap_or_default()
+                        .chunks_exact(4)
+                        .map(|r| [r[0], r[1], r[2], r[3]])
+                        .collect(),
+                    shape: batch.shape.clone(),
+                    options: self.options.clone(),
+                    held: Held::Gpu {
+                        batch: up,
+                        stats: st,
+                    },
+                })
             }
         }
+    }
+
+    /// Split-phase API, global phase: the loss from `stats` whose shared block holds
+    /// the sum over all workers (or this worker's own, for one worker), and, when
+    /// `with_grad`, the gradient of this worker's batch. Equal to [`Loss::evaluate`] of
+    /// the whole global batch (its gradient restricted to this shard), within f32
+    /// rounding; bit-identical to it for one worker.
+    pub fn finish(&self, stats: &Stats, with_grad: bool) -> Result<LossOutput> {
+        stats.check(&self.options)?;
+        let classes = stats.shape.classes();
+        match (&*self.ctx.inner, &stats.held) {
+            (
+                Inner::Cpu,
+                Held::Cpu {
+                    input,
+                    soft,
+                    index,
+                    mask,
+                    items,
+                },
+            ) => {
+                let rb = RefBatch {
+                    shape: &stats.shape,
+                    input,
+                    target: if soft.is_empty() {
+                        RefTarget::Index(index)
+                    } else {
+                        RefTarget::Soft(soft)
+                    },
+                    mask: mask.as_deref(),
+                };
+                let shared: Vec<f64> = stats.shared.iter().map(|&v| f64::from(v)).collect();
+                let fin = reference::finish(&self.options, &stats.shape, items, &shared);
+                let px = reference::Pixels::new(&self.options, &rb)?;
+                let grad = with_grad.then(|| reference::grad(&self.options, &rb, &px, &fin.coef));
+                let f = |v: Vec<f64>| v.into_iter().map(|x| x as f32).collect::<Vec<f32>>();
+                Ok(LossOutput {
+                    loss: fin.loss as f32,
+                    values: fin.values.map(f),
+                    grad: grad.map(f),
+                })
+            }
+            (Inner::Gpu(gpu), Held::Gpu { batch, stats: st }) => {
+                gpu.check_alive()?;
+                let (pending, values_len) = scoped(gpu, || {
+                    gpu.queue
+                        .write_buffer(&st.shared, 0, bytemuck::cast_slice(&stats.shared));
+                    let grad = with_grad.then(|| grad_buffer(gpu, &stats.shape));
+                    let mut encoder = encoder(gpu, "segloss.finish");
+                    let enc = encode(
+                        gpu,
+                        &self.options,
+                        &batch.batch(),
+                        batch.ignore,
+                        grad.as_ref(),
+                        &mut encoder,
+                        Phase::Finish(st),
+                    )?;
+                    let bufs: Vec<&wgpu::Buffer> = std::iter::once(&enc.out).chain(&grad).collect();
+                    Ok((read_back(gpu, encoder, &bufs), enc.values_len))
+                })?;
+                parse(pending.wait()?, values_len, classes)
+            }
+            _ => Err(Error::InvalidStats(
+                "statistics from a context of another kind (CPU vs GPU)".into(),
+            )),
+        }
+    }
+
+    /// Split-phase GPU-resident API, local phase: records the statistics of `batch`
+    /// into `encoder`. After the submission, sum [`GpuStats::shared_buffer`] over the
+    /// workers, write the sum back into it, and call [`Loss::encode_finish`] with the same
+    /// batch buffers.
+    pub fn encode_stats(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        batch: &GpuBatch<'_>,
+    ) -> Result<GpuStats> {
+        let gpu = self.ctx.gpu()?;
+        gpu.check_alive()?;
+        let enc = encode(
+            gpu,
+            &self.options,
+            batch,
+            self.gpu_ignore(),
+            None,
+            encoder,
+            Phase::Stats,
+        )?;
+        Ok(enc.into_stats(batch.shape, &self.options))
+    }
+
+    /// Split-phase GPU-resident API, global phase: records the loss (from the summed
+    /// shared block in `stats`) and, when `grad` is given, this worker's gradient.
+    pub fn encode_finish(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        batch: &GpuBatch<'_>,
+        stats: &GpuStats,
+        grad: Option<&wgpu::Buffer>,
+    ) -> Result<GpuLoss> {
+        let gpu = self.ctx.gpu()?;
+        gpu.check_alive()?;
+        let enc = encode(
+            gpu,
+            &self.options,
+            batch,
+            self.gpu_ignore(),
+            grad,
+            encoder,
+            Phase::Finish(stats),
+        )?;
+        Ok(enc.into_loss(batch.shape.classes()))
     }
 
     /// Async host call. The data is uploaded and the work submitted before this returns,
@@ -120,7 +304,7 @@ impl Loss {
         let classes = batch.shape.classes();
         let submitted = match &*self.ctx.inner {
             Inner::Cpu => Err(self.evaluate_cpu(batch, with_grad)),
-            Inner::Gpu(gpu) => Ok(self.submit(gpu, batch, with_grad, false)),
+            Inner::Gpu(gpu) => Ok(self.submit(gpu, batch, with_grad)),
         };
         async move {
             match submitted {
@@ -176,11 +360,23 @@ impl Loss {
     ) -> Result<GpuLoss> {
         let gpu = self.ctx.gpu()?;
         gpu.check_alive()?;
-        let ignore = self
-            .options
+        let enc = encode(
+            gpu,
+            &self.options,
+            batch,
+            self.gpu_ignore(),
+            grad,
+            encoder,
+            Phase::Whole,
+        )?;
+        Ok(enc.into_loss(batch.shape.classes()))
+    }
+
+    /// The ignore value as the kernels see it in a caller's u32 target buffer.
+    fn gpu_ignore(&self) -> Option<u32> {
+        self.options
             .ignore_index
-            .and_then(|i| u32::try_from(i).ok());
-        encode(gpu, &self.options, batch, ignore, grad, encoder)
+            .and_then(|i| u32::try_from(i).ok())
     }
 
     /// GPU-resident API: [`Loss::encode`] into a fresh encoder and submit it. wgpu
@@ -204,15 +400,11 @@ impl Loss {
     pub fn read(&self, result: &GpuLoss) -> Result<LossOutput> {
         let gpu = self.ctx.gpu()?;
         let pending = scoped(gpu, || {
-            let staging = staging(gpu, result.buffer.size());
-            let mut encoder = gpu
-                .device
-                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                    label: Some("segloss.read"),
-                });
-            encoder.copy_buffer_to_buffer(&result.buffer, 0, &staging, 0, result.buffer.size());
-            let idx = gpu.queue.submit([encoder.finish()]);
-            Ok(Pending::new(&gpu.device, vec![staging], idx))
+            Ok(read_back(
+                gpu,
+                encoder(gpu, "segloss.read"),
+                &[&result.buffer],
+            ))
         })?;
         parse(pending.wait()?, result.values_len, result.classes)
     }
@@ -230,14 +422,28 @@ impl Loss {
         })
     }
 
-    /// Uploads a host batch, records the call and the copies to staging, submits.
-    fn submit(
-        &self,
-        gpu: &Gpu,
-        batch: &Batch<'_>,
-        with_grad: bool,
-        with_stats: bool,
-    ) -> Result<(Pending, usize)> {
+    /// Uploads a host batch, records the whole call and the copies to staging, submits.
+    fn submit(&self, gpu: &Gpu, batch: &Batch<'_>, with_grad: bool) -> Result<(Pending, usize)> {
+        let up = self.upload_batch(gpu, batch)?;
+        scoped(gpu, || {
+            let grad = with_grad.then(|| grad_buffer(gpu, batch.shape));
+            let mut encoder = encoder(gpu, "segloss.evaluate");
+            let enc = encode(
+                gpu,
+                &self.options,
+                &up.batch(),
+                up.ignore,
+                grad.as_ref(),
+                &mut encoder,
+                Phase::Whole,
+            )?;
+            let bufs: Vec<&wgpu::Buffer> = std::iter::once(&enc.out).chain(&grad).collect();
+            Ok((read_back(gpu, encoder, &bufs), enc.values_len))
+        })
+    }
+
+    /// Checks a host batch and uploads it (input, target, mask).
+    fn upload_batch(&self, gpu: &Gpu, batch: &Batch<'_>) -> Result<Uploaded> {
         gpu.check_alive()?;
         batch.check_lengths()?;
         let shape = batch.shape;
@@ -260,10 +466,10 @@ impl Loss {
             // converted here, the ignore value (possibly negative) becoming u32::MAX.
             let (labels, ignore) = match batch.target {
                 Target::Soft(t) => (upload("segloss.target", bytemuck::cast_slice(t))?, None),
-                Target::Index(t) => {
-                    let ignore = opts.ignore_index.and_then(|i| u32::try_from(i).ok());
-                    (upload("segloss.target", bytemuck::cast_slice(t))?, ignore)
-                }
+                Target::Index(t) => (
+                    upload("segloss.target", bytemuck::cast_slice(t))?,
+                    self.gpu_ignore(),
+                ),
                 Target::IndexI64(t) => {
                     let mapped = index_from_i64(t, opts.ignore_index, shape.classes())?;
                     let ignore = opts.ignore_index.map(|_| u32::MAX);
@@ -280,42 +486,75 @@ impl Loss {
                 }
                 None => None,
             };
-            let grad = with_grad.then(|| {
-                dev.create_buffer(&wgpu::BufferDescriptor {
-                    label: Some("segloss.grad"),
-                    size: 4 * shape.len() as u64,
-                    usage: wgpu::BufferUsages::STORAGE
-                        | wgpu::BufferUsages::COPY_SRC
-                        | wgpu::BufferUsages::COPY_DST,
-                    mapped_at_creation: false,
-                })
-            });
-            let target = if batch.target.is_index() {
-                crate::GpuTarget::Index(&labels)
-            } else {
-                crate::GpuTarget::Soft(&labels)
-            };
-            let gb = GpuBatch {
-                shape,
-                input: &input,
-                target,
-                mask: mask.as_ref(),
-            };
-            let mut encoder = dev.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("segloss.evaluate"),
-            });
-            let result = encode(gpu, opts, &gb, ignore, grad.as_ref(), &mut encoder)?;
-            let mut read = vec![staging(gpu, result.buffer.size())];
-            encoder.copy_buffer_to_buffer(&result.buffer, 0, &read[0], 0, result.buffer.size());
-            for src in grad.iter().chain(with_stats.then_some(&result.stats)) {
-                let st = staging(gpu, src.size());
-                encoder.copy_buffer_to_buffer(src, 0, &st, 0, src.size());
-                read.push(st);
-            }
-            let idx = gpu.queue.submit([encoder.finish()]);
-            Ok((Pending::new(dev, read, idx), result.values_len))
+            Ok(Uploaded {
+                shape: shape.clone(),
+                input,
+                labels,
+                index_target: batch.target.is_index(),
+                mask,
+                ignore,
+            })
         })
     }
+}
+
+/// A host batch uploaded to the device (kept by [`Stats`] for the gradient).
+#[derive(Debug)]
+pub(crate) struct Uploaded {
+    pub shape: Shape,
+    input: wgpu::Buffer,
+    labels: wgpu::Buffer,
+    index_target: bool,
+    mask: Option<wgpu::Buffer>,
+    /// The ignore value as the kernel sees it in `labels`.
+    pub ignore: Option<u32>,
+}
+
+impl Uploaded {
+    pub fn batch(&self) -> GpuBatch<'_> {
+        GpuBatch {
+            shape: &self.shape,
+            input: &self.input,
+            target: if self.index_target {
+                GpuTarget::Index(&self.labels)
+            } else {
+                GpuTarget::Soft(&self.labels)
+            },
+            mask: self.mask.as_ref(),
+        }
+    }
+}
+
+fn encoder(gpu: &Gpu, label: &str) -> wgpu::CommandEncoder {
+    gpu.device
+        .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) })
+}
+
+/// A gradient buffer for a host call.
+fn grad_buffer(gpu: &Gpu, shape: &Shape) -> wgpu::Buffer {
+    gpu.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("segloss.grad"),
+        size: 4 * shape.len() as u64,
+        usage: wgpu::BufferUsages::STORAGE
+            | wgpu::BufferUsages::COPY_SRC
+            | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    })
+}
+
+/// Copies `bufs` to fresh staging buffers at the end of `encoder`, submits it and
+/// requests the mappings.
+fn read_back(gpu: &Gpu, mut encoder: wgpu::CommandEncoder, bufs: &[&wgpu::Buffer]) -> Pending {
+    let staged: Vec<wgpu::Buffer> = bufs
+        .iter()
+        .map(|src| {
+            let st = staging(gpu, src.size());
+            encoder.copy_buffer_to_buffer(src, 0, &st, 0, src.size());
+            st
+        })
+        .collect();
+    let idx = gpu.queue.submit([encoder.finish()]);
+    Pending::new(&gpu.device, staged, idx)
 }
 
 /// The batch's data in f64 / i64 for the CPU reference (soft, index: one is empty).

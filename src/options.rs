@@ -89,7 +89,8 @@ impl Aggregation {
         class: 1.0,
     };
 
-    fn levels(&self) -> usize {
+    /// Number of levels with a weight > 0.
+    pub fn levels(&self) -> usize {
         [self.dataset, self.image, self.class]
             .iter()
             .filter(|w| **w > 0.0)

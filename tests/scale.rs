@@ -159,7 +159,7 @@ fn sums_of_1e8_elements_are_accurate() {
         .stats(&data.batch())
         .unwrap();
     // The CPU context sums in f64 (and rounds the result to f32 once).
-    for (g, w) in got.iter().zip(&want) {
+    for (g, w) in got.items().iter().zip(want.items()) {
         for j in 0..3 {
             let rel = (f64::from(g[j]) - f64::from(w[j])).abs() / f64::from(w[j]).abs();
             eprintln!(

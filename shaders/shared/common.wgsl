@@ -32,7 +32,7 @@ struct Params {
     map_pixels: u32,     // N of the whole image (mask addressing)
     pixel_base: u32,     // global pixel of the bound buffers' pixel 0 (chunks)
     load_tile_base: u32, // this dispatch's first tile within the bound buffers
-    _pad: u32,
+    phase: u32,        // finalize: 1 summarize, 2 finish, 3 both
 }
 
 fn sum4(v: vec4<f32>) -> f32 {

@@ -47,16 +47,72 @@ fn item_loss(o: &LossOptions, s: [f64; 3], w: f64) -> (f64, [f64; 3]) {
     (w * l, dt.map(|d| w * dl * d))
 }
 
-/// Aggregates per-(b, c) statistics `[B, C]` into the loss and gradient coefficients.
-pub fn finalize(o: &LossOptions, shape: &Shape, stats: &[[f64; 4]]) -> Finalized {
+/// Words of the shared block before the class rows (see [`crate::Stats`]).
+pub const SHARED_HEADER: usize = 8;
+/// Words per class row of the shared block.
+pub const SHARED_ROW: usize = 8;
+
+/// Length of the shared block for C classes.
+pub fn shared_len(classes: usize) -> usize {
+    SHARED_HEADER + SHARED_ROW * classes
+}
+
+/// Per-item activity under the active-class rule.
+fn is_active(o: &LossOptions, present: f64) -> bool {
+    match o.active_classes {
+        ActiveClasses::All => true,
+        ActiveClasses::Present { .. } => present > 0.0,
+    }
+}
+
+fn class_weight(o: &LossOptions, k: usize) -> f64 {
+    o.class_weights.as_ref().map_or(1.0, |w| w[k])
+}
+
+/// The local phase's shared block (layout in [`crate::Stats`]): the plain sums that
+/// workers add up before [`finish`]. Twin of `finalize.wgsl`'s `summarize`.
+pub fn summarize(o: &LossOptions, shape: &Shape, stats: &[[f64; 4]]) -> Vec<f64> {
+    let (nb, c_all) = (shape.batch(), shape.classes());
+    let c0 = o.class_start(c_all);
+    let mut sh = vec![0.0; shared_len(c_all)];
+    sh[0] = nb as f64;
+    for b in 0..nb {
+        for c in 0..c_all {
+            for j in 0..4 {
+                sh[SHARED_HEADER + SHARED_ROW * c + j] += stats[b * c_all + c][j];
+            }
+        }
+    }
+    for b in 0..nb {
+        let n_act = (c0..c_all)
+            .filter(|&c| is_active(o, stats[b * c_all + c][3]))
+            .count();
+        let mut term = 0.0;
+        for c in c0..c_all {
+            let s = stats[b * c_all + c];
+            if is_active(o, s[3]) {
+                let (l, _) = item_loss(o, [s[0], s[1], s[2]], class_weight(o, c - c0));
+                term += l;
+                sh[SHARED_HEADER + SHARED_ROW * c + 4] += l;
+                sh[SHARED_HEADER + SHARED_ROW * c + 5] += 1.0;
+            }
+        }
+        if n_act > 0 {
+            sh[1] += 1.0;
+            sh[2] += term / n_act as f64;
+        }
+    }
+    sh
+}
+
+/// The loss and this worker's gradient coefficients from its own per-(b, c) `stats`
+/// `[B, C]` and the `shared` block summed over all workers (SPEC §2.5-2.8, §3). Twin of
+/// `finalize.wgsl`'s `finish`.
+pub fn finish(o: &LossOptions, shape: &Shape, stats: &[[f64; 4]], shared: &[f64]) -> Finalized {
     let (nb, c_all) = (shape.batch(), shape.classes());
     let c0 = o.class_start(c_all);
     let k_n = c_all - c0;
-    let weight = |k: usize| o.class_weights.as_ref().map_or(1.0, |w| w[k]);
-    let active = |present: f64| match o.active_classes {
-        ActiveClasses::All => true,
-        ActiveClasses::Present { .. } => present > 0.0,
-    };
+    let row = |c: usize| &shared[SHARED_HEADER + SHARED_ROW * c..][..SHARED_ROW];
     let agg = o.aggregation;
     let none = o.reduction == Reduction::None;
     let mut coef = vec![[0.0; 3]; nb * c_all];
@@ -68,27 +124,18 @@ pub fn finalize(o: &LossOptions, shape: &Shape, stats: &[[f64; 4]]) -> Finalized
         }
     };
 
+    // Dataset level: the global per-class sums.
     if agg.dataset > 0.0 {
-        let sums: Vec<[f64; 4]> = (0..k_n)
-            .map(|k| {
-                let mut s = [0.0; 4];
-                for b in 0..nb {
-                    for j in 0..4 {
-                        s[j] += stats[b * c_all + c0 + k][j];
-                    }
-                }
-                s
-            })
-            .collect();
-        let n_active = sums.iter().filter(|s| active(s[3])).count() as f64;
-        for (k, s) in sums.iter().enumerate() {
-            let (l, g) = item_loss(o, [s[0], s[1], s[2]], weight(k));
+        let n_active = (c0..c_all).filter(|&c| is_active(o, row(c)[3])).count() as f64;
+        for k in 0..k_n {
+            let s = row(c0 + k);
+            let (l, g) = item_loss(o, [s[0], s[1], s[2]], class_weight(o, k));
             let scale = match (&mut values, o.reduction) {
                 (Some(v), _) => {
                     v[k] = l;
                     1.0
                 }
-                _ if !active(s[3]) => 0.0,
+                _ if !is_active(o, s[3]) => 0.0,
                 (_, Reduction::Sum) => agg.dataset,
                 _ => agg.dataset / n_active,
             };
@@ -99,39 +146,56 @@ pub fn finalize(o: &LossOptions, shape: &Shape, stats: &[[f64; 4]]) -> Finalized
         }
     }
 
+    // Image and class levels: the loss from the global sums of item terms, the
+    // gradient of this worker's items scaled by the global counts.
     if agg.image > 0.0 || agg.class > 0.0 {
-        let act = |b: usize, k: usize| active(stats[b * c_all + c0 + k][3]);
-        let per_image: Vec<f64> = (0..nb)
-            .map(|b| (0..k_n).filter(|&k| act(b, k)).count() as f64)
-            .collect();
-        let per_class: Vec<f64> = (0..k_n)
-            .map(|k| (0..nb).filter(|&b| act(b, k)).count() as f64)
-            .collect();
-        let n_images = per_image.iter().filter(|&&n| n > 0.0).count() as f64;
-        let n_classes = per_class.iter().filter(|&&n| n > 0.0).count() as f64;
+        let (n_images, image_term) = (shared[1], shared[2]);
+        let n_classes = (c0..c_all).filter(|&c| row(c)[5] > 0.0).count() as f64;
+        match o.reduction {
+            Reduction::Mean => {
+                if agg.image > 0.0 && n_images > 0.0 {
+                    total += agg.image * image_term / n_images;
+                }
+                if agg.class > 0.0 && n_classes > 0.0 {
+                    let mut sum = 0.0;
+                    for c in c0..c_all {
+                        if row(c)[5] > 0.0 {
+                            sum += row(c)[4] / row(c)[5];
+                        }
+                    }
+                    total += agg.class * sum / n_classes;
+                }
+            }
+            Reduction::Sum => {
+                total += (agg.image + agg.class) * (c0..c_all).map(|c| row(c)[4]).sum::<f64>();
+            }
+            Reduction::None => {}
+        }
         for b in 0..nb {
+            let act = |k: usize| is_active(o, stats[b * c_all + c0 + k][3]);
+            let per_image = (0..k_n).filter(|&k| act(k)).count() as f64;
             for k in 0..k_n {
                 let s = stats[b * c_all + c0 + k];
-                let (l, g) = item_loss(o, [s[0], s[1], s[2]], weight(k));
+                let (l, g) = item_loss(o, [s[0], s[1], s[2]], class_weight(o, k));
                 let scale = match (&mut values, o.reduction) {
                     (Some(v), _) => {
                         v[b * k_n + k] = l;
+                        total += l;
                         1.0
                     }
-                    _ if !act(b, k) => 0.0,
+                    _ if !act(k) => 0.0,
                     (_, Reduction::Sum) => agg.image + agg.class,
                     _ => {
                         let mut sc = 0.0;
                         if agg.image > 0.0 {
-                            sc += agg.image / (n_images * per_image[b]);
+                            sc += agg.image / (n_images * per_image);
                         }
                         if agg.class > 0.0 {
-                            sc += agg.class / (n_classes * per_class[k]);
+                            sc += agg.class / (n_classes * row(c0 + k)[5]);
                         }
                         sc
                     }
                 };
-                total += scale * l;
                 add(&mut coef[b * c_all + c0 + k], scale, g);
             }
         }
@@ -141,4 +205,10 @@ pub fn finalize(o: &LossOptions, shape: &Shape, stats: &[[f64; 4]]) -> Finalized
         values,
         coef,
     }
+}
+
+/// Aggregates per-(b, c) statistics `[B, C]` into the loss and gradient coefficients:
+/// [`finish`] of [`summarize`] (one worker).
+pub fn finalize(o: &LossOptions, shape: &Shape, stats: &[[f64; 4]]) -> Finalized {
+    finish(o, shape, stats, &summarize(o, shape, stats))
 }

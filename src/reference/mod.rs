@@ -17,7 +17,7 @@ mod finalize;
 mod grad;
 mod stats;
 
-pub use finalize::{finalize, Finalized};
+pub use finalize::{finalize, finish, shared_len, summarize, Finalized, SHARED_HEADER, SHARED_ROW};
 pub use grad::grad;
 pub use stats::stats;
 
