@@ -170,10 +170,7 @@ impl Loss {
                         .collect(),
                     shape: batch.shape.clone(),
                     options: self.options.clone(),
-                    held: Held::Gpu {
-                        batch: up,
-                        stats: st,
-                    },
+                    held: Held::Gpu(Box::new((up, st))),
                 })
             }
         }
@@ -219,7 +216,8 @@ impl Loss {
                     grad: grad.map(f),
                 })
             }
-            (Inner::Gpu(gpu), Held::Gpu { batch, stats: st }) => {
+            (Inner::Gpu(gpu), Held::Gpu(held)) => {
+                let (batch, st) = &**held;
                 gpu.check_alive()?;
                 let (pending, values_len) = scoped(gpu, || {
                     gpu.queue

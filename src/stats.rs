@@ -62,10 +62,7 @@ pub(crate) enum Held {
         items: Vec<[f64; 4]>,
     },
     /// A GPU context: the uploaded batch and the local phase's buffers.
-    Gpu {
-        batch: crate::loss::Uploaded,
-        stats: GpuStats,
-    },
+    Gpu(Box<(crate::loss::Uploaded, GpuStats)>),
 }
 
 impl Stats {
