@@ -37,7 +37,8 @@ pub use error::{Error, Result};
 pub use gpu::{GpuBatch, GpuLoss, GpuStats, GpuTarget};
 pub use loss::{Loss, LossOutput};
 pub use options::{
-    Activation, ActiveClasses, Aggregation, Formulation, LossOptions, Overlap, Reduction,
+    Activation, ActiveClasses, Aggregation, CrossEntropy, CrossEntropyKind, Focal, FocalAlpha,
+    Formulation, LossOptions, Overlap, Reduction,
 };
 pub use peers::{jdt, monai};
 pub use shape::{Batch, Shape, Target};

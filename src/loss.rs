@@ -208,7 +208,8 @@ impl Loss {
                 let shared: Vec<f64> = stats.shared.iter().map(|&v| f64::from(v)).collect();
                 let fin = reference::finish(&self.options, &stats.shape, items, &shared);
                 let px = reference::Pixels::new(&self.options, &rb)?;
-                let grad = with_grad.then(|| reference::grad(&self.options, &rb, &px, &fin.coef));
+                let grad = with_grad
+                    .then(|| reference::grad(&self.options, &rb, &px, &fin.coef, fin.pixel_scale));
                 let f = |v: Vec<f64>| v.into_iter().map(|x| x as f32).collect::<Vec<f32>>();
                 Ok(LossOutput {
                     loss: fin.loss as f32,

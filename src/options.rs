@@ -123,6 +123,117 @@ pub enum Reduction {
     None,
 }
 
+/// Which pixelwise cross-entropy term a compound loss adds (see [`CrossEntropy`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum CrossEntropyKind {
+    /// Softmax cross-entropy with soft or index targets, as PyTorch's
+    /// `CrossEntropyLoss(weight, label_smoothing)`: −Σ_c w_c·y'_c·log p_c per pixel.
+    #[default]
+    Softmax,
+    /// The KL divergence KL(y' ‖ p) = Σ_c w_c·y'_c·(log y'_c − log p_c): the softmax
+    /// cross-entropy minus the target entropy (0 at p = y'), same gradient.
+    KlDivergence,
+    /// Binary cross-entropy on logits per class, as PyTorch's
+    /// `BCEWithLogitsLoss(weight, pos_weight)`: −w_c·[pw_c·y·log σ(x) + (1 − y)·log(1 − σ(x))].
+    Binary,
+}
+
+/// A cross-entropy term of a compound loss, computed in the same passes over memory as
+/// the overlap terms: `loss = overlap_weight · overlap + weight · CE (+ focal)`.
+///
+/// Mean reduction divides the summed term by the number of kept pixels (index targets
+/// with `class_weights`: by Σ w_{y_i} over kept pixels, as PyTorch; `Binary`: by kept
+/// pixels × C). Sum reduction leaves the sum.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CrossEntropy {
+    /// λ_ce ≥ 0.
+    pub weight: f64,
+    /// Softmax CE, KL divergence, or binary CE.
+    pub kind: CrossEntropyKind,
+    /// One weight ≥ 0 per class (all C classes), PyTorch's `weight`.
+    pub class_weights: Option<Vec<f64>>,
+    /// Label smoothing ε in [0, 1] (softmax kinds): y' = (1 − ε)·y + ε/C.
+    pub label_smoothing: f64,
+    /// `Binary` only: one weight ≥ 0 per class for positive targets (`pos_weight`).
+    pub pos_weight: Option<Vec<f64>>,
+}
+
+impl CrossEntropy {
+    /// Softmax cross-entropy with weight λ_ce.
+    pub fn softmax(weight: f64) -> Self {
+        CrossEntropy {
+            weight,
+            kind: CrossEntropyKind::Softmax,
+            class_weights: None,
+            label_smoothing: 0.0,
+            pos_weight: None,
+        }
+    }
+    /// KL divergence with weight λ_ce (the Jaccard Metric Loss paper's recipe for soft
+    /// labels: 0.25·KL + 0.75·JML).
+    pub fn kl(weight: f64) -> Self {
+        CrossEntropy {
+            kind: CrossEntropyKind::KlDivergence,
+            ..Self::softmax(weight)
+        }
+    }
+    /// Binary cross-entropy on logits with weight λ_ce.
+    pub fn binary(weight: f64) -> Self {
+        CrossEntropy {
+            kind: CrossEntropyKind::Binary,
+            ..Self::softmax(weight)
+        }
+    }
+}
+
+/// The α of a focal term, as MONAI 1.6's `FocalLoss(alpha)`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FocalAlpha {
+    /// Sigmoid: y·α + (1 − y)·(1 − α) per element. Softmax: 1 − α for class 0, α for
+    /// the others.
+    Scalar(f64),
+    /// One α_c per kept class. Sigmoid: α_c where y = 1, else 1. Softmax: α_c.
+    PerClass(Vec<f64>),
+}
+
+/// A focal term of a compound loss (Lin et al. 2017, as MONAI's `FocalLoss`), over the
+/// kept classes: sigmoid: w_c·a·σ(−x·(2y − 1))^γ·BCE(x, y); softmax:
+/// −w_c·a·(1 − p_c)^γ·y_c·log p_c. Mean reduction divides by kept pixels × C'.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Focal {
+    /// λ_focal ≥ 0.
+    pub weight: f64,
+    /// Focusing exponent γ ≥ 0 (MONAI default 2).
+    pub gamma: f64,
+    /// Softmax over classes (MONAI `use_softmax=True`) instead of per-class sigmoid
+    /// (MONAI's default, and what `DiceFocalLoss` uses).
+    pub softmax: bool,
+    /// Optional α balance.
+    pub alpha: Option<FocalAlpha>,
+    /// One weight ≥ 0 per kept class (MONAI `weight`).
+    pub class_weights: Option<Vec<f64>>,
+}
+
+impl Focal {
+    /// Sigmoid focal term with weight λ_focal and exponent γ.
+    pub fn sigmoid(weight: f64, gamma: f64) -> Self {
+        Focal {
+            weight,
+            gamma,
+            softmax: false,
+            alpha: None,
+            class_weights: None,
+        }
+    }
+    /// Softmax focal term with weight λ_focal and exponent γ.
+    pub fn softmax(weight: f64, gamma: f64) -> Self {
+        Focal {
+            softmax: true,
+            ..Self::sigmoid(weight, gamma)
+        }
+    }
+}
+
 /// Every option of a segloss loss, in the SPEC's vocabulary.
 ///
 /// Build with [`LossOptions::dice`], [`LossOptions::jaccard`] or [`LossOptions::tversky`]
@@ -165,6 +276,12 @@ pub struct LossOptions {
     /// Index targets: pixels holding this value are ignored. May be negative with
     /// [`crate::Target::IndexI64`].
     pub ignore_index: Option<i64>,
+    /// λ_overlap ≥ 0, the weight of the overlap loss (1; MONAI `lambda_dice`).
+    pub overlap_weight: f64,
+    /// A cross-entropy term added to the overlap loss (compound loss), or none.
+    pub cross_entropy: Option<CrossEntropy>,
+    /// A focal term added to the overlap loss, or none.
+    pub focal: Option<Focal>,
 }
 
 impl LossOptions {
@@ -195,6 +312,9 @@ impl LossOptions {
             gamma: 1.0,
             reduction: Reduction::Mean,
             ignore_index: None,
+            overlap_weight: 1.0,
+            cross_entropy: None,
+            focal: None,
         }
     }
     /// Sets the formulation.
@@ -247,6 +367,25 @@ impl LossOptions {
     pub fn reduction(mut self, r: Reduction) -> Self {
         self.reduction = r;
         self
+    }
+    /// Sets λ_overlap, the weight of the overlap term in a compound loss.
+    pub fn overlap_weight(mut self, w: f64) -> Self {
+        self.overlap_weight = w;
+        self
+    }
+    /// Adds a cross-entropy term (compound loss).
+    pub fn cross_entropy(mut self, ce: CrossEntropy) -> Self {
+        self.cross_entropy = Some(ce);
+        self
+    }
+    /// Adds a focal term (compound loss).
+    pub fn focal(mut self, f: Focal) -> Self {
+        self.focal = Some(f);
+        self
+    }
+    /// Whether a cross-entropy or focal term is added to the overlap loss.
+    pub fn is_compound(&self) -> bool {
+        self.cross_entropy.is_some() || self.focal.is_some()
     }
     /// Sets the ignored class index (index targets).
     pub fn ignore_index(mut self, index: i64) -> Self {
@@ -302,13 +441,86 @@ impl LossOptions {
                 return Err(Error::option("active_classes.threshold", "must be finite"));
             }
         }
-        if let Some(w) = &self.class_weights {
-            if let Some(bad) = w.iter().find(|v| !(v.is_finite() && **v >= 0.0)) {
+        let weights = |name: &'static str, w: &Option<Vec<f64>>| match w
+            .iter()
+            .flatten()
+            .find(|v| !(v.is_finite() && **v >= 0.0))
+        {
+            Some(bad) => Err(Error::option(
+                name,
+                format!("weights must be finite and ≥ 0, got {bad}"),
+            )),
+            None => Ok(()),
+        };
+        weights("class_weights", &self.class_weights)?;
+        nonneg("overlap_weight", self.overlap_weight)?;
+        if let Some(ce) = &self.cross_entropy {
+            nonneg("cross_entropy.weight", ce.weight)?;
+            weights("cross_entropy.class_weights", &ce.class_weights)?;
+            weights("cross_entropy.pos_weight", &ce.pos_weight)?;
+            if !(0.0..=1.0).contains(&ce.label_smoothing) {
                 return Err(Error::option(
-                    "class_weights",
-                    format!("weights must be finite and ≥ 0, got {bad}"),
+                    "cross_entropy.label_smoothing",
+                    format!("must lie in [0, 1], got {}", ce.label_smoothing),
                 ));
             }
+            let binary = ce.kind == CrossEntropyKind::Binary;
+            let want = if binary {
+                Activation::Sigmoid
+            } else {
+                Activation::Softmax
+            };
+            if self.activation != want {
+                return Err(Error::option(
+                    "cross_entropy.kind",
+                    format!("{:?} needs activation {want:?}", ce.kind),
+                ));
+            }
+            if binary && ce.label_smoothing != 0.0 {
+                return Err(Error::option(
+                    "cross_entropy.label_smoothing",
+                    "defined for the softmax kinds only (smooth binary targets yourself)",
+                ));
+            }
+            if !binary && ce.pos_weight.is_some() {
+                return Err(Error::option(
+                    "cross_entropy.pos_weight",
+                    "defined for the binary kind only",
+                ));
+            }
+        }
+        if let Some(f) = &self.focal {
+            nonneg("focal.weight", f.weight)?;
+            nonneg("focal.gamma", f.gamma)?;
+            weights("focal.class_weights", &f.class_weights)?;
+            match &f.alpha {
+                Some(FocalAlpha::Scalar(a)) if !(0.0..=1.0).contains(a) => {
+                    return Err(Error::option(
+                        "focal.alpha",
+                        format!("must lie in [0, 1], got {a}"),
+                    ))
+                }
+                Some(FocalAlpha::PerClass(a)) => weights("focal.alpha", &Some(a.clone()))?,
+                _ => {}
+            }
+            if f.softmax && self.activation != Activation::Softmax {
+                return Err(Error::option(
+                    "focal.softmax",
+                    "a softmax focal term needs activation Softmax",
+                ));
+            }
+            if self.activation == Activation::None {
+                return Err(Error::option(
+                    "focal",
+                    "focal terms take logits: activation None is not allowed",
+                ));
+            }
+        }
+        if self.is_compound() && self.reduction == Reduction::None {
+            return Err(Error::option(
+                "reduction",
+                "compound losses take mean or sum (their pixel terms have no per-item values)",
+            ));
         }
         Ok(())
     }
@@ -320,13 +532,28 @@ impl LossOptions {
 
     /// Checks the options that depend on the number of classes.
     pub(crate) fn validate_for(&self, classes: usize) -> Result<()> {
-        if let Some(w) = &self.class_weights {
-            let kept = classes - self.class_start(classes);
-            if w.len() != kept {
-                return Err(Error::option(
-                    "class_weights",
-                    format!("{} weights for {kept} kept classes", w.len()),
-                ));
+        let kept = classes - self.class_start(classes);
+        let count = |name: &'static str, w: Option<&Vec<f64>>, n: usize, what: &str| match w {
+            Some(w) if w.len() != n => Err(Error::option(
+                name,
+                format!("{} weights for {n} {what}", w.len()),
+            )),
+            _ => Ok(()),
+        };
+        count("class_weights", self.class_weights.as_ref(), kept, "kept classes")?;
+        if let Some(ce) = &self.cross_entropy {
+            count(
+                "cross_entropy.class_weights",
+                ce.class_weights.as_ref(),
+                classes,
+                "classes",
+            )?;
+            count("cross_entropy.pos_weight", ce.pos_weight.as_ref(), classes, "classes")?;
+        }
+        if let Some(f) = &self.focal {
+            count("focal.class_weights", f.class_weights.as_ref(), kept, "kept classes")?;
+            if let Some(FocalAlpha::PerClass(a)) = &f.alpha {
+                count("focal.alpha", Some(a), kept, "kept classes")?;
             }
         }
         Ok(())

@@ -118,6 +118,7 @@ pub mod monai {
                 gamma: 1.0,
                 reduction: monai_reduction(self.reduction),
                 ignore_index: self.ignore_index,
+                ..LossOptions::dice()
             }
         }
     }
@@ -189,6 +190,7 @@ pub mod monai {
                 gamma: 1.0,
                 reduction: monai_reduction(self.reduction),
                 ignore_index: None,
+                ..LossOptions::dice()
             }
         }
     }
@@ -306,6 +308,7 @@ pub mod jdt {
                 gamma: self.gamma,
                 reduction: Reduction::Mean,
                 ignore_index: self.ignore_index,
+                ..LossOptions::dice()
             }
         }
     }

@@ -64,3 +64,48 @@ fn golden_cases_on_the_cpu_backend() {
             .unwrap_or_else(|e| panic!("{}: {e}", c.id));
     }
 }
+
+const COMPOUND: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/compound.json");
+
+/// Compound cases (tests/golden/make_compound.py: MONAI DiceCELoss / DiceFocalLoss /
+/// FocalLoss and PyTorch CrossEntropyLoss / BCEWithLogitsLoss / kl_div, float64):
+/// every one through `runner`, the worst errors printed.
+fn compound_cases(what: &str, tol: f64, runner: impl Fn(&case::Case) -> case::Computed) {
+    // MONAI's FocalLoss casts its inputs to float32 (`input.float()` in its forward), so
+    // cases with a focal term are float32-accurate only (seen: 4.6e-8 relative); they
+    // are held to 1e-6 when `tol` is tighter.
+    let cases = case::load(COMPOUND).unwrap();
+    assert_eq!(cases.len(), 27);
+    let mut failures = Vec::new();
+    let (mut wv, mut wg) = (0.0f64, 0.0f64);
+    for c in &cases {
+        assert!(c.options.is_compound(), "{}: not a compound case", c.id);
+        let got = runner(c);
+        let (ev, eg) = c.errors(&got);
+        wv = wv.max(ev);
+        wg = wg.max(eg);
+        let tol = if c.options.focal.is_some() {
+            tol.max(1e-6)
+        } else {
+            tol
+        };
+        if let Err(e) = c.check(&got, tol) {
+            failures.push(format!("{}: {e}", c.id));
+        }
+    }
+    eprintln!("{what} compound golden: worst value error {wv:.3e}, worst gradient error {wg:.3e}");
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+#[test]
+fn compound_golden_cases_on_the_f64_reference() {
+    compound_cases("CPU reference", 1e-9, |c| c.run_reference().unwrap());
+}
+
+#[test]
+fn compound_golden_cases_on_the_gpu() {
+    let Some(ctx) = common::gpu() else { return };
+    compound_cases("GPU", 1e-4, |c| {
+        c.run(&common::loss(&ctx, c.options.clone())).unwrap()
+    });
+}

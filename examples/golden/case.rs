@@ -5,8 +5,8 @@
 
 use segloss::reference::{self, RefBatch, RefTarget};
 use segloss::{
-    Activation, ActiveClasses, Aggregation, Batch, Formulation, Loss, LossOptions, Overlap,
-    Reduction, Shape, Target,
+    Activation, ActiveClasses, Aggregation, Batch, CrossEntropy, CrossEntropyKind, Focal,
+    FocalAlpha, Formulation, Loss, LossOptions, Overlap, Reduction, Shape, Target,
 };
 use serde_json::Value;
 
@@ -93,7 +93,44 @@ pub fn options_from_spec(s: &Value) -> Result<LossOptions, String> {
             _ => Reduction::Mean,
         },
         ignore_index: s["ignore_index"].as_i64(),
+        overlap_weight: s["overlap_weight"].as_f64().unwrap_or(1.0),
+        cross_entropy: match &s["cross_entropy"] {
+            Value::Null => None,
+            ce => Some(CrossEntropy {
+                weight: num(ce, "weight")?,
+                kind: match ce["kind"].as_str() {
+                    Some("softmax") => CrossEntropyKind::Softmax,
+                    Some("kl") => CrossEntropyKind::KlDivergence,
+                    Some("binary") => CrossEntropyKind::Binary,
+                    k => return Err(format!("cross_entropy.kind {k:?}")),
+                },
+                class_weights: opt_f64s(&ce["class_weights"])?,
+                label_smoothing: ce["label_smoothing"].as_f64().unwrap_or(0.0),
+                pos_weight: opt_f64s(&ce["pos_weight"])?,
+            }),
+        },
+        focal: match &s["focal"] {
+            Value::Null => None,
+            f => Some(Focal {
+                weight: num(f, "weight")?,
+                gamma: num(f, "gamma")?,
+                softmax: f["softmax"].as_bool().unwrap_or(false),
+                alpha: match &f["alpha"] {
+                    Value::Null => None,
+                    Value::Number(a) => Some(FocalAlpha::Scalar(a.as_f64().unwrap_or(0.0))),
+                    a => Some(FocalAlpha::PerClass(f64s(a)?)),
+                },
+                class_weights: opt_f64s(&f["class_weights"])?,
+            }),
+        },
     })
+}
+
+fn opt_f64s(v: &Value) -> Result<Option<Vec<f64>>, String> {
+    match v {
+        Value::Null => Ok(None),
+        w => f64s(w).map(Some),
+    }
 }
 
 /// Parses every case of a golden file.

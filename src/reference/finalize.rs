@@ -16,6 +16,9 @@ pub struct Finalized {
     pub values: Option<Vec<f64>>,
     /// d loss/d(tp, fp, fn) per (b, c), `[B, C]`, zero for a dropped background.
     pub coef: Vec<[f64; 3]>,
+    /// Compound losses: d loss/d(pixel-term sums) `[s_ce, s_focal]` (λ over the
+    /// normaliser for the mean).
+    pub pixel_scale: [f64; 2],
 }
 
 /// ℓ = w·h(T)^γ and its gradient w.r.t. (tp, fp, fn) (SPEC §2.5-2.6, §3).
@@ -102,7 +105,41 @@ pub fn summarize(o: &LossOptions, shape: &Shape, stats: &[[f64; 4]]) -> Vec<f64>
             sh[2] += term / n_act as f64;
         }
     }
+    // Compound: Σ over images and classes of [ce, focal, kept, ce normaliser].
+    for r in stats.iter().skip(nb * c_all) {
+        for j in 0..4 {
+            sh[4 + j] += r[j];
+        }
+    }
     sh
+}
+
+/// The compound terms' contribution to the loss and their scales `[s_ce, s_focal]`
+/// from the shared block (words 4..8): mean divides by the normalisers.
+fn pixel_terms(o: &LossOptions, classes: usize, shared: &[f64]) -> (f64, [f64; 2]) {
+    let kept = classes - o.class_start(classes);
+    let mean = o.reduction == Reduction::Mean;
+    let term = |lambda: f64, sum: f64, norm: f64| {
+        if !mean {
+            (lambda * sum, lambda)
+        } else if norm > 0.0 {
+            (lambda * sum / norm, lambda / norm)
+        } else {
+            (0.0, 0.0)
+        }
+    };
+    let (mut total, mut scale) = (0.0, [0.0; 2]);
+    if let Some(ce) = &o.cross_entropy {
+        let (t, s) = term(ce.weight, shared[4], shared[7]);
+        total += t;
+        scale[0] = s;
+    }
+    if let Some(f) = &o.focal {
+        let (t, s) = term(f.weight, shared[5], shared[6] * kept as f64);
+        total += t;
+        scale[1] = s;
+    }
+    (total, scale)
 }
 
 /// The loss and this worker's gradient coefficients from its own per-(b, c) `stats`
@@ -200,10 +237,16 @@ pub fn finish(o: &LossOptions, shape: &Shape, stats: &[[f64; 4]], shared: &[f64]
             }
         }
     }
+    let (pixel, pixel_scale) = pixel_terms(o, c_all, shared);
+    // λ_overlap weighs the overlap part: loss, per-item values and coefficients.
+    let lo = o.overlap_weight;
+    coef.iter_mut().flatten().for_each(|g| *g *= lo);
+    values.iter_mut().flatten().for_each(|v| *v *= lo);
     Finalized {
-        loss: total,
+        loss: o.overlap_weight * total + pixel,
         values,
         coef,
+        pixel_scale,
     }
 }
 

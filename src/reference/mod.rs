@@ -15,6 +15,7 @@
 
 mod finalize;
 mod grad;
+pub mod pixel;
 mod stats;
 
 pub use finalize::{finalize, finish, shared_len, summarize, Finalized, SHARED_HEADER, SHARED_ROW};
@@ -77,7 +78,7 @@ pub fn evaluate(options: &LossOptions, batch: &RefBatch<'_>, with_grad: bool) ->
     let pixels = Pixels::new(options, batch)?;
     let st = stats(options, batch, &pixels);
     let fin = finalize(options, batch.shape, &st);
-    let grad = with_grad.then(|| grad(options, batch, &pixels, &fin.coef));
+    let grad = with_grad.then(|| grad(options, batch, &pixels, &fin.coef, fin.pixel_scale));
     Ok(Output {
         loss: fin.loss,
         values: fin.values,
@@ -158,6 +159,31 @@ pub(crate) fn activate(act: Activation, batch: &RefBatch<'_>, b: usize, i: usize
         }
         Activation::Sigmoid => p.iter_mut().for_each(|pc| *pc = 1.0 / (1.0 + (-*pc).exp())),
         Activation::None => {}
+    }
+}
+
+/// Logits, probabilities and (softmax) log-probabilities of every class at pixel `i` of
+/// image `b`.
+pub(crate) fn pixel_data(
+    act: Activation,
+    batch: &RefBatch<'_>,
+    b: usize,
+    i: usize,
+    x: &mut [f64],
+    p: &mut [f64],
+    logp: &mut [f64],
+) {
+    let (c_all, n) = (batch.shape.classes(), batch.shape.pixels());
+    for (c, xc) in x.iter_mut().enumerate() {
+        *xc = batch.input[(b * c_all + c) * n + i];
+    }
+    activate(act, batch, b, i, p);
+    if act == Activation::Softmax {
+        let m = x.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let lse = m + x.iter().map(|v| (v - m).exp()).sum::<f64>().ln();
+        for (l, xc) in logp.iter_mut().zip(x.iter()) {
+            *l = xc - lse;
+        }
     }
 }
 
