@@ -11,11 +11,11 @@
 // A one-call loss runs both (phase 3) in one dispatch.
 
 @group(0) @binding(0) var<storage, read> params: Params;
-@group(0) @binding(1) var<storage, read> stats: array<vec4<f32>>;     // [B, C]
+@group(0) @binding(1) var<storage, read> stats: array<vec4<f32>>;     // [B, C] (+ [B, C])
 @group(0) @binding(2) var<storage, read> weights: array<f32>;         // [C'] or dummy
 @group(0) @binding(3) var<storage, read> status: array<u32>;          // [1]
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;       // [loss, status, values…]
-@group(0) @binding(5) var<storage, read_write> coef: array<vec4<f32>>; // [B, C]
+@group(0) @binding(5) var<storage, read_write> coef: array<vec4<f32>>; // [B, C] + [1]
 @group(0) @binding(6) var<storage, read_write> sh: array<vec4<f32>>; // [2 + 2C]
 
 // Below this T, −ln T is clamped (keeps log_loss finite when an item has no overlap).
@@ -64,10 +64,25 @@ fn is_active(present: f32) -> bool {
     return params.present_all != 0u || present > 0.0;
 }
 
-// Shared block, as vec4s: [0] (images, active images, Σ image terms, 0), [1] reserved
-// for the compound terms, then per class c: [2 + 2c] Σ_b (tp, fp, fn, present),
+// Shared block, as vec4s: [0] (images, active images, Σ image terms, 0), [1] compound
+// terms Σ (ce, focal, kept pixels, ce normaliser), then per class c: [2 + 2c] Σ_b (tp, fp, fn, present),
 // [3 + 2c] (Σ_b active ℓ_bc, active images of c, 0, 0).
 const HEADER: u32 = 2u;
+
+fn is_compound() -> bool {
+    return params.ce_kind != 0u || params.focal_kind != 0u;
+}
+
+// A pixel term's (loss, scale) from its sum and normaliser: mean divides, sum does not.
+fn pixel_term(lambda: f32, sum: f32, norm: f32) -> vec2<f32> {
+    if params.reduction != 0u {
+        return vec2<f32>(lambda * sum, lambda);
+    }
+    if norm > 0.0 {
+        return vec2<f32>(lambda * sum / norm, lambda / norm);
+    }
+    return vec2<f32>(0.0);
+}
 
 fn summarize() {
     let B = params.batch;
@@ -75,6 +90,11 @@ fn summarize() {
     let c0 = params.class_start;
     sh[0] = vec4<f32>(f32(B), 0.0, 0.0, 0.0);
     sh[1] = vec4<f32>(0.0);
+    if is_compound() {
+        for (var j = 0u; j < B * C; j++) {
+            sh[1] += stats[B * C + j];
+        }
+    }
     for (var c = 0u; c < C; c++) {
         var sum = vec4<f32>(0.0);
         for (var b = 0u; b < B; b++) {
@@ -119,7 +139,7 @@ fn finish() {
             let it = item_loss(sum.xyz, class_weight(k));
             var scale = 0.0;
             if params.reduction == 2u {
-                out[2u + k] = it.loss;
+                out[2u + k] = params.overlap_weight * it.loss;
                 scale = 1.0;
             } else if is_active(sum.w) {
                 scale = params.w_dataset;
@@ -170,7 +190,7 @@ fn finish() {
                 let it = item_loss(s.xyz, class_weight(k));
                 var scale = 0.0;
                 if params.reduction == 2u {
-                    out[2u + b * K + k] = it.loss;
+                    out[2u + b * K + k] = params.overlap_weight * it.loss;
                     total += it.loss;
                     scale = 1.0;
                 } else if is_active(s.w) {
@@ -189,6 +209,24 @@ fn finish() {
             }
         }
     }
+    // λ_overlap weighs the overlap part; then the pixel terms (mean: over their
+    // normalisers, kept pixels or Σ w_{y_i} for CE, kept pixels × C' for focal).
+    for (var j = 0u; j < B * C; j++) {
+        coef[j] *= params.overlap_weight;
+    }
+    total *= params.overlap_weight;
+    var scales = vec2<f32>(0.0);
+    if params.ce_kind != 0u {
+        let ce = pixel_term(params.ce_weight, sh[1].x, sh[1].w);
+        total += ce.x;
+        scales.x = ce.y;
+    }
+    if params.focal_kind != 0u {
+        let f = pixel_term(params.focal_weight, sh[1].y, sh[1].z * f32(K));
+        total += f.x;
+        scales.y = f.y;
+    }
+    coef[B * C] = vec4<f32>(scales, 0.0, 0.0);
     out[0] = total;
 }
 
@@ -200,7 +238,7 @@ fn main() {
         // Invalid data: the host reads the status and returns an error; nothing else is
         // trusted, and the gradient stays zero.
         out[0] = bitcast<f32>(0x7fc00000u);
-        for (var j = 0u; j < params.batch * params.classes; j++) {
+        for (var j = 0u; j <= params.batch * params.classes; j++) {
             coef[j] = vec4<f32>(0.0);
         }
         return;
@@ -209,7 +247,7 @@ fn main() {
         summarize();
     }
     if (params.phase & 2u) != 0u {
-        for (var j = 0u; j < params.batch * params.classes; j++) {
+        for (var j = 0u; j <= params.batch * params.classes; j++) {
             coef[j] = vec4<f32>(0.0);
         }
         finish();

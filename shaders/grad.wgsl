@@ -6,7 +6,7 @@
 // private arrays.
 
 @group(0) @binding(0) var<storage, read> params: Params;
-@group(0) @binding(4) var<storage, read> coef: array<vec4<f32>>; // [B, C]
+@group(0) @binding(4) var<storage, read> coef: array<vec4<f32>>; // [B, C] + [1] pixel scales
 
 // d loss / d p for one quad with coefficients g = d loss/d(tp, fp, fn).
 fn prob_grad(g: vec4<f32>, p: vec4<f32>, y: vec4<f32>) -> vec4<f32> {
@@ -37,20 +37,37 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     var quads: array<Quad, VPT>;
     var norms: array<Norm, VPT>;
     var dot: array<vec4<f32>, VPT>; // Σ_j g_j p_j per pixel (softmax)
+    var lse: array<vec4<f32>, VPT>;
     for (var k = 0u; k < VPT; k++) {
         quads[k] = load_quad(b, quad_index(load_tile, t, k));
         dot[k] = zero;
     }
+    // Compound: the pixel terms' scales (s_ce, s_focal) from `finalize`.
+    let ps = coef[params.batch * C].xy;
     if ACTIVATION == 0u {
         softmax_norms(b, load_tile, t, &norms);
-        // Softmax: dL/dz_k = p_k (g_k − Σ_j g_j p_j).
-        for (var c = params.class_start; c < C; c++) {
+        // Softmax: dL/dz_k = p_k (g_k − Σ_j g_j p_j) = h_k − p_k Σ_j h_j, h_j = p_j g_j.
+        var c_first = params.class_start;
+        if COMPOUND {
+            c_first = 0u; // cross-entropy covers every class
+            for (var k = 0u; k < VPT; k++) {
+                lse[k] = norms[k].m + log(norms[k].s);
+            }
+        }
+        for (var c = c_first; c < C; c++) {
             let g = coef[b * C + c];
             for (var k = 0u; k < VPT; k++) {
                 let q = quad_index(load_tile, t, k);
                 if any(quads[k].keep) {
-                    let p = activate(load_x(b * C + c, q), norms[k]);
-                    dot[k] += prob_grad(g, p, load_target(b, c, q, quads[k])) * p;
+                    let x = load_x(b * C + c, q);
+                    let p = activate(x, norms[k]);
+                    let y = load_target(b, c, q, quads[k]);
+                    if c >= params.class_start {
+                        dot[k] += prob_grad(g, p, y) * p;
+                    }
+                    if COMPOUND {
+                        dot[k] += pixel_h(c, x, p, y, lse[k], ps);
+                    }
                 }
             }
         }
@@ -66,15 +83,26 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
             var d = zero;
             // Ignored pixels are constant zeros after the activation: no gradient.
             if any(quads[k].keep) {
-                let p = activate(load_x(b * C + c, q), norms[k]);
+                let x = load_x(b * C + c, q);
+                let p = activate(x, norms[k]);
+                let y = load_target(b, c, q, quads[k]);
                 var gp = zero;
                 if kept_class {
-                    gp = prob_grad(g, p, load_target(b, c, q, quads[k]));
+                    gp = prob_grad(g, p, y);
                 }
                 switch ACTIVATION {
-                    case 0u: { d = p * (gp - dot[k]); }
+                    case 0u: {
+                        if COMPOUND {
+                            d = p * gp + pixel_h(c, x, p, y, lse[k], ps) - p * dot[k];
+                        } else {
+                            d = p * (gp - dot[k]);
+                        }
+                    }
                     case 1u: { d = gp * p * (1.0 - p); }
                     default: { d = gp; }
+                }
+                if COMPOUND {
+                    d += pixel_e(c, x, y, ps);
                 }
                 d = select(zero, d, quads[k].keep);
             }

@@ -1,5 +1,6 @@
 // stats: per-(image, class, tile) partial sums of tp, fp, fn and the present count
-// (SPEC §2 steps 1-4). CPU twin: src/reference/stats.rs.
+// (SPEC §2 steps 1-4), and for compound losses (ce, focal, kept, ce normaliser) in a
+// second [B, C] block. CPU twin: src/reference/stats.rs.
 // Dispatch: (tiles, B). Invocation t owns quads t, t + WG, … of the tile (coalesced),
 // computes each pixel's softmax normaliser once, then for every class accumulates its
 // quads and the workgroup tree-reduces them in a fixed order (no float atomics). All
@@ -10,6 +11,7 @@
 @group(0) @binding(5) var<storage, read_write> status: array<atomic<u32>>; // [1]
 
 var<workgroup> red: array<vec4<f32>, WG>;
+var<workgroup> red2: array<vec4<f32>, WG>; // compound: (ce, focal, kept, ce normaliser)
 
 // (tp, fp, fn) of one quad, per lane, by formulation. The soft form is computed per
 // element as (|p| + |y| − |p − y|)/2, i.e. min(p, y) for p, y ≥ 0, which avoids the
@@ -51,8 +53,14 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
             flags |= STATUS_BAD_INDEX;
         }
     }
+    var lse: array<vec4<f32>, VPT>;
     if ACTIVATION == 0u {
         softmax_norms(b, load_tile, t, &norms);
+        if COMPOUND {
+            for (var k = 0u; k < VPT; k++) {
+                lse[k] = norms[k].m + log(norms[k].s);
+            }
+        }
     }
 
     let zero = vec4<f32>(0.0);
@@ -61,6 +69,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
         var fp = zero;
         var fn_ = zero;
         var present = zero;
+        var extra = vec4<f32>(0.0); // compound: (ce, focal, kept, ce normaliser) sums
         for (var k = 0u; k < VPT; k++) {
             let q = quad_index(load_tile, t, k);
             let valid = vec4<u32>(q * 4u) + vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(params.pixels);
@@ -84,18 +93,38 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                 fp += select(zero, e.fp, keep);
                 fn_ += select(zero, e.fn_, keep);
                 present += select(zero, vec4<f32>(1.0), keep & y > vec4<f32>(params.threshold));
+                if COMPOUND {
+                    let e = pixel_stats(c, x, p, y, lse[k]);
+                    let kept = select(zero, vec4<f32>(1.0), keep & vec4<bool>(c == 0u));
+                    extra += vec4<f32>(
+                        sum4(select(zero, e.ce, keep)),
+                        sum4(select(zero, e.focal, keep)),
+                        sum4(kept),
+                        sum4(select(zero, e.norm, keep)),
+                    );
+                }
             }
         }
         red[t] = vec4<f32>(sum4(tp), sum4(fp), sum4(fn_), sum4(present));
+        if COMPOUND {
+            red2[t] = extra;
+        }
         workgroupBarrier();
         for (var s = WG / 2u; s > 0u; s >>= 1u) {
             if t < s {
                 red[t] += red[t + s];
+                if COMPOUND {
+                    red2[t] += red2[t + s];
+                }
             }
             workgroupBarrier();
         }
         if t == 0u {
             partials[(b * C + c) * params.tiles + wid.x + params.tile_base] = red[0];
+            if COMPOUND {
+                // The second [B, C] block of items, after the first.
+                partials[((params.batch + b) * C + c) * params.tiles + wid.x + params.tile_base] = red2[0];
+            }
         }
     }
     if flags != 0u {

@@ -3,7 +3,7 @@
 
 use crate::context::Gpu;
 use crate::kernels::{Geometry, Kernel, Params, Variant};
-use crate::options::{ActiveClasses, LossOptions, Reduction};
+use crate::options::{ActiveClasses, CrossEntropyKind, LossOptions, Reduction};
 use crate::{Error, Result, Shape};
 
 /// What a GPU-resident call reads: caller-owned buffers on the context's device.
@@ -75,7 +75,8 @@ pub struct GpuStats {
 
 impl GpuStats {
     /// This worker's per-(b, c) statistics, `[B, C]` × `[tp, fp, fn, present]` f32
-    /// (`STORAGE | COPY_SRC`).
+    /// (`STORAGE | COPY_SRC`); compound losses add a second `[B, C]` block of
+    /// `[ce, focal, kept pixels, ce normaliser]` sums.
     pub fn items_buffer(&self) -> &wgpu::Buffer {
         &self.items
     }
@@ -285,6 +286,33 @@ pub(crate) fn params(
         pixel_base: 0,
         load_tile_base: 0,
         phase: 3,
+        overlap_weight: options.overlap_weight as f32,
+        ce_kind: options
+            .cross_entropy
+            .as_ref()
+            .map_or(0, |ce| match ce.kind {
+                CrossEntropyKind::Softmax => 1,
+                CrossEntropyKind::KlDivergence => 2,
+                CrossEntropyKind::Binary => 3,
+            }),
+        ce_weight: options
+            .cross_entropy
+            .as_ref()
+            .map_or(0.0, |ce| ce.weight as f32),
+        label_smoothing: options
+            .cross_entropy
+            .as_ref()
+            .map_or(0.0, |ce| ce.label_smoothing as f32),
+        focal_kind: options
+            .focal
+            .as_ref()
+            .map_or(0, |f| if f.softmax { 2 } else { 1 }),
+        focal_weight: options.focal.as_ref().map_or(0.0, |f| f.weight as f32),
+        focal_gamma: options.focal.as_ref().map_or(0.0, |f| f.gamma as f32),
+        alpha_mode: crate::reference::pixel::alpha_mode(options),
+        _pad0: 0,
+        _pad1: 0,
+        _pad2: 0,
     }
 }
 
@@ -343,7 +371,8 @@ pub(crate) fn encode(
     let limits = gpu.device.limits();
     let max_binding = limits.max_storage_buffer_binding_size;
     let max_groups = limits.max_compute_workgroups_per_dimension as usize;
-    if b > max_groups || c > max_groups {
+    let width = if options.is_compound() { 2 } else { 1 };
+    if width * b > max_groups || c > max_groups {
         return Err(Error::TooLarge(format!(
             "B = {b} and C = {c} must each be ≤ {max_groups} (workgroups per dimension)"
         )));
@@ -372,8 +401,10 @@ pub(crate) fn encode(
         formulation: options.formulation,
         index_target,
         has_mask: batch.mask.is_some(),
+        compound: options.is_compound(),
         aligned: shape.pixels().is_multiple_of(4),
     };
+    // Item statistics: [B, C] vec4, and a second [B, C] block for compound losses.
     let rw = wgpu::BufferUsages::STORAGE;
     let scratch = |label: &str, bytes: u64, usage: wgpu::BufferUsages| {
         dev.create_buffer(&wgpu::BufferDescriptor {
@@ -466,7 +497,7 @@ pub(crate) fn encode(
         Phase::Finish(st) => (st.status.clone(), st.items.clone(), st.shared.clone()),
         _ => (
             scratch("segloss.status", 4, rw),
-            scratch("segloss.stats", 16 * (b * c) as u64, rw | src),
+            scratch("segloss.stats", 16 * (width * b * c) as u64, rw | src),
             scratch(
                 "segloss.shared",
                 words(crate::reference::shared_len(c)),
@@ -474,7 +505,14 @@ pub(crate) fn encode(
             ),
         ),
     };
-    let coef = scratch("segloss.coef", 16 * (b * c) as u64, rw);
+    // Per-(b, c) coefficients, then the pixel terms' scales.
+    let coef = scratch("segloss.coef", 16 * (b * c + 1) as u64, rw);
+    let aux: Vec<f32> = crate::reference::pixel::aux_table(options, c)
+        .iter()
+        .flatten()
+        .map(|&v| v as f32)
+        .collect();
+    let aux = upload(dev, "segloss.aux", bytemuck::cast_slice(&aux), rw)?;
     let values_len = if options.reduction == Reduction::None && !matches!(phase, Phase::Stats) {
         options.values_len(b, c)
     } else {
@@ -543,7 +581,7 @@ pub(crate) fn encode(
     let b32 = b as u32;
     let local = !matches!(phase, Phase::Finish(_));
     if local {
-        let partials = scratch("segloss.partials", 16 * (b * c * tiles) as u64, rw);
+        let partials = scratch("segloss.partials", 16 * (width * b * c * tiles) as u64, rw);
         for w in &windows {
             copy_in(encoder, w);
             let bg = bind(
@@ -555,6 +593,7 @@ pub(crate) fn encode(
                     mask_res.clone(),
                     partials.as_entire_binding(),
                     status.as_entire_binding(),
+                    aux.as_entire_binding(),
                 ],
             );
             dispatch(encoder, Kernel::Stats, &bg, (w.groups, b32));
@@ -563,7 +602,12 @@ pub(crate) fn encode(
             Kernel::StatsReduce,
             &whole(&[&windows[0].params, &partials, &stats]),
         );
-        dispatch(encoder, Kernel::StatsReduce, &bg, (c as u32, b32));
+        dispatch(
+            encoder,
+            Kernel::StatsReduce,
+            &bg,
+            (c as u32, (width * b) as u32),
+        );
     }
     let params0 = &windows[0].params;
     let bg = bind(
@@ -587,6 +631,7 @@ pub(crate) fn encode(
                     mask_res.clone(),
                     coef.as_entire_binding(),
                     g_res.clone(),
+                    aux.as_entire_binding(),
                 ],
             );
             dispatch(encoder, Kernel::Grad, &bg, (w.groups, b32));

@@ -18,6 +18,7 @@ const LOAD_VEC4: &str = include_str!("../shaders/shared/load_vec4.wgsl");
 const LOAD_SCALAR: &str = include_str!("../shaders/shared/load_scalar.wgsl");
 const STORE_VEC4: &str = include_str!("../shaders/shared/store_vec4.wgsl");
 const STORE_SCALAR: &str = include_str!("../shaders/shared/store_scalar.wgsl");
+const PIXEL_TERMS: &str = include_str!("../shaders/shared/pixel_terms.wgsl");
 
 /// The params block of every kernel (binding 0). Keep in sync with `shaders/shared/common.wgsl`
 /// (`Params`); `tests/shaders.rs` checks the size against naga's layout.
@@ -50,6 +51,17 @@ pub struct Params {
     pub load_tile_base: u32,
     /// `finalize` phases: 1 summarize, 2 finish, 3 both.
     pub phase: u32,
+    pub overlap_weight: f32,
+    pub ce_kind: u32,
+    pub ce_weight: f32,
+    pub label_smoothing: f32,
+    pub focal_kind: u32,
+    pub focal_weight: f32,
+    pub focal_gamma: f32,
+    pub alpha_mode: u32,
+    pub _pad0: u32,
+    pub _pad1: u32,
+    pub _pad2: u32,
 }
 
 /// Workgroup size of `stats_reduce` (`REDUCE_WG` in stats_reduce.wgsl).
@@ -153,6 +165,7 @@ impl Kernel {
                 COMMON,
                 load,
                 PIXELS,
+                PIXEL_TERMS,
                 include_str!("../shaders/stats.wgsl"),
             ],
             Kernel::StatsReduce => &[
@@ -166,6 +179,7 @@ impl Kernel {
                 COMMON,
                 load,
                 PIXELS,
+                PIXEL_TERMS,
                 store,
                 include_str!("../shaders/grad.wgsl"),
             ],
@@ -177,10 +191,10 @@ impl Kernel {
     pub fn bindings(self) -> &'static [Access] {
         use Access::*;
         match self {
-            Kernel::Stats => &[Read, Read, Read, Read, ReadWrite, ReadWrite],
+            Kernel::Stats => &[Read, Read, Read, Read, ReadWrite, ReadWrite, Read],
             Kernel::StatsReduce => &[Read, Read, ReadWrite],
             Kernel::Finalize => &[Read, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite],
-            Kernel::Grad => &[Read, Read, Read, Read, Read, ReadWrite],
+            Kernel::Grad => &[Read, Read, Read, Read, Read, ReadWrite, Read],
         }
     }
 
@@ -248,13 +262,15 @@ pub struct Variant {
     pub formulation: Formulation,
     pub index_target: bool,
     pub has_mask: bool,
+    /// A cross-entropy or focal term is computed in the same passes.
+    pub compound: bool,
     /// N is a multiple of 4: vec4 bindings (a source choice, not an override).
     pub aligned: bool,
 }
 
 impl Variant {
     /// Override constants of `shaders/shared/common.wgsl`.
-    pub fn constants(&self) -> [(&'static str, f64); 4] {
+    pub fn constants(&self) -> [(&'static str, f64); 5] {
         let act = match self.activation {
             Activation::Softmax => 0.0,
             Activation::Sigmoid => 1.0,
@@ -270,6 +286,7 @@ impl Variant {
             ("FORMULATION", form),
             ("INDEX_TARGET", f64::from(u8::from(self.index_target))),
             ("HAS_MASK", f64::from(u8::from(self.has_mask))),
+            ("COMPOUND", f64::from(u8::from(self.compound))),
         ]
     }
 
@@ -285,13 +302,20 @@ impl Variant {
                 for index_target in [false, true] {
                     for has_mask in [false, true] {
                         for aligned in [false, true] {
-                            v.push(Variant {
-                                activation,
-                                formulation,
-                                index_target,
-                                has_mask,
-                                aligned,
-                            });
+                            for compound in [false, true] {
+                                // Compound terms take logits (softmax or sigmoid).
+                                if compound && activation == Activation::None {
+                                    continue;
+                                }
+                                v.push(Variant {
+                                    activation,
+                                    formulation,
+                                    index_target,
+                                    has_mask,
+                                    compound,
+                                    aligned,
+                                });
+                            }
                         }
                     }
                 }

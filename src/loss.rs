@@ -129,7 +129,11 @@ impl Loss {
                 let shared = reference::summarize(&self.options, batch.shape, &items);
                 Ok(Stats {
                     shared: shared.iter().map(|&v| v as f32).collect(),
-                    items: items.iter().map(|r| r.map(|v| v as f32)).collect(),
+                    items: items
+                        .iter()
+                        .take(batch.shape.batch() * batch.shape.classes())
+                        .map(|r| r.map(|v| v as f32))
+                        .collect(),
                     shape: batch.shape.clone(),
                     options: self.options.clone(),
                     held: Held::Cpu {
@@ -166,6 +170,7 @@ impl Loss {
                     items: items
                         .unwrap_or_default()
                         .chunks_exact(4)
+                        .take(batch.shape.batch() * batch.shape.classes())
                         .map(|r| [r[0], r[1], r[2], r[3]])
                         .collect(),
                     shape: batch.shape.clone(),

@@ -540,7 +540,12 @@ impl LossOptions {
             )),
             _ => Ok(()),
         };
-        count("class_weights", self.class_weights.as_ref(), kept, "kept classes")?;
+        count(
+            "class_weights",
+            self.class_weights.as_ref(),
+            kept,
+            "kept classes",
+        )?;
         if let Some(ce) = &self.cross_entropy {
             count(
                 "cross_entropy.class_weights",
@@ -548,10 +553,20 @@ impl LossOptions {
                 classes,
                 "classes",
             )?;
-            count("cross_entropy.pos_weight", ce.pos_weight.as_ref(), classes, "classes")?;
+            count(
+                "cross_entropy.pos_weight",
+                ce.pos_weight.as_ref(),
+                classes,
+                "classes",
+            )?;
         }
         if let Some(f) = &self.focal {
-            count("focal.class_weights", f.class_weights.as_ref(), kept, "kept classes")?;
+            count(
+                "focal.class_weights",
+                f.class_weights.as_ref(),
+                kept,
+                "kept classes",
+            )?;
             if let Some(FocalAlpha::PerClass(a)) = &f.alpha {
                 count("focal.alpha", Some(a), kept, "kept classes")?;
             }

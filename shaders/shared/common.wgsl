@@ -33,6 +33,18 @@ struct Params {
     pixel_base: u32,     // global pixel of the bound buffers' pixel 0 (chunks)
     load_tile_base: u32, // this dispatch's first tile within the bound buffers
     phase: u32,        // finalize: 1 summarize, 2 finish, 3 both
+    // Compound losses (see shared/pixel_terms.wgsl).
+    overlap_weight: f32, // λ_overlap
+    ce_kind: u32,        // 0 none, 1 softmax CE, 2 KL, 3 binary CE
+    ce_weight: f32,      // λ_ce
+    label_smoothing: f32,
+    focal_kind: u32,     // 0 none, 1 sigmoid, 2 softmax
+    focal_weight: f32,   // λ_focal
+    focal_gamma: f32,
+    alpha_mode: u32,     // 0 none, 1 scalar (linear in y), 2 per class (where y = 1)
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 fn sum4(v: vec4<f32>) -> f32 {
@@ -57,6 +69,7 @@ override ACTIVATION: u32 = 0u;  // 0 softmax, 1 sigmoid, 2 none
 override FORMULATION: u32 = 0u; // 0 soft (L1), 1 squared (L2), 2 classic (product)
 override INDEX_TARGET: bool = false;
 override HAS_MASK: bool = false;
+override COMPOUND: bool = false; // a cross-entropy or focal term is added
 
 // Status bits raised by the statistics kernel (integer atomics only: deterministic).
 const STATUS_NONFINITE_INPUT: u32 = 1u;

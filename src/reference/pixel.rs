@@ -17,7 +17,9 @@ pub fn aux_table(o: &LossOptions, classes: usize) -> Vec<[f64; 8]> {
             r[0] = ce
                 .and_then(|ce| ce.class_weights.as_ref())
                 .map_or(1.0, |w| w[c]);
-            r[1] = ce.and_then(|ce| ce.pos_weight.as_ref()).map_or(1.0, |w| w[c]);
+            r[1] = ce
+                .and_then(|ce| ce.pos_weight.as_ref())
+                .map_or(1.0, |w| w[c]);
             r[2] = 1.0;
             if let Some(f) = &o.focal {
                 match &f.alpha {
@@ -136,7 +138,14 @@ fn alpha_factor(mode: u32, softmax: bool, a: &[f64; 8], y: f64) -> f64 {
     }
 }
 
-fn focal_value(o: &LossOptions, softmax: bool, gamma: f64, a: &[f64; 8], px: &Pixel<'_>, c: usize) -> f64 {
+fn focal_value(
+    o: &LossOptions,
+    softmax: bool,
+    gamma: f64,
+    a: &[f64; 8],
+    px: &Pixel<'_>,
+    c: usize,
+) -> f64 {
     let y = px.y[c];
     let w = a[4] * alpha_factor(alpha_mode(o), softmax, a, y);
     if softmax {
@@ -151,7 +160,13 @@ fn focal_value(o: &LossOptions, softmax: bool, gamma: f64, a: &[f64; 8], px: &Pi
 
 /// d(pixel terms)/d x for one kept pixel, added into `grad` (all classes), with the
 /// global scales s_ce = λ_ce/normaliser and s_f = λ_focal/normaliser from `finish`.
-pub fn pixel_grad(o: &LossOptions, aux: &[[f64; 8]], px: &Pixel<'_>, scale: [f64; 2], grad: &mut [f64]) {
+pub fn pixel_grad(
+    o: &LossOptions,
+    aux: &[[f64; 8]],
+    px: &Pixel<'_>,
+    scale: [f64; 2],
+    grad: &mut [f64],
+) {
     let c_all = px.x.len();
     let c0 = o.class_start(c_all);
     // Softmax-chained parts as h_c = p_c·∂L/∂p_c; d_k = h_k − p_k·Σ_j h_j.
