@@ -27,7 +27,10 @@ use crate::{Error, LossOptions, Result, Shape};
 /// | 1 | active images: images with ≥ 1 active class (image-level mean's divisor) |
 /// | 2 | Σ over active images of (Σ active ℓ_bc / #active classes of b) |
 /// | 3 | reserved (0) |
-/// | 4..8 | reserved for compound terms (0) |
+/// | 4 | compound losses: Σ cross-entropy term (unnormalised) |
+/// | 5 | compound losses: Σ focal term (unnormalised) |
+/// | 6 | compound losses: kept pixels |
+/// | 7 | compound losses: cross-entropy normaliser (kept pixels; index targets with class weights: Σ w_{y_i}; binary: kept pixels × C) |
 /// | 8 + 8c + 0..4 | class c: Σ_b tp, Σ_b fp, Σ_b fn, Σ_b present (dataset level) |
 /// | 8 + 8c + 4 | class c: Σ over images where c is active of ℓ_bc (class level) |
 /// | 8 + 8c + 5 | class c: number of images where c is active (class level) |
@@ -36,7 +39,8 @@ use crate::{Error, LossOptions, Result, Shape};
 /// ℓ_bc is the item loss w_c·h(T)^γ (SPEC §2.6) of image b, class c. Rows of a dropped
 /// background hold its tp/fp/fn sums and zeros elsewhere.
 ///
-/// What each level needs from other workers: dataset level the per-class tp/fp/fn sums;
+/// What each level needs from other workers: compound terms words 4..8 (their means
+/// divide by global pixel counts); dataset level the per-class tp/fp/fn sums;
 /// image level the number of active images (the per-image terms are local); class level
 /// each class's summed item losses and active-image count. `Reduction::None` at image or
 /// class level needs nothing (its values are per image, and each worker's loss is the

@@ -6,8 +6,8 @@ mod common;
 
 use common::{Data, Rng};
 use segloss::{
-    ActiveClasses, Aggregation, Context, GpuBatch, GpuTarget, Loss, LossOptions, LossOutput,
-    Reduction, Shape, Stats,
+    ActiveClasses, Aggregation, Context, CrossEntropy, Focal, GpuBatch, GpuTarget, Loss,
+    LossOptions, LossOutput, Reduction, Shape, Stats,
 };
 
 /// Images `b0..b1` of `d`, as their own batch.
@@ -99,7 +99,18 @@ fn option_sets() -> Vec<(String, LossOptions)> {
                         .active_classes(ActiveClasses::Present { threshold: 0.5 })
                         .include_background(false);
                 }
-                out.push((format!("{name}/{r:?}/present={present}"), o));
+                out.push((format!("{name}/{r:?}/present={present}"), o.clone()));
+                // Compound: CE (weighted, smoothed: a global normaliser) + focal.
+                if r != Reduction::None {
+                    let mut ce = CrossEntropy::softmax(0.5);
+                    ce.class_weights = Some(vec![0.5, 1.0, 1.5, 2.0]);
+                    ce.label_smoothing = 0.1;
+                    let o = o
+                        .overlap_weight(0.75)
+                        .cross_entropy(ce)
+                        .focal(Focal::softmax(0.3, 2.0));
+                    out.push((format!("{name}/{r:?}/present={present}/compound"), o));
+                }
             }
         }
     }

@@ -75,6 +75,8 @@ fn gpu_matches_reference_on_random_shapes_and_options() {
         let (use_index, with_mask) = (rng.bool(), rng.below(3) == 0);
         let data = Data::random(&mut rng, &dims, use_index, with_mask);
         let mut o = random_options(&mut rng, dims[1]);
+        let which = rng.below(4);
+        common::add_compound(&mut rng, &mut o, dims[1], which);
         if data.use_index && rng.bool() {
             // An ignored value: out of the class range, like 255.
             o.ignore_index = Some(255);

@@ -49,6 +49,8 @@ fn analytic_gradient_matches_finite_differences() {
         if rng.bool() {
             o.active_classes = ActiveClasses::Present { threshold: 0.2 };
         }
+        let which = rng.below(4);
+        common::add_compound(&mut rng, &mut o, dims[1], which);
         let x: Vec<f64> = (0..shape.len()).map(|_| rng.range(-3.0, 3.0)).collect();
         // Soft targets away from the kinks of |p − y| (p is never within 1e-3 of y).
         let y: Vec<f64> = (0..shape.len())

@@ -337,13 +337,14 @@ proptest! {
         smoothing in 0usize..3, background: bool, reduction in 0usize..3,
         aggregation in 0usize..4, present: bool, log_gamma in 0usize..4,
         dims in (1usize..4, 1usize..7, prop::collection::vec(1usize..10, 1..4)),
-        index: bool, mask: bool, seed: u64,
+        index: bool, mask: bool, seed: u64, compound in 0usize..4,
     ) {
         let Some(ctx) = gpu() else { return Ok(()) };
         let (b, c, spatial) = dims;
         let mut all = vec![b, c];
         all.extend(spatial);
-        let o = options(overlap, formulation, activation, smoothing, background, reduction, aggregation, present, log_gamma, c);
+        let mut o = options(overlap, formulation, activation, smoothing, background, reduction, aggregation, present, log_gamma, c);
+        common::add_compound(&mut Rng::new(seed ^ 0xc0), &mut o, c, compound);
         let mut data = Data::random(&mut Rng::new(seed), &all, index, mask);
         if o.activation == Activation::None {
             // `none` takes probabilities (SPEC §1); logits there are out of its domain.

@@ -163,3 +163,49 @@ pub fn assert_close(what: &str, got: &LossOutput, want: &reference::Output, rel:
 pub fn loss(ctx: &Context, o: LossOptions) -> Loss {
     Loss::new(ctx, o).expect("valid options")
 }
+
+/// Adds random compound terms (cross-entropy / KL / binary CE and focal, with random
+/// weights, smoothing, α) where the options allow them: logits in (softmax or sigmoid)
+/// and a mean or sum reduction. `which`: 1 CE, 2 focal, 3 both.
+pub fn add_compound(rng: &mut Rng, o: &mut LossOptions, classes: usize, which: usize) {
+    use segloss::{Activation, CrossEntropy, Focal, FocalAlpha, Reduction};
+    if which == 0 || o.activation == Activation::None || o.reduction == Reduction::None {
+        return;
+    }
+    let kept = classes - o.class_start(classes);
+    let weights = |rng: &mut Rng, n: usize| (0..n).map(|_| rng.range(0.2, 2.0)).collect();
+    o.overlap_weight = [1.0, 0.75, 0.3][rng.below(3)];
+    if which & 1 != 0 {
+        let mut ce = match o.activation {
+            Activation::Softmax if rng.bool() => CrossEntropy::kl(0.25),
+            Activation::Softmax => CrossEntropy::softmax(rng.range(0.1, 1.5)),
+            _ => CrossEntropy::binary(rng.range(0.1, 1.5)),
+        };
+        if rng.bool() {
+            ce.class_weights = Some(weights(rng, classes));
+        }
+        if o.activation == Activation::Softmax {
+            ce.label_smoothing = [0.0, 0.1][rng.below(2)];
+        } else if rng.bool() {
+            ce.pos_weight = Some(weights(rng, classes));
+        }
+        o.cross_entropy = Some(ce);
+    }
+    if which & 2 != 0 {
+        let gamma = [0.0, 1.0, 2.0, 2.5][rng.below(4)];
+        let mut f = if o.activation == Activation::Softmax && rng.bool() {
+            Focal::softmax(rng.range(0.2, 1.5), gamma)
+        } else {
+            Focal::sigmoid(rng.range(0.2, 1.5), gamma)
+        };
+        f.alpha = match rng.below(3) {
+            0 => None,
+            1 => Some(FocalAlpha::Scalar(rng.range(0.1, 0.9))),
+            _ => Some(FocalAlpha::PerClass(weights(rng, kept))),
+        };
+        if rng.bool() {
+            f.class_weights = Some(weights(rng, kept));
+        }
+        o.focal = Some(f);
+    }
+}
