@@ -1,7 +1,10 @@
-//! Constructors in the peers' vocabulary (SPEC §4): MONAI's `DiceLoss` / `TverskyLoss`
-//! and JDTLosses' `JDTLoss`, with their defaults.
+//! Constructors in the peers' vocabulary (SPEC §4): MONAI's `DiceLoss` / `TverskyLoss` /
+//! `DiceCELoss` / `DiceFocalLoss` and JDTLosses' `JDTLoss`, with their defaults.
 
-use crate::options::{Activation, ActiveClasses, Aggregation, Formulation, Overlap, Reduction};
+use crate::options::{
+    Activation, ActiveClasses, Aggregation, CrossEntropy, Focal, FocalAlpha, Formulation, Overlap,
+    Reduction,
+};
 use crate::LossOptions;
 
 fn monai_activation(softmax: bool, sigmoid: bool) -> Activation {
@@ -192,6 +195,201 @@ pub mod monai {
                 ignore_index: None,
                 ..LossOptions::dice()
             }
+        }
+    }
+
+    /// MONAI 1.6 `DiceCELoss` arguments, with MONAI's defaults: λ_dice·Dice + λ_ce·CE,
+    /// both in the same passes over memory.
+    ///
+    /// `weight` (one per class, all C) goes to the cross-entropy and, without the
+    /// background when it is dropped, to the Dice. `soft_label` (not a MONAI argument:
+    /// MONAI's `DiceCELoss` always uses the classic Dice) selects the soft-label-correct
+    /// Dice. With `sigmoid`, the CE term is `BCEWithLogitsLoss(pos_weight=weight)`;
+    /// MONAI does this for one channel only and uses softmax CE otherwise.
+    /// ```
+    /// use segloss::monai::DiceCELoss;
+    /// let o = DiceCELoss { softmax: true, lambda_ce: 0.5, soft_label: true, ..Default::default() }
+    ///     .options();
+    /// assert_eq!(o.cross_entropy.unwrap().weight, 0.5);
+    /// ```
+    #[derive(Clone, Debug, PartialEq)]
+    pub struct DiceCELoss {
+        /// Drop class 0 from the Dice term when false.
+        pub include_background: bool,
+        /// Sigmoid activation (binary CE).
+        pub sigmoid: bool,
+        /// Softmax activation (softmax CE).
+        pub softmax: bool,
+        /// L2 Dice.
+        pub squared_pred: bool,
+        /// Jaccard instead of Dice.
+        pub jaccard: bool,
+        /// "mean" or "sum".
+        pub reduction: &'static str,
+        /// Numerator smoothing in MONAI's convention.
+        pub smooth_nr: f64,
+        /// Denominator smoothing in MONAI's convention.
+        pub smooth_dr: f64,
+        /// Dice over the batch first (dataset level).
+        pub batch: bool,
+        /// Per-class weights (all C classes).
+        pub weight: Option<Vec<f64>>,
+        /// λ_dice.
+        pub lambda_dice: f64,
+        /// λ_ce.
+        pub lambda_ce: f64,
+        /// CE label smoothing.
+        pub label_smoothing: f64,
+        /// segloss extension: the soft-label-correct Dice (MONAI: classic).
+        pub soft_label: bool,
+    }
+
+    impl Default for DiceCELoss {
+        fn default() -> Self {
+            DiceCELoss {
+                include_background: true,
+                sigmoid: false,
+                softmax: false,
+                squared_pred: false,
+                jaccard: false,
+                reduction: "mean",
+                smooth_nr: 1e-5,
+                smooth_dr: 1e-5,
+                batch: false,
+                weight: None,
+                lambda_dice: 1.0,
+                lambda_ce: 1.0,
+                label_smoothing: 0.0,
+                soft_label: false,
+            }
+        }
+    }
+
+    impl DiceCELoss {
+        /// The equivalent segloss options.
+        pub fn options(&self) -> LossOptions {
+            // With `sigmoid` the weight is BCE's pos_weight: MONAI takes that path with one
+            // channel only, where its Dice applies no weight.
+            let dice_weight = match (&self.weight, self.include_background) {
+                _ if self.sigmoid => None,
+                (Some(w), false) => Some(w[1.min(w.len())..].to_vec()),
+                (w, _) => w.clone(),
+            };
+            let dice = DiceLoss {
+                include_background: self.include_background,
+                sigmoid: self.sigmoid,
+                softmax: self.softmax,
+                squared_pred: self.squared_pred,
+                jaccard: self.jaccard,
+                reduction: self.reduction,
+                smooth_nr: self.smooth_nr,
+                smooth_dr: self.smooth_dr,
+                batch: self.batch,
+                weight: dice_weight,
+                soft_label: self.soft_label,
+                ignore_index: None,
+            };
+            let ce = if self.sigmoid {
+                CrossEntropy {
+                    pos_weight: self.weight.clone(),
+                    ..CrossEntropy::binary(self.lambda_ce)
+                }
+            } else {
+                CrossEntropy {
+                    class_weights: self.weight.clone(),
+                    label_smoothing: self.label_smoothing,
+                    ..CrossEntropy::softmax(self.lambda_ce)
+                }
+            };
+            dice.options()
+                .overlap_weight(self.lambda_dice)
+                .cross_entropy(ce)
+        }
+    }
+
+    /// MONAI 1.6 `DiceFocalLoss` arguments, with MONAI's defaults: λ_dice·Dice +
+    /// λ_focal·Focal. As in MONAI, the focal term is the sigmoid one whatever the Dice's
+    /// activation, and `weight` and `alpha` apply to the kept classes. `soft_label` (not
+    /// a MONAI argument) selects the soft-label-correct Dice.
+    #[derive(Clone, Debug, PartialEq)]
+    pub struct DiceFocalLoss {
+        /// Drop class 0 from both terms when false.
+        pub include_background: bool,
+        /// Sigmoid activation of the Dice.
+        pub sigmoid: bool,
+        /// Softmax activation of the Dice.
+        pub softmax: bool,
+        /// L2 Dice.
+        pub squared_pred: bool,
+        /// Jaccard instead of Dice.
+        pub jaccard: bool,
+        /// "mean" or "sum".
+        pub reduction: &'static str,
+        /// Numerator smoothing in MONAI's convention.
+        pub smooth_nr: f64,
+        /// Denominator smoothing in MONAI's convention.
+        pub smooth_dr: f64,
+        /// Dice over the batch first (dataset level).
+        pub batch: bool,
+        /// Focal γ.
+        pub gamma: f64,
+        /// Per-kept-class weights of both terms.
+        pub weight: Option<Vec<f64>>,
+        /// λ_dice.
+        pub lambda_dice: f64,
+        /// λ_focal.
+        pub lambda_focal: f64,
+        /// Focal α (scalar).
+        pub alpha: Option<f64>,
+        /// segloss extension: the soft-label-correct Dice (MONAI: classic).
+        pub soft_label: bool,
+    }
+
+    impl Default for DiceFocalLoss {
+        fn default() -> Self {
+            DiceFocalLoss {
+                include_background: true,
+                sigmoid: false,
+                softmax: false,
+                squared_pred: false,
+                jaccard: false,
+                reduction: "mean",
+                smooth_nr: 1e-5,
+                smooth_dr: 1e-5,
+                batch: false,
+                gamma: 2.0,
+                weight: None,
+                lambda_dice: 1.0,
+                lambda_focal: 1.0,
+                alpha: None,
+                soft_label: false,
+            }
+        }
+    }
+
+    impl DiceFocalLoss {
+        /// The equivalent segloss options.
+        pub fn options(&self) -> LossOptions {
+            let dice = DiceLoss {
+                include_background: self.include_background,
+                sigmoid: self.sigmoid,
+                softmax: self.softmax,
+                squared_pred: self.squared_pred,
+                jaccard: self.jaccard,
+                reduction: self.reduction,
+                smooth_nr: self.smooth_nr,
+                smooth_dr: self.smooth_dr,
+                batch: self.batch,
+                weight: self.weight.clone(),
+                soft_label: self.soft_label,
+                ignore_index: None,
+            };
+            let focal = Focal {
+                alpha: self.alpha.map(FocalAlpha::Scalar),
+                class_weights: self.weight.clone(),
+                ..Focal::sigmoid(self.lambda_focal, self.gamma)
+            };
+            dice.options().overlap_weight(self.lambda_dice).focal(focal)
         }
     }
 }

@@ -109,3 +109,58 @@ fn compound_golden_cases_on_the_gpu() {
         c.run(&common::loss(&ctx, c.options.clone())).unwrap()
     });
 }
+
+/// `monai::DiceCELoss` / `monai::DiceFocalLoss` built from the recorded MONAI arguments
+/// give the options the case states (so the MONAI names map as documented).
+#[test]
+fn monai_compound_constructors_match_the_recorded_calls() {
+    use segloss::monai::{DiceCELoss, DiceFocalLoss};
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(COMPOUND).unwrap()).unwrap();
+    let cases = case::load(COMPOUND).unwrap();
+    let mut checked = 0;
+    for (raw, c) in doc["cases"].as_array().unwrap().iter().zip(&cases) {
+        let a = &raw["peer_args"];
+        let b = |k: &str| a[k].as_bool().unwrap_or(false);
+        let f = |k: &str, d: f64| a[k].as_f64().unwrap_or(d);
+        let weight = a["weight"]
+            .as_array()
+            .map(|w| w.iter().map(|v| v.as_f64().unwrap()).collect::<Vec<f64>>());
+        let reduction = if a["reduction"].as_str() == Some("sum") {
+            "sum"
+        } else {
+            "mean"
+        };
+        let options = match raw["peer"].as_str().unwrap() {
+            "MONAI 1.6.1 DiceCELoss" => DiceCELoss {
+                include_background: a["include_background"].as_bool().unwrap_or(true),
+                sigmoid: b("sigmoid"),
+                softmax: b("softmax"),
+                batch: b("batch"),
+                weight,
+                lambda_dice: f("lambda_dice", 1.0),
+                lambda_ce: f("lambda_ce", 1.0),
+                label_smoothing: f("label_smoothing", 0.0),
+                reduction,
+                ..Default::default()
+            }
+            .options(),
+            "MONAI 1.6.1 DiceFocalLoss" => DiceFocalLoss {
+                include_background: a["include_background"].as_bool().unwrap_or(true),
+                sigmoid: b("sigmoid"),
+                softmax: b("softmax"),
+                gamma: f("gamma", 2.0),
+                alpha: a["alpha"].as_f64(),
+                weight,
+                lambda_dice: f("lambda_dice", 1.0),
+                lambda_focal: f("lambda_focal", 1.0),
+                ..Default::default()
+            }
+            .options(),
+            _ => continue,
+        };
+        assert_eq!(options, c.options, "{}", c.id);
+        checked += 1;
+    }
+    assert_eq!(checked, 12);
+}
