@@ -56,6 +56,10 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
         }
         for (var c = c_first; c < C; c++) {
             let g = coef[b * C + c];
+            var cls: Cls;
+            if COMPOUND {
+                cls = class_consts(c);
+            }
             for (var k = 0u; k < VPT; k++) {
                 let q = quad_index(load_tile, t, k);
                 if any(quads[k].keep) {
@@ -66,7 +70,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                         dot[k] += prob_grad(g, p, y) * p;
                     }
                     if COMPOUND {
-                        dot[k] += pixel_h(c, x, p, y, lse[k], ps);
+                        dot[k] += pixel_h(cls, x, p, y, lse[k], ps);
                     }
                 }
             }
@@ -75,6 +79,10 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     for (var c = 0u; c < C; c++) {
         let g = coef[b * C + c];
         let kept_class = c >= params.class_start;
+        var cls: Cls;
+        if COMPOUND {
+            cls = class_consts(c);
+        }
         for (var k = 0u; k < VPT; k++) {
             let q = quad_index(load_tile, t, k);
             if q * 4u >= params.pixels {
@@ -93,7 +101,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                 switch ACTIVATION {
                     case 0u: {
                         if COMPOUND {
-                            d = p * gp + pixel_h(c, x, p, y, lse[k], ps) - p * dot[k];
+                            d = p * gp + pixel_h(cls, x, p, y, lse[k], ps) - p * dot[k];
                         } else {
                             d = p * (gp - dot[k]);
                         }
@@ -102,7 +110,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                     default: { d = gp; }
                 }
                 if COMPOUND {
-                    d += pixel_e(c, x, y, ps);
+                    d += pixel_e(cls, x, y, ps);
                 }
                 d = select(zero, d, quads[k].keep);
             }

@@ -69,7 +69,15 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
         var fp = zero;
         var fn_ = zero;
         var present = zero;
-        var extra = vec4<f32>(0.0); // compound: (ce, focal, kept, ce normaliser) sums
+        // Compound: per-lane (ce, focal, kept, ce normaliser) sums.
+        var ce = zero;
+        var focal = zero;
+        var kept = zero;
+        var cen = zero;
+        var cls: Cls;
+        if COMPOUND {
+            cls = class_consts(c);
+        }
         for (var k = 0u; k < VPT; k++) {
             let q = quad_index(load_tile, t, k);
             let valid = vec4<u32>(q * 4u) + vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(params.pixels);
@@ -94,20 +102,19 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                 fn_ += select(zero, e.fn_, keep);
                 present += select(zero, vec4<f32>(1.0), keep & y > vec4<f32>(params.threshold));
                 if COMPOUND {
-                    let e = pixel_stats(c, x, p, y, lse[k]);
-                    let kept = select(zero, vec4<f32>(1.0), keep & vec4<bool>(c == 0u));
-                    extra += vec4<f32>(
-                        sum4(select(zero, e.ce, keep)),
-                        sum4(select(zero, e.focal, keep)),
-                        sum4(kept),
-                        sum4(select(zero, e.norm, keep)),
-                    );
+                    let e = pixel_stats(cls, c, x, p, y, lse[k]);
+                    ce += select(zero, e.ce, keep);
+                    focal += select(zero, e.focal, keep);
+                    cen += select(zero, e.norm, keep);
+                    if c == 0u {
+                        kept += select(zero, vec4<f32>(1.0), keep);
+                    }
                 }
             }
         }
         red[t] = vec4<f32>(sum4(tp), sum4(fp), sum4(fn_), sum4(present));
         if COMPOUND {
-            red2[t] = extra;
+            red2[t] = vec4<f32>(sum4(ce), sum4(focal), sum4(kept), sum4(cen));
         }
         workgroupBarrier();
         for (var s = WG / 2u; s > 0u; s >>= 1u) {

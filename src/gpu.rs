@@ -401,7 +401,8 @@ pub(crate) fn encode(
         formulation: options.formulation,
         index_target,
         has_mask: batch.mask.is_some(),
-        compound: options.is_compound(),
+        ce_kind: p.ce_kind as u8,
+        focal_kind: p.focal_kind as u8,
         aligned: shape.pixels().is_multiple_of(4),
     };
     // Item statistics: [B, C] vec4, and a second [B, C] block for compound losses.

@@ -262,15 +262,24 @@ pub struct Variant {
     pub formulation: Formulation,
     pub index_target: bool,
     pub has_mask: bool,
-    /// A cross-entropy or focal term is computed in the same passes.
-    pub compound: bool,
+    /// Compound cross-entropy term: 0 none, 1 softmax CE, 2 KL, 3 binary CE (an
+    /// override, not a params field: lavapipe runs both sides of a data-dependent
+    /// branch, so unused terms must be compiled out).
+    pub ce_kind: u8,
+    /// Compound focal term: 0 none, 1 sigmoid, 2 softmax.
+    pub focal_kind: u8,
     /// N is a multiple of 4: vec4 bindings (a source choice, not an override).
     pub aligned: bool,
 }
 
 impl Variant {
+    /// Whether a cross-entropy or focal term is fused in.
+    pub fn compound(&self) -> bool {
+        self.ce_kind != 0 || self.focal_kind != 0
+    }
+
     /// Override constants of `shaders/shared/common.wgsl`.
-    pub fn constants(&self) -> [(&'static str, f64); 5] {
+    pub fn constants(&self) -> [(&'static str, f64); 7] {
         let act = match self.activation {
             Activation::Softmax => 0.0,
             Activation::Sigmoid => 1.0,
@@ -286,7 +295,9 @@ impl Variant {
             ("FORMULATION", form),
             ("INDEX_TARGET", f64::from(u8::from(self.index_target))),
             ("HAS_MASK", f64::from(u8::from(self.has_mask))),
-            ("COMPOUND", f64::from(u8::from(self.compound))),
+            ("COMPOUND", f64::from(u8::from(self.compound()))),
+            ("CE_KIND", f64::from(self.ce_kind)),
+            ("FOCAL_KIND", f64::from(self.focal_kind)),
         ]
     }
 
@@ -302,19 +313,25 @@ impl Variant {
                 for index_target in [false, true] {
                     for has_mask in [false, true] {
                         for aligned in [false, true] {
-                            for compound in [false, true] {
-                                // Compound terms take logits (softmax or sigmoid).
-                                if compound && activation == Activation::None {
-                                    continue;
+                            // Compound terms by activation: softmax takes the softmax
+                            // CE kinds, sigmoid the binary one; focal sigmoid with both.
+                            let (ce, focal): (&[u8], &[u8]) = match activation {
+                                Activation::Softmax => (&[0, 1, 2], &[0, 1, 2]),
+                                Activation::Sigmoid => (&[0, 3], &[0, 1]),
+                                Activation::None => (&[0], &[0]),
+                            };
+                            for &ce_kind in ce {
+                                for &focal_kind in focal {
+                                    v.push(Variant {
+                                        activation,
+                                        formulation,
+                                        index_target,
+                                        has_mask,
+                                        ce_kind,
+                                        focal_kind,
+                                        aligned,
+                                    });
                                 }
-                                v.push(Variant {
-                                    activation,
-                                    formulation,
-                                    index_target,
-                                    has_mask,
-                                    compound,
-                                    aligned,
-                                });
                             }
                         }
                     }

@@ -1,6 +1,8 @@
 //! Throughput of segloss's soft Dice (softmax logits), loss and loss+grad, soft and index
 //! targets, through the GPU-resident API (data already on the device) and the host API
 //! (upload and readback included), next to a ceiling kernel that moves the same bytes.
+//! The compound loss (0.5·CE + 0.5·soft Dice, fused) is timed in alternation with the
+//! plain loss+grad, and its overhead over it reported.
 //!
 //! `cargo run --release --example bench [-- --json] [--runs N] [--shapes 2x4x256x256,...]`
 //!
@@ -57,6 +59,23 @@ fn parse_args() -> Args {
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
+}
+
+/// Median seconds of `f` and of `g`, called alternately `runs` times each after one
+/// warm-up call of each (so that both see the same machine noise).
+fn time_pair(runs: usize, mut f: impl FnMut(), mut g: impl FnMut()) -> (f64, f64) {
+    f();
+    g();
+    let (mut tf, mut tg) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        let t = Instant::now();
+        f();
+        tf.push(t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        g();
+        tg.push(t.elapsed().as_secs_f64());
+    }
+    (median(tf), median(tg))
 }
 
 /// Median seconds of `runs` calls of `f` after one warm-up call.
@@ -196,6 +215,12 @@ fn main() -> segloss::Result<()> {
     let dev = ctx.device().unwrap().clone();
     let ceilings = [Ceiling::new(&dev, 8), Ceiling::new(&dev, 256)];
     let loss = Loss::new(&ctx, LossOptions::dice())?;
+    let compound = Loss::new(
+        &ctx,
+        LossOptions::dice()
+            .overlap_weight(0.5)
+            .cross_entropy(segloss::CrossEntropy::softmax(0.5)),
+    )?;
     if !args.json {
         println!(
             "adapter: {adapter}; soft Dice, softmax logits; median of {} runs\n",
@@ -271,24 +296,42 @@ fn main() -> segloss::Result<()> {
                 target,
                 mask: None,
             };
-            for (op, with_grad) in [("loss", false), ("loss+grad", true)] {
+            let resident = |l: &Loss, with_grad: bool| {
+                let r = l.run(&gb, with_grad.then_some(&grad)).expect("run");
+                l.read(&r).expect("read");
+            };
+            // GPU-resident loss+grad, plain and compound, alternated.
+            let (t_plain, t_compound) = time_pair(
+                args.runs,
+                || resident(&loss, true),
+                || resident(&compound, true),
+            );
+            let overhead = t_compound / t_plain - 1.0;
+            for (op, with_grad, l) in [
+                ("loss", false, &loss),
+                ("loss+grad", true, &loss),
+                ("loss+grad CE+Dice", true, &compound),
+            ] {
                 // Bytes the pipeline must move: input + target per pass, plus the gradient.
                 let passes = if with_grad { 2.0 } else { 1.0 };
                 let bytes = passes * 4.0 * (len + labels_len) as f64
                     + if with_grad { 4.0 * len as f64 } else { 0.0 };
                 for api in ["gpu-resident", "host"] {
-                    let t = if api == "gpu-resident" {
-                        time(args.runs, || {
-                            let r = loss.run(&gb, with_grad.then_some(&grad)).expect("run");
-                            loss.read(&r).expect("read");
-                        })
-                    } else {
-                        time(args.runs, || {
-                            loss.evaluate(&host_batch, with_grad).expect("evaluate");
-                        })
+                    let t = match (api, op) {
+                        ("gpu-resident", "loss+grad") => t_plain,
+                        ("gpu-resident", "loss+grad CE+Dice") => t_compound,
+                        ("gpu-resident", _) => time(args.runs, || resident(l, with_grad)),
+                        _ => time(args.runs, || {
+                            l.evaluate(&host_batch, with_grad).expect("evaluate");
+                        }),
                     };
                     let melem = len as f64 / t / 1e6;
                     let gbs = bytes / t / 1e9;
+                    let note = if api == "gpu-resident" && l.options().is_compound() {
+                        format!(" (+{:.1}% vs Dice alone)", 100.0 * overhead)
+                    } else {
+                        String::new()
+                    };
                     if args.json {
                         println!(
                             "{}",
@@ -297,11 +340,13 @@ fn main() -> segloss::Result<()> {
                                 "ms": t * 1e3, "melem_per_s": melem, "gbytes_per_s": gbs,
                                 "ceiling_melem_per_s": ceiling_melem, "adapter": adapter,
                                 "peak_rss_mib": peak_rss_mib(),
+                                "compound_overhead": (api == "gpu-resident"
+                                    && l.options().is_compound()).then_some(overhead),
                             })
                         );
                     } else {
                         println!(
-                            "| {dims:?} | {target_kind} | {op} | {api} | {:.1} | {melem:.0} | {gbs:.2} | {ceiling_melem:.0} | {:.0}% |",
+                            "| {dims:?} | {target_kind} | {op}{note} | {api} | {:.1} | {melem:.0} | {gbs:.2} | {ceiling_melem:.0} | {:.0}% |",
                             t * 1e3,
                             100.0 * melem / ceiling_melem
                         );

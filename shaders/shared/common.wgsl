@@ -70,6 +70,8 @@ override FORMULATION: u32 = 0u; // 0 soft (L1), 1 squared (L2), 2 classic (produ
 override INDEX_TARGET: bool = false;
 override HAS_MASK: bool = false;
 override COMPOUND: bool = false; // a cross-entropy or focal term is added
+override CE_KIND: u32 = 0u;       // its kinds (params.ce_kind / focal_kind), compiled in:
+override FOCAL_KIND: u32 = 0u;    // lavapipe runs both sides of data-dependent branches
 
 // Status bits raised by the statistics kernel (integer atomics only: deterministic).
 const STATUS_NONFINITE_INPUT: u32 = 1u;

@@ -19,30 +19,48 @@ fn powz(b: vec4<f32>, e: f32) -> vec4<f32> {
     return select(vec4<f32>(0.0), pow(max(b, vec4<f32>(1e-30)), vec4<f32>(e)), b > vec4<f32>(0.0));
 }
 
+// One class's constants, loaded once per class outside the pixel loops (storage reads
+// inside them are not hoisted: the compiler cannot rule out aliasing).
+struct Cls {
+    a: vec4<f32>,    // (ce weight, pos_weight, α a1, α a0)
+    fw: f32,         // focal class weight (0: no focal term for this class)
+    keep_y: f32,     // 1 − ε
+    add_y: f32,      // ε / C
+    gamma: f32,
+    alpha_mode: u32,
+}
+
+fn class_consts(c: u32) -> Cls {
+    let eps = params.label_smoothing;
+    var fw = aux[2u * c + 1u].x;
+    if c < params.class_start {
+        fw = 0.0;
+    }
+    return Cls(aux[2u * c], fw, 1.0 - eps, eps / f32(params.classes), params.focal_gamma, params.alpha_mode);
+}
+
 // The focal α factor times the focal class weight.
-fn focal_factor(c: u32, y: vec4<f32>) -> vec4<f32> {
-    let a = aux[2u * c];
-    let w = aux[2u * c + 1u].x;
-    switch params.alpha_mode {
-        case 0u: { return vec4<f32>(w); }
+fn focal_factor(k: Cls, y: vec4<f32>) -> vec4<f32> {
+    switch k.alpha_mode {
+        case 0u: { return vec4<f32>(k.fw); }
         case 1u: {
-            if params.focal_kind == 2u {
-                return vec4<f32>(w * a.z);
+            if FOCAL_KIND == 2u {
+                return vec4<f32>(k.fw * k.a.z);
             }
-            return w * (y * a.z + (1.0 - y) * a.w);
+            return k.fw * (y * k.a.z + (1.0 - y) * k.a.w);
         }
         default: {
-            if params.focal_kind == 2u {
-                return vec4<f32>(w * a.z);
+            if FOCAL_KIND == 2u {
+                return vec4<f32>(k.fw * k.a.z);
             }
-            return w * select(vec4<f32>(1.0), vec4<f32>(a.z), y == vec4<f32>(1.0));
+            return k.fw * select(vec4<f32>(1.0), vec4<f32>(k.a.z), y == vec4<f32>(1.0));
         }
     }
 }
 
 // Smoothed target y' = (1 − ε)·y + ε/C (softmax kinds).
-fn smoothed(y: vec4<f32>) -> vec4<f32> {
-    return (1.0 - params.label_smoothing) * y + params.label_smoothing / f32(params.classes);
+fn smoothed(k: Cls, y: vec4<f32>) -> vec4<f32> {
+    return k.keep_y * y + k.add_y;
 }
 
 // Per-class statistics of one quad: (ce, focal, kept, ce normaliser), per lane, before
@@ -53,15 +71,15 @@ struct PixelStats {
     norm: vec4<f32>,
 }
 
-fn pixel_stats(c: u32, x: vec4<f32>, p: vec4<f32>, y: vec4<f32>, lse: vec4<f32>) -> PixelStats {
+fn pixel_stats(k: Cls, c: u32, x: vec4<f32>, p: vec4<f32>, y: vec4<f32>, lse: vec4<f32>) -> PixelStats {
     var r = PixelStats(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
-    let a = aux[2u * c];
+    let a = k.a;
     let logp = x - lse;
-    switch params.ce_kind {
+    switch CE_KIND {
         case 1u, 2u: {
-            let ys = smoothed(y);
+            let ys = smoothed(k, y);
             r.ce = -a.x * ys * logp;
-            if params.ce_kind == 2u {
+            if CE_KIND == 2u {
                 r.ce += a.x * select(vec4<f32>(0.0), ys * log(max(ys, vec4<f32>(1e-30))), ys > vec4<f32>(0.0));
             }
             if INDEX_TARGET {
@@ -76,13 +94,14 @@ fn pixel_stats(c: u32, x: vec4<f32>, p: vec4<f32>, y: vec4<f32>, lse: vec4<f32>)
         }
         default: {}
     }
-    if params.focal_kind != 0u && c >= params.class_start {
-        let f = focal_factor(c, y);
-        if params.focal_kind == 2u {
-            r.focal = -f * powz(1.0 - p, params.focal_gamma) * y * logp;
+    if FOCAL_KIND != 0u {
+        // fw = 0 for a dropped background: the term vanishes there.
+        let f = focal_factor(k, y);
+        if FOCAL_KIND == 2u {
+            r.focal = -f * powz(1.0 - p, k.gamma) * y * logp;
         } else {
             let u = -x * (2.0 * y - 1.0);
-            r.focal = f * exp(-params.focal_gamma * softplus(-u)) * (softplus(x) - x * y);
+            r.focal = f * exp(-k.gamma * softplus(-u)) * (softplus(x) - x * y);
         }
     }
     return r;
@@ -90,32 +109,31 @@ fn pixel_stats(c: u32, x: vec4<f32>, p: vec4<f32>, y: vec4<f32>, lse: vec4<f32>)
 
 // Softmax-chained gradient part h_c = p_c·∂L/∂p_c of the pixel terms for class c, with
 // the global scales s = (s_ce, s_focal) from `finalize`.
-fn pixel_h(c: u32, x: vec4<f32>, p: vec4<f32>, y: vec4<f32>, lse: vec4<f32>, s: vec2<f32>) -> vec4<f32> {
+fn pixel_h(k: Cls, x: vec4<f32>, p: vec4<f32>, y: vec4<f32>, lse: vec4<f32>, s: vec2<f32>) -> vec4<f32> {
     var h = vec4<f32>(0.0);
-    if params.ce_kind == 1u || params.ce_kind == 2u {
-        h -= s.x * aux[2u * c].x * smoothed(y);
+    if CE_KIND == 1u || CE_KIND == 2u {
+        h -= s.x * k.a.x * smoothed(k, y);
     }
-    if params.focal_kind == 2u && c >= params.class_start {
+    if FOCAL_KIND == 2u {
         let q = 1.0 - p;
-        let d1 = select(vec4<f32>(0.0), params.focal_gamma * p * powz(q, params.focal_gamma - 1.0) * (x - lse), q > vec4<f32>(0.0));
-        h += s.y * focal_factor(c, y) * y * (d1 - powz(q, params.focal_gamma));
+        let d1 = select(vec4<f32>(0.0), k.gamma * p * powz(q, k.gamma - 1.0) * (x - lse), q > vec4<f32>(0.0));
+        h += s.y * focal_factor(k, y) * y * (d1 - powz(q, k.gamma));
     }
     return h;
 }
 
 // Elementwise gradient part d loss/d x of the sigmoid pixel terms for class c.
-fn pixel_e(c: u32, x: vec4<f32>, y: vec4<f32>, s: vec2<f32>) -> vec4<f32> {
+fn pixel_e(k: Cls, x: vec4<f32>, y: vec4<f32>, s: vec2<f32>) -> vec4<f32> {
     var e = vec4<f32>(0.0);
-    if params.ce_kind == 3u {
-        let a = aux[2u * c];
-        e += s.x * a.x * ((a.y * y + 1.0 - y) * sigmoid(x) - a.y * y);
+    if CE_KIND == 3u {
+        e += s.x * k.a.x * ((k.a.y * y + 1.0 - y) * sigmoid(x) - k.a.y * y);
     }
-    if params.focal_kind == 1u && c >= params.class_start {
+    if FOCAL_KIND == 1u {
         let sg = 2.0 * y - 1.0;
         let u = -x * sg;
-        let m = exp(-params.focal_gamma * softplus(-u));
+        let m = exp(-k.gamma * softplus(-u));
         let bce = softplus(x) - x * y;
-        e += s.y * focal_factor(c, y) * m * ((sigmoid(x) - y) - bce * params.focal_gamma * sigmoid(-u) * sg);
+        e += s.y * focal_factor(k, y) * m * ((sigmoid(x) - y) - bce * k.gamma * sigmoid(-u) * sg);
     }
     return e;
 }
