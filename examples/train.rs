@@ -2,14 +2,14 @@
 //! images of disks and squares, soft boundary labels (label smoothing on boundary
 //! pixels, the Jaccard Metric Loss paper's recipe), loss 0.25 · soft cross-entropy +
 //! 0.75 · Jaccard, Adam. The model is a two-layer convolution written out as an MLP over
-//! 3×3 patches (27 → 32 → 3), on the CPU; segloss computes the Jaccard term and its
-//! gradient (on the GPU when there is one). One run with the classic Jaccard, one with
+//! 3×3 patches (27 → 32 → 3), on the CPU; segloss computes the whole loss, CE and
+//! Jaccard fused in one call, and its gradient (on the GPU when there is one). One run with the classic Jaccard, one with
 //! the soft one, then a table.
 //!
 //! `cargo run --release --example train [-- --epochs N]`
 
 use indicatif::{ProgressBar, ProgressStyle};
-use segloss::{Batch, Context, Formulation, Loss, LossOptions, Shape};
+use segloss::{Batch, Context, CrossEntropy, Formulation, Loss, LossOptions, Shape};
 
 const SIDE: usize = 32;
 const N: usize = SIDE * SIDE;
@@ -280,11 +280,15 @@ fn train(
     let train_set: Vec<Sample> = (0..256).map(|_| sample(&mut rng)).collect();
     let test_set: Vec<Sample> = (0..32).map(|_| sample(&mut rng)).collect();
     let mut model = Model::new(&mut Rng(7));
-    let jaccard = Loss::new(
+    // 0.25 · soft cross-entropy + 0.75 · Jaccard, fused: one segloss call gives the value
+    // and the gradient w.r.t. the logits of both terms.
+    let loss = Loss::new(
         ctx,
         LossOptions::jaccard()
             .formulation(formulation)
-            .smoothing(1e-5, 1e-5),
+            .smoothing(1e-5, 1e-5)
+            .overlap_weight(0.75)
+            .cross_entropy(CrossEntropy::softmax(0.25)),
     )?;
     let shape = Shape::new(&[BATCH, C, SIDE, SIDE])?;
     let steps = train_set.len() / BATCH;
@@ -299,25 +303,11 @@ fn train(
             let batch: Vec<&Sample> = train_set[step * BATCH..][..BATCH].iter().collect();
             let (logits, hidden) = model.forward(&batch);
             let target: Vec<f32> = batch.iter().flat_map(|s| s.soft.iter().copied()).collect();
-            // 0.75 · Jaccard from segloss (value and gradient w.r.t. the logits).
-            let jac = jaccard.forward_backward(&Batch::soft(&shape, &logits, &target))?;
-            let mut grad: Vec<f32> = jac
-                .grad
-                .unwrap_or_default()
-                .iter()
-                .map(|g| 0.75 * g)
-                .collect();
-            // 0.25 · soft cross-entropy, mean over pixels: d/dz = (p − y) / (B·N).
-            let p = softmax_pixelwise(&logits, BATCH);
-            let pixels = (BATCH * N) as f32;
-            let mut ce = 0.0;
-            for j in 0..p.len() {
-                ce -= target[j] * p[j].max(1e-12).ln() / pixels;
-                grad[j] += 0.25 * (p[j] - target[j]) / pixels;
-            }
+            let out = loss.forward_backward(&Batch::soft(&shape, &logits, &target))?;
+            let grad = out.grad.unwrap_or_default();
             let g = model.backward(&batch, &hidden, &grad);
             model.adam(&g, 0.01);
-            bar.set_message(format!("{:.4}", 0.25 * ce + 0.75 * jac.loss));
+            bar.set_message(format!("{:.4}", out.loss));
             bar.inc(1);
         }
         bar.finish_and_clear();

@@ -50,6 +50,9 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
         var c_first = params.class_start;
         if COMPOUND {
             c_first = 0u; // cross-entropy covers every class
+        }
+        if FOCAL_KIND == 2u {
+            // log p = x − lse for the softmax focal term (the CE gradient needs no log).
             for (var k = 0u; k < VPT; k++) {
                 lse[k] = norms[k].m + log(norms[k].s);
             }

@@ -1,6 +1,6 @@
 // stats: per-(image, class, tile) partial sums of tp, fp, fn and the present count
-// (SPEC §2 steps 1-4), and for compound losses (ce, focal, kept, ce normaliser) in a
-// second [B, C] block. CPU twin: src/reference/stats.rs.
+// (SPEC §2 steps 1-4), and for compound losses the tile's (ce, focal, kept, ce
+// normaliser) in a second [B, C] block (at class 0). CPU twin: src/reference/stats.rs.
 // Dispatch: (tiles, B). Invocation t owns quads t, t + WG, … of the tile (coalesced),
 // computes each pixel's softmax normaliser once, then for every class accumulates its
 // quads and the workgroup tree-reduces them in a fixed order (no float atomics). All
@@ -53,27 +53,31 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
             flags |= STATUS_BAD_INDEX;
         }
     }
-    var lse: array<vec4<f32>, VPT>;
     if ACTIVATION == 0u {
         softmax_norms(b, load_tile, t, &norms);
-        if COMPOUND {
-            for (var k = 0u; k < VPT; k++) {
-                lse[k] = norms[k].m + log(norms[k].s);
-            }
-        }
     }
 
     let zero = vec4<f32>(0.0);
+    // Compound: this invocation's kept pixels. (Plain vec4 accumulators below, not
+    // per-quad arrays: lavapipe keeps a private array that is updated inside the class
+    // loop in memory, at ~50 instructions per element and update, measured.)
+    var kept_px = 0.0;
+    if COMPOUND {
+        for (var k = 0u; k < VPT; k++) {
+            kept_px += sum4(select(zero, vec4<f32>(1.0), quads[k].keep));
+        }
+    }
+    // Compound: per-lane sums over every class and quad of the CE, focal and (index
+    // targets) w·y terms. The pixel terms need only the image's totals, so they are
+    // reduced once per tile after the class loop, not per class.
+    var ce = zero;
+    var focal = zero;
+    var cen = zero;
     for (var c = 0u; c < C; c++) {
         var tp = zero;
         var fp = zero;
         var fn_ = zero;
         var present = zero;
-        // Compound: per-lane (ce, focal, kept, ce normaliser) sums.
-        var ce = zero;
-        var focal = zero;
-        var kept = zero;
-        var cen = zero;
         var cls: Cls;
         if COMPOUND {
             cls = class_consts(c);
@@ -95,42 +99,66 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
             }
             let keep = quads[k].keep;
             if any(keep) {
-                let p = activate(x, norms[k]);
+                let norm = norms[k];
+                let p = activate(x, norm);
+                // Compound, softmax: log-normaliser, from the loaded norm (recomputed per
+                // class: a log is cheaper on lavapipe than another indexed private read).
+                var lse = zero;
+                if COMPOUND && ACTIVATION == 0u {
+                    lse = norm.m + log(norm.s);
+                }
                 let e = terms(p, y);
                 tp += select(zero, e.tp, keep);
                 fp += select(zero, e.fp, keep);
                 fn_ += select(zero, e.fn_, keep);
                 present += select(zero, vec4<f32>(1.0), keep & y > vec4<f32>(params.threshold));
-                if COMPOUND {
-                    let e = pixel_stats(cls, c, x, p, y, lse[k]);
-                    ce += select(zero, e.ce, keep);
-                    focal += select(zero, e.focal, keep);
-                    cen += select(zero, e.norm, keep);
-                    if c == 0u {
-                        kept += select(zero, vec4<f32>(1.0), keep);
+                if CE_KIND != 0u {
+                    ce += select(zero, ce_value(cls, x, y, lse), keep);
+                    if INDEX_TARGET && CE_KIND != 3u {
+                        // Σ w_{y_i}: PyTorch's normaliser for weighted index targets.
+                        cen += select(zero, cls.a.x * y, keep);
                     }
+                }
+                if FOCAL_KIND != 0u {
+                    focal += select(zero, focal_value(cls, x, p, y, lse), keep);
                 }
             }
         }
         red[t] = vec4<f32>(sum4(tp), sum4(fp), sum4(fn_), sum4(present));
-        if COMPOUND {
-            red2[t] = vec4<f32>(sum4(ce), sum4(focal), sum4(kept), sum4(cen));
-        }
         workgroupBarrier();
         for (var s = WG / 2u; s > 0u; s >>= 1u) {
             if t < s {
                 red[t] += red[t + s];
-                if COMPOUND {
-                    red2[t] += red2[t + s];
-                }
             }
             workgroupBarrier();
         }
         if t == 0u {
             partials[(b * C + c) * params.tiles + wid.x + params.tile_base] = red[0];
-            if COMPOUND {
-                // The second [B, C] block of items, after the first.
-                partials[((params.batch + b) * C + c) * params.tiles + wid.x + params.tile_base] = red2[0];
+        }
+    }
+    if COMPOUND {
+        // The tile's (ce, focal, kept pixels, ce normaliser) in class 0's slot of the
+        // second [B, C] block of items (the other classes' slots hold 0). The normaliser
+        // is kept pixels (soft targets), Σ w_{y_i} (index targets) or kept pixels × C
+        // (binary).
+        var norm = kept_px;
+        if CE_KIND == 3u {
+            norm = kept_px * f32(C);
+        } else if INDEX_TARGET {
+            norm = sum4(cen);
+        }
+        red2[t] = vec4<f32>(sum4(ce), sum4(focal), kept_px, norm);
+        workgroupBarrier();
+        for (var s = WG / 2u; s > 0u; s >>= 1u) {
+            if t < s {
+                red2[t] += red2[t + s];
+            }
+            workgroupBarrier();
+        }
+        if t == 0u {
+            for (var c = 0u; c < C; c++) {
+                let j = ((params.batch + b) * C + c) * params.tiles + wid.x + params.tile_base;
+                partials[j] = select(vec4<f32>(0.0), red2[0], c == 0u);
             }
         }
     }

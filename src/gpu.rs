@@ -75,8 +75,9 @@ pub struct GpuStats {
 
 impl GpuStats {
     /// This worker's per-(b, c) statistics, `[B, C]` × `[tp, fp, fn, present]` f32
-    /// (`STORAGE | COPY_SRC`); compound losses add a second `[B, C]` block of
-    /// `[ce, focal, kept pixels, ce normaliser]` sums.
+    /// (`STORAGE | COPY_SRC`); compound losses add a second `[B, C]` block whose sum
+    /// over classes is each image's `[ce, focal, kept pixels, ce normaliser]` (how it is
+    /// split over classes is not specified).
     pub fn items_buffer(&self) -> &wgpu::Buffer {
         &self.items
     }

@@ -62,20 +62,29 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 /// Median seconds of `f` and of `g`, called alternately `runs` times each after one
-/// warm-up call of each (so that both see the same machine noise).
-fn time_pair(runs: usize, mut f: impl FnMut(), mut g: impl FnMut()) -> (f64, f64) {
+/// warm-up call of each (so that both see the same machine noise), and the median of
+/// the paired ratios g/f (robust to slow drifts in machine load).
+fn time_pair(runs: usize, mut f: impl FnMut(), mut g: impl FnMut()) -> (f64, f64, f64) {
     f();
     g();
     let (mut tf, mut tg) = (Vec::new(), Vec::new());
-    for _ in 0..runs {
-        let t = Instant::now();
-        f();
-        tf.push(t.elapsed().as_secs_f64());
-        let t = Instant::now();
-        g();
-        tg.push(t.elapsed().as_secs_f64());
+    for i in 0..runs {
+        // Alternate which goes first, so neither always follows the other.
+        let mut one = |h: &mut dyn FnMut(), v: &mut Vec<f64>| {
+            let t = Instant::now();
+            h();
+            v.push(t.elapsed().as_secs_f64());
+        };
+        if i % 2 == 0 {
+            one(&mut f, &mut tf);
+            one(&mut g, &mut tg);
+        } else {
+            one(&mut g, &mut tg);
+            one(&mut f, &mut tf);
+        }
     }
-    (median(tf), median(tg))
+    let ratios = tf.iter().zip(&tg).map(|(a, b)| b / a).collect();
+    (median(tf), median(tg), median(ratios))
 }
 
 /// Median seconds of `runs` calls of `f` after one warm-up call.
@@ -301,12 +310,12 @@ fn main() -> segloss::Result<()> {
                 l.read(&r).expect("read");
             };
             // GPU-resident loss+grad, plain and compound, alternated.
-            let (t_plain, t_compound) = time_pair(
+            let (t_plain, t_compound, ratio) = time_pair(
                 args.runs,
                 || resident(&loss, true),
                 || resident(&compound, true),
             );
-            let overhead = t_compound / t_plain - 1.0;
+            let overhead = ratio - 1.0;
             for (op, with_grad, l) in [
                 ("loss", false, &loss),
                 ("loss+grad", true, &loss),

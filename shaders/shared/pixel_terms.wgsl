@@ -24,19 +24,20 @@ fn powz(b: vec4<f32>, e: f32) -> vec4<f32> {
 struct Cls {
     a: vec4<f32>,    // (ce weight, pos_weight, α a1, α a0)
     fw: f32,         // focal class weight (0: no focal term for this class)
-    keep_y: f32,     // 1 − ε
-    add_y: f32,      // ε / C
+    wy: f32,         // w·(1 − ε): w·y' = wy·y + w0
+    w0: f32,         // w·ε/C
     gamma: f32,
     alpha_mode: u32,
 }
 
 fn class_consts(c: u32) -> Cls {
     let eps = params.label_smoothing;
+    let a = aux[2u * c];
     var fw = aux[2u * c + 1u].x;
     if c < params.class_start {
         fw = 0.0;
     }
-    return Cls(aux[2u * c], fw, 1.0 - eps, eps / f32(params.classes), params.focal_gamma, params.alpha_mode);
+    return Cls(a, fw, a.x * (1.0 - eps), a.x * eps / f32(params.classes), params.focal_gamma, params.alpha_mode);
 }
 
 // The focal α factor times the focal class weight.
@@ -58,53 +59,42 @@ fn focal_factor(k: Cls, y: vec4<f32>) -> vec4<f32> {
     }
 }
 
-// Smoothed target y' = (1 − ε)·y + ε/C (softmax kinds).
-fn smoothed(k: Cls, y: vec4<f32>) -> vec4<f32> {
-    return k.keep_y * y + k.add_y;
+// The weighted smoothed target w·y', y' = (1 − ε)·y + ε/C (softmax kinds).
+fn weighted_target(k: Cls, y: vec4<f32>) -> vec4<f32> {
+    return k.wy * y + k.w0;
 }
 
-// Per-class statistics of one quad: (ce, focal, kept, ce normaliser), per lane, before
-// masking. `lse` is the softmax log-normaliser (unused for sigmoid).
-struct PixelStats {
-    ce: vec4<f32>,
-    focal: vec4<f32>,
-    norm: vec4<f32>,
-}
-
-fn pixel_stats(k: Cls, c: u32, x: vec4<f32>, p: vec4<f32>, y: vec4<f32>, lse: vec4<f32>) -> PixelStats {
-    var r = PixelStats(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
-    let a = k.a;
-    let logp = x - lse;
+// One class's cross-entropy term per lane, before masking: softmax kinds
+// w·y'·(lse − x) (+ w·y'·ln y' for KL), binary w·(pw·y·softplus(−x) + (1 − y)·softplus(x)).
+fn ce_value(k: Cls, x: vec4<f32>, y: vec4<f32>, lse: vec4<f32>) -> vec4<f32> {
     switch CE_KIND {
         case 1u, 2u: {
-            let ys = smoothed(k, y);
-            r.ce = -a.x * ys * logp;
+            let wys = weighted_target(k, y);
+            var v = wys * (lse - x);
             if CE_KIND == 2u {
-                r.ce += a.x * select(vec4<f32>(0.0), ys * log(max(ys, vec4<f32>(1e-30))), ys > vec4<f32>(0.0));
+                let ys = wys / max(k.a.x, 1e-30);
+                v += select(vec4<f32>(0.0), wys * log(max(ys, vec4<f32>(1e-30))), ys > vec4<f32>(0.0));
             }
-            if INDEX_TARGET {
-                r.norm = a.x * y;
-            } else {
-                r.norm = vec4<f32>(select(0.0, 1.0, c == 0u));
-            }
+            return v;
         }
         case 3u: {
-            r.ce = a.x * (a.y * y * softplus(-x) + (1.0 - y) * softplus(x));
-            r.norm = vec4<f32>(1.0);
+            return k.a.x * (k.a.y * y * softplus(-x) + (1.0 - y) * softplus(x));
         }
-        default: {}
-    }
-    if FOCAL_KIND != 0u {
-        // fw = 0 for a dropped background: the term vanishes there.
-        let f = focal_factor(k, y);
-        if FOCAL_KIND == 2u {
-            r.focal = -f * powz(1.0 - p, k.gamma) * y * logp;
-        } else {
-            let u = -x * (2.0 * y - 1.0);
-            r.focal = f * exp(-k.gamma * softplus(-u)) * (softplus(x) - x * y);
+        default: {
+            return vec4<f32>(0.0);
         }
     }
-    return r;
+}
+
+// One class's focal term per lane, before masking (fw = 0 for a dropped background).
+// `lse` is the softmax log-normaliser (unused for sigmoid).
+fn focal_value(k: Cls, x: vec4<f32>, p: vec4<f32>, y: vec4<f32>, lse: vec4<f32>) -> vec4<f32> {
+    let f = focal_factor(k, y);
+    if FOCAL_KIND == 2u {
+        return -f * powz(1.0 - p, k.gamma) * y * (x - lse);
+    }
+    let u = -x * (2.0 * y - 1.0);
+    return f * exp(-k.gamma * softplus(-u)) * (softplus(x) - x * y);
 }
 
 // Softmax-chained gradient part h_c = p_c·∂L/∂p_c of the pixel terms for class c, with
@@ -112,7 +102,7 @@ fn pixel_stats(k: Cls, c: u32, x: vec4<f32>, p: vec4<f32>, y: vec4<f32>, lse: ve
 fn pixel_h(k: Cls, x: vec4<f32>, p: vec4<f32>, y: vec4<f32>, lse: vec4<f32>, s: vec2<f32>) -> vec4<f32> {
     var h = vec4<f32>(0.0);
     if CE_KIND == 1u || CE_KIND == 2u {
-        h -= s.x * k.a.x * smoothed(k, y);
+        h -= s.x * weighted_target(k, y);
     }
     if FOCAL_KIND == 2u {
         let q = 1.0 - p;
