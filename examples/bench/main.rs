@@ -70,7 +70,7 @@ fn time_pair(runs: usize, mut f: impl FnMut(), mut g: impl FnMut()) -> (f64, f64
     let (mut tf, mut tg) = (Vec::new(), Vec::new());
     for i in 0..runs {
         // Alternate which goes first, so neither always follows the other.
-        let mut one = |h: &mut dyn FnMut(), v: &mut Vec<f64>| {
+        let one = |h: &mut dyn FnMut(), v: &mut Vec<f64>| {
             let t = Instant::now();
             h();
             v.push(t.elapsed().as_secs_f64());
