@@ -12,6 +12,10 @@
 //! * [`LossOptions`] (+ [`monai`] and [`jdt`] constructors): the SPEC's options.
 //! * [`Loss`]: host API ([`Loss::forward_backward`], [`Loss::evaluate_async`]) and
 //!   GPU-resident API ([`Loss::encode`], [`Loss::run`], [`Loss::read`]).
+//! * Compound losses: [`CrossEntropy`] and [`Focal`] terms fused into the same passes.
+//! * Data-parallel training: the split-phase API ([`Loss::stats`] → sum
+//!   [`Stats::shared`] over workers → [`Loss::finish`]; [`Loss::encode_stats`] /
+//!   [`Loss::encode_finish`] on the GPU).
 //! * [`reference`](mod@reference): the f64 CPU reference the GPU is tested against.
 //!
 //! The contract (formulas, options, the peers' behaviour) is the SPEC in `docs/SPEC.md`.
