@@ -4,7 +4,7 @@
 use std::future::Future;
 
 use crate::context::{Gpu, Inner};
-use crate::gpu::{encode, upload, GpuBatch, GpuLoss, GpuStats, GpuTarget, Phase};
+use crate::gpu::{encode, upload, Encoded, GpuBatch, GpuLoss, GpuStats, GpuTarget, Phase};
 use crate::readback::Pending;
 use crate::reference::{self, RefBatch, RefTarget};
 use crate::shape::Target;
@@ -259,17 +259,7 @@ impl Loss {
         encoder: &mut wgpu::CommandEncoder,
         batch: &GpuBatch<'_>,
     ) -> Result<GpuStats> {
-        let gpu = self.ctx.gpu()?;
-        gpu.check_alive()?;
-        let enc = encode(
-            gpu,
-            &self.options,
-            batch,
-            self.gpu_ignore(),
-            None,
-            encoder,
-            Phase::Stats,
-        )?;
+        let enc = self.record(encoder, batch, None, Phase::Stats)?;
         Ok(enc.into_stats(batch.shape, &self.options))
     }
 
@@ -282,17 +272,7 @@ impl Loss {
         stats: &GpuStats,
         grad: Option<&wgpu::Buffer>,
     ) -> Result<GpuLoss> {
-        let gpu = self.ctx.gpu()?;
-        gpu.check_alive()?;
-        let enc = encode(
-            gpu,
-            &self.options,
-            batch,
-            self.gpu_ignore(),
-            grad,
-            encoder,
-            Phase::Finish(stats),
-        )?;
+        let enc = self.record(encoder, batch, grad, Phase::Finish(stats))?;
         Ok(enc.into_loss(batch.shape.classes()))
     }
 
@@ -362,18 +342,29 @@ impl Loss {
         batch: &GpuBatch<'_>,
         grad: Option<&wgpu::Buffer>,
     ) -> Result<GpuLoss> {
+        let enc = self.record(encoder, batch, grad, Phase::Whole)?;
+        Ok(enc.into_loss(batch.shape.classes()))
+    }
+
+    /// Records `phase` of a GPU-resident call on caller buffers.
+    fn record(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        batch: &GpuBatch<'_>,
+        grad: Option<&wgpu::Buffer>,
+        phase: Phase<'_>,
+    ) -> Result<Encoded> {
         let gpu = self.ctx.gpu()?;
         gpu.check_alive()?;
-        let enc = encode(
+        encode(
             gpu,
             &self.options,
             batch,
             self.gpu_ignore(),
             grad,
             encoder,
-            Phase::Whole,
-        )?;
-        Ok(enc.into_loss(batch.shape.classes()))
+            phase,
+        )
     }
 
     /// The ignore value as the kernels see it in a caller's u32 target buffer.
