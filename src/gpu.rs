@@ -71,6 +71,7 @@ pub struct GpuStats {
     pub(crate) out: wgpu::Buffer,
     pub(crate) shape: Shape,
     pub(crate) options: LossOptions,
+    pub(crate) device: wgpu::Device,
 }
 
 impl GpuStats {
@@ -121,8 +122,14 @@ impl Encoded {
             classes,
         }
     }
-    pub fn into_stats(self, shape: &Shape, options: &LossOptions) -> GpuStats {
+    pub fn into_stats(
+        self,
+        shape: &Shape,
+        options: &LossOptions,
+        device: &wgpu::Device,
+    ) -> GpuStats {
         GpuStats {
+            device: device.clone(),
             items: self.items,
             shared: self.shared,
             status: self.status,
@@ -332,6 +339,11 @@ pub(crate) fn encode(
     let (b, c) = (shape.batch(), shape.classes());
     options.validate_for(c)?;
     if let Phase::Finish(st) = &phase {
+        if st.device != gpu.device {
+            return Err(Error::InvalidStats(
+                "statistics computed on another device".into(),
+            ));
+        }
         if st.shape != *shape {
             return Err(Error::InvalidStats(format!(
                 "statistics of shape {:?}, the batch is {:?}",

@@ -160,7 +160,10 @@ impl Loss {
                     )?;
                     let bufs = [&enc.out, &enc.items, &enc.shared];
                     let pending = read_back(gpu, encoder, &bufs);
-                    Ok((pending, enc.into_stats(&up.shape, &self.options)))
+                    Ok((
+                        pending,
+                        enc.into_stats(&up.shape, &self.options, &gpu.device),
+                    ))
                 })?;
                 let mut bufs = pending.wait()?;
                 let (shared, items) = (bufs.pop().unwrap_or_default(), bufs.pop());
@@ -225,6 +228,11 @@ impl Loss {
             (Inner::Gpu(gpu), Held::Gpu(held)) => {
                 let (batch, st) = &**held;
                 gpu.check_alive()?;
+                if st.device != gpu.device {
+                    return Err(Error::InvalidStats(
+                        "statistics computed on another device".into(),
+                    ));
+                }
                 let (pending, values_len) = scoped(gpu, || {
                     gpu.queue
                         .write_buffer(&st.shared, 0, bytemuck::cast_slice(&stats.shared));
@@ -260,7 +268,7 @@ impl Loss {
         batch: &GpuBatch<'_>,
     ) -> Result<GpuStats> {
         let enc = self.record(encoder, batch, None, Phase::Stats)?;
-        Ok(enc.into_stats(batch.shape, &self.options))
+        Ok(enc.into_stats(batch.shape, &self.options, &self.ctx.gpu()?.device))
     }
 
     /// Split-phase GPU-resident API, global phase: records the loss (from the summed

@@ -428,6 +428,15 @@ fn mismatched_statistics_are_errors() {
         Err(segloss::Error::InvalidStats(_))
     ));
     assert!(st.add_shared(&[0.0; 3]).is_err());
+    // Statistics of another device: a typed error, not a panic.
+    if let Some(other) = ctx.device().and_then(|_| common::gpu()) {
+        let st = dice.stats(&d.batch()).unwrap();
+        let err = common::loss(&other, LossOptions::dice()).finish(&st, true);
+        assert!(
+            matches!(err, Err(segloss::Error::InvalidStats(_))),
+            "finished on another device: {err:?}"
+        );
+    }
     let cpu = common::loss(&Context::cpu(), LossOptions::dice());
     let st_cpu = cpu.stats(&d.batch()).unwrap();
     if ctx.device().is_some() {
