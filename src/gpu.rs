@@ -87,8 +87,8 @@ impl GpuStats {
     pub fn shared_buffer(&self) -> &wgpu::Buffer {
         &self.shared
     }
-    /// `[nan, status]` after the local phase (`STORAGE | COPY_SRC`); read it with
-    /// [`crate::Loss::read`]-like code to learn whether the data was valid (status 0).
+    /// `[0, status]` after the local phase (`STORAGE | COPY_SRC`), status as in
+    /// [`GpuLoss::buffer`]; [`crate::Loss::read_shared`] checks it for you.
     pub fn status_buffer(&self) -> &wgpu::Buffer {
         &self.out
     }

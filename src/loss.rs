@@ -260,8 +260,9 @@ impl Loss {
 
     /// Split-phase GPU-resident API, local phase: records the statistics of `batch`
     /// into `encoder`. After the submission, sum [`GpuStats::shared_buffer`] over the
-    /// workers, write the sum back into it, and call [`Loss::encode_finish`] with the same
-    /// batch buffers.
+    /// workers ([`Loss::read_shared`], your all-reduce, [`Loss::write_shared`], or your
+    /// own device-side copies), and call [`Loss::encode_finish`] with the same batch
+    /// buffers.
     pub fn encode_stats(
         &self,
         encoder: &mut wgpu::CommandEncoder,
@@ -269,6 +270,47 @@ impl Loss {
     ) -> Result<GpuStats> {
         let enc = self.record(encoder, batch, None, Phase::Stats)?;
         Ok(enc.into_stats(batch.shape, &self.options, &self.ctx.gpu()?.device))
+    }
+
+    /// Split-phase GPU-resident API: reads the shared block of a submitted local phase
+    /// back to the host (blocking) for an all-reduce, and turns invalid data (its status)
+    /// into an error.
+    pub fn read_shared(&self, stats: &GpuStats) -> Result<Vec<f32>> {
+        let gpu = self.ctx.gpu()?;
+        let pending = scoped(gpu, || {
+            Ok(read_back(
+                gpu,
+                encoder(gpu, "segloss.read_shared"),
+                &[&stats.out, &stats.shared],
+            ))
+        })?;
+        let mut bufs = pending.wait()?;
+        let shared = bufs.pop().unwrap_or_default();
+        parse(bufs, 0, stats.shape.classes())?;
+        Ok(shared)
+    }
+
+    /// Split-phase GPU-resident API: writes the summed shared block back (through the
+    /// queue, so it lands before the next submission).
+    pub fn write_shared(&self, stats: &GpuStats, shared: &[f32]) -> Result<()> {
+        let gpu = self.ctx.gpu()?;
+        let want = Stats::shared_len(stats.shape.classes());
+        if shared.len() != want {
+            return Err(Error::InvalidStats(format!(
+                "a shared block of {} words, {want} expected",
+                shared.len()
+            )));
+        }
+        if stats.device != gpu.device {
+            return Err(Error::InvalidStats(
+                "statistics computed on another device".into(),
+            ));
+        }
+        scoped(gpu, || {
+            gpu.queue
+                .write_buffer(&stats.shared, 0, bytemuck::cast_slice(shared));
+            Ok(())
+        })
     }
 
     /// Split-phase GPU-resident API, global phase: records the loss (from the summed

@@ -351,6 +351,30 @@ fn gpu_resident_split_phase_matches_the_host_api() {
         let v = bytemuck::cast_slice(&st.slice(..).get_mapped_range().unwrap()).to_vec();
         v
     };
+    // Invalid data in the local phase: read_shared reports it.
+    {
+        let s = shard(&d, 0, 1);
+        let mut bad = s.input.clone();
+        bad[3] = f32::NAN;
+        let (x, y) = (storage(&ctx_a, &bad), storage(&ctx_a, &s.soft));
+        let loss = common::loss(&ctx_a, o.clone());
+        let mut enc = ctx_a
+            .device()
+            .unwrap()
+            .create_command_encoder(&Default::default());
+        let batch = GpuBatch {
+            shape: &s.shape,
+            input: &x,
+            target: GpuTarget::Soft(&y),
+            mask: None,
+        };
+        let st = loss.encode_stats(&mut enc, &batch).unwrap();
+        ctx_a.queue().unwrap().submit([enc.finish()]);
+        assert!(matches!(
+            loss.read_shared(&st),
+            Err(segloss::Error::NonFiniteInput { .. })
+        ));
+    }
     let mut held = Vec::new();
     let mut sum = vec![0.0f32; Stats::shared_len(c)];
     for &(b0, b1, ctx) in &parts {
@@ -371,14 +395,15 @@ fn gpu_resident_split_phase_matches_the_host_api() {
         };
         let st = loss.encode_stats(&mut enc, &batch).unwrap();
         ctx.queue().unwrap().submit([enc.finish()]);
-        for (a, b) in sum.iter_mut().zip(read(ctx, st.shared_buffer())) {
+        for (a, b) in sum.iter_mut().zip(loss.read_shared(&st).unwrap()) {
             *a += b;
         }
         held.push((s, x, y, g, loss, st, ctx));
     }
     for (s, x, y, g, loss, st, ctx) in &held {
         let queue = ctx.queue().unwrap();
-        queue.write_buffer(st.shared_buffer(), 0, bytemuck::cast_slice(&sum));
+        loss.write_shared(st, &sum).unwrap();
+        assert!(loss.write_shared(st, &sum[1..]).is_err());
         let mut enc = ctx
             .device()
             .unwrap()
