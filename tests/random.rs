@@ -124,3 +124,29 @@ fn gpu_matches_reference_on_large_ragged_inputs() {
         }
     }
 }
+
+/// Proptest found this on GL: one softmax class with index targets makes p = y = 1 at
+/// every pixel, so the overlap, the smoothed KL (y' = 0.9·1 + 0.1 = 1) and the softmax
+/// focal term ((1 − p)^γ = 0) all vanish. The GPU used to recover y' as w·y'/w, off by
+/// an ulp, and summed to −1.9e-6.
+#[test]
+fn compound_terms_vanish_at_p_equals_y() {
+    use segloss::{CrossEntropy, Focal, FocalAlpha};
+    let Some(ctx) = common::gpu() else { return };
+    let mut rng = Rng::new(1);
+    let data = Data::random(&mut rng, &[2, 1, 5, 4], true, false);
+    let mut ce = CrossEntropy::kl(0.25);
+    ce.class_weights = Some(vec![1.8753113510372317]);
+    ce.label_smoothing = 0.1;
+    let mut focal = Focal::softmax(0.5211982294109917, 2.5);
+    focal.alpha = Some(FocalAlpha::Scalar(0.10391967420899553));
+    let o = LossOptions::jaccard()
+        .aggregation(Aggregation::CLASS)
+        .reduction(Reduction::Sum)
+        .cross_entropy(ce)
+        .focal(focal);
+    let want = data.reference(&o);
+    assert_eq!(want.loss, 0.0);
+    let got = common::loss(&ctx, o).forward_backward(&data.batch()).unwrap();
+    assert!(got.loss.abs() <= 1e-7, "loss {} at p = y", got.loss);
+}

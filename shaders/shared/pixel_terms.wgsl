@@ -26,6 +26,8 @@ struct Cls {
     fw: f32,         // focal class weight (0: no focal term for this class)
     wy: f32,         // w·(1 − ε): w·y' = wy·y + w0
     w0: f32,         // w·ε/C
+    y1: f32,         // 1 − ε: y' = y1·y + y0 (KL's ln y', exact 1 at y = 1, ε = 0)
+    y0: f32,         // ε/C
     gamma: f32,
     alpha_mode: u32,
 }
@@ -37,7 +39,8 @@ fn class_consts(c: u32) -> Cls {
     if c < params.class_start {
         fw = 0.0;
     }
-    return Cls(a, fw, a.x * (1.0 - eps), a.x * eps / f32(params.classes), params.focal_gamma, params.alpha_mode);
+    let y0 = eps / f32(params.classes);
+    return Cls(a, fw, a.x * (1.0 - eps), a.x * y0, 1.0 - eps, y0, params.focal_gamma, params.alpha_mode);
 }
 
 // The focal α factor times the focal class weight.
@@ -72,7 +75,7 @@ fn ce_value(k: Cls, x: vec4<f32>, y: vec4<f32>, lse: vec4<f32>) -> vec4<f32> {
             let wys = weighted_target(k, y);
             var v = wys * (lse - x);
             if CE_KIND == 2u {
-                let ys = wys / max(k.a.x, 1e-30);
+                let ys = k.y1 * y + k.y0;
                 v += select(vec4<f32>(0.0), wys * log(max(ys, vec4<f32>(1e-30))), ys > vec4<f32>(0.0));
             }
             return v;
