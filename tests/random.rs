@@ -147,6 +147,8 @@ fn compound_terms_vanish_at_p_equals_y() {
         .focal(focal);
     let want = data.reference(&o);
     assert_eq!(want.loss, 0.0);
-    let got = common::loss(&ctx, o).forward_backward(&data.batch()).unwrap();
+    let got = common::loss(&ctx, o)
+        .forward_backward(&data.batch())
+        .unwrap();
     assert!(got.loss.abs() <= 1e-7, "loss {} at p = y", got.loss);
 }
