@@ -92,6 +92,16 @@ impl GpuStats {
     pub fn status_buffer(&self) -> &wgpu::Buffer {
         &self.out
     }
+
+    /// Statistics are finished on the device that computed them.
+    pub(crate) fn check_device(&self, device: &wgpu::Device) -> Result<()> {
+        if self.device != *device {
+            return Err(Error::InvalidStats(
+                "statistics computed on another device".into(),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Which part of a call to record.
@@ -339,11 +349,7 @@ pub(crate) fn encode(
     let (b, c) = (shape.batch(), shape.classes());
     options.validate_for(c)?;
     if let Phase::Finish(st) = &phase {
-        if st.device != gpu.device {
-            return Err(Error::InvalidStats(
-                "statistics computed on another device".into(),
-            ));
-        }
+        st.check_device(&gpu.device)?;
         if st.shape != *shape {
             return Err(Error::InvalidStats(format!(
                 "statistics of shape {:?}, the batch is {:?}",

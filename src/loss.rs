@@ -107,23 +107,9 @@ impl Loss {
         match &*self.ctx.inner {
             Inner::Cpu => {
                 batch.check_lengths()?;
-                let (input, soft, index) = widen(batch);
-                let index = match batch.target {
-                    Target::IndexI64(t) => t.to_vec(),
-                    _ => index,
-                };
-                let mask = batch.mask.map(<[bool]>::to_vec);
-                let rb = RefBatch {
-                    shape: batch.shape,
-                    input: &input,
-                    target: if batch.target.is_index() {
-                        RefTarget::Index(&index)
-                    } else {
-                        RefTarget::Soft(&soft)
-                    },
-                    mask: mask.as_deref(),
-                };
                 self.options.validate_for(batch.shape.classes())?;
+                let host = HostBatch::new(batch);
+                let rb = host.as_ref();
                 let px = reference::Pixels::new(&self.options, &rb)?;
                 let items = reference::stats(&self.options, &rb, &px);
                 let shared = reference::summarize(&self.options, batch.shape, &items);
@@ -136,28 +122,14 @@ impl Loss {
                         .collect(),
                     shape: batch.shape.clone(),
                     options: self.options.clone(),
-                    held: Held::Cpu {
-                        input,
-                        soft,
-                        index,
-                        mask,
-                        items,
-                    },
+                    held: Held::Cpu { batch: host, items },
                 })
             }
             Inner::Gpu(gpu) => {
                 let up = self.upload_batch(gpu, batch)?;
                 let (pending, st) = scoped(gpu, || {
-                    let mut encoder = encoder(gpu, "segloss.stats");
-                    let enc = encode(
-                        gpu,
-                        &self.options,
-                        &up.batch(),
-                        up.ignore,
-                        None,
-                        &mut encoder,
-                        Phase::Stats,
-                    )?;
+                    let (encoder, enc) =
+                        self.record_uploaded(gpu, &up, None, Phase::Stats, "segloss.stats")?;
                     let bufs = [&enc.out, &enc.items, &enc.shared];
                     let pending = read_back(gpu, encoder, &bufs);
                     Ok((
@@ -193,60 +165,35 @@ impl Loss {
         stats.check(&self.options)?;
         let classes = stats.shape.classes();
         match (&*self.ctx.inner, &stats.held) {
-            (
-                Inner::Cpu,
-                Held::Cpu {
-                    input,
-                    soft,
-                    index,
-                    mask,
-                    items,
-                },
-            ) => {
-                let rb = RefBatch {
-                    shape: &stats.shape,
-                    input,
-                    target: if soft.is_empty() {
-                        RefTarget::Index(index)
-                    } else {
-                        RefTarget::Soft(soft)
-                    },
-                    mask: mask.as_deref(),
-                };
+            (Inner::Cpu, Held::Cpu { batch, items }) => {
+                let rb = batch.as_ref();
                 let shared: Vec<f64> = stats.shared.iter().map(|&v| f64::from(v)).collect();
                 let fin = reference::finish(&self.options, &stats.shape, items, &shared);
                 let px = reference::Pixels::new(&self.options, &rb)?;
                 let grad = with_grad
                     .then(|| reference::grad(&self.options, &rb, &px, &fin.coef, fin.pixel_scale));
-                let f = |v: Vec<f64>| v.into_iter().map(|x| x as f32).collect::<Vec<f32>>();
                 Ok(LossOutput {
                     loss: fin.loss as f32,
-                    values: fin.values.map(f),
-                    grad: grad.map(f),
+                    values: fin.values.map(narrow),
+                    grad: grad.map(narrow),
                 })
             }
             (Inner::Gpu(gpu), Held::Gpu(held)) => {
                 let (batch, st) = &**held;
                 gpu.check_alive()?;
-                if st.device != gpu.device {
-                    return Err(Error::InvalidStats(
-                        "statistics computed on another device".into(),
-                    ));
-                }
                 let (pending, values_len) = scoped(gpu, || {
+                    let grad = with_grad.then(|| grad_buffer(gpu, &stats.shape));
+                    // Recording checks the statistics (device, shape, options) first;
+                    // the summed block is written before the submission runs.
+                    let (encoder, enc) = self.record_uploaded(
+                        gpu,
+                        batch,
+                        grad.as_ref(),
+                        Phase::Finish(st),
+                        "segloss.finish",
+                    )?;
                     gpu.queue
                         .write_buffer(&st.shared, 0, bytemuck::cast_slice(&stats.shared));
-                    let grad = with_grad.then(|| grad_buffer(gpu, &stats.shape));
-                    let mut encoder = encoder(gpu, "segloss.finish");
-                    let enc = encode(
-                        gpu,
-                        &self.options,
-                        &batch.batch(),
-                        batch.ignore,
-                        grad.as_ref(),
-                        &mut encoder,
-                        Phase::Finish(st),
-                    )?;
                     let bufs: Vec<&wgpu::Buffer> = std::iter::once(&enc.out).chain(&grad).collect();
                     Ok((read_back(gpu, encoder, &bufs), enc.values_len))
                 })?;
@@ -301,11 +248,7 @@ impl Loss {
                 shared.len()
             )));
         }
-        if stats.device != gpu.device {
-            return Err(Error::InvalidStats(
-                "statistics computed on another device".into(),
-            ));
-        }
+        stats.check_device(&gpu.device)?;
         scoped(gpu, || {
             gpu.queue
                 .write_buffer(&stats.shared, 0, bytemuck::cast_slice(shared));
@@ -406,15 +349,8 @@ impl Loss {
     ) -> Result<Encoded> {
         let gpu = self.ctx.gpu()?;
         gpu.check_alive()?;
-        encode(
-            gpu,
-            &self.options,
-            batch,
-            self.gpu_ignore(),
-            grad,
-            encoder,
-            phase,
-        )
+        let ignore = self.gpu_ignore();
+        encode(gpu, &self.options, batch, ignore, grad, encoder, phase)
     }
 
     /// The ignore value as the kernels see it in a caller's u32 target buffer.
@@ -456,14 +392,12 @@ impl Loss {
 
     fn evaluate_cpu(&self, batch: &Batch<'_>, with_grad: bool) -> Result<LossOutput> {
         batch.check_lengths()?;
-        let (input, soft, index) = widen(batch);
-        let rb = ref_batch(batch, &input, &soft, &index);
-        let out = reference::evaluate(&self.options, &rb, with_grad)?;
-        let f = |v: Vec<f64>| v.into_iter().map(|x| x as f32).collect::<Vec<f32>>();
+        let host = HostBatch::new(batch);
+        let out = reference::evaluate(&self.options, &host.as_ref(), with_grad)?;
         Ok(LossOutput {
             loss: out.loss as f32,
-            values: out.values.map(f),
-            grad: out.grad.map(f),
+            values: out.values.map(narrow),
+            grad: out.grad.map(narrow),
         })
     }
 
@@ -472,19 +406,33 @@ impl Loss {
         let up = self.upload_batch(gpu, batch)?;
         scoped(gpu, || {
             let grad = with_grad.then(|| grad_buffer(gpu, batch.shape));
-            let mut encoder = encoder(gpu, "segloss.evaluate");
-            let enc = encode(
-                gpu,
-                &self.options,
-                &up.batch(),
-                up.ignore,
-                grad.as_ref(),
-                &mut encoder,
-                Phase::Whole,
-            )?;
+            let (encoder, enc) =
+                self.record_uploaded(gpu, &up, grad.as_ref(), Phase::Whole, "segloss.evaluate")?;
             let bufs: Vec<&wgpu::Buffer> = std::iter::once(&enc.out).chain(&grad).collect();
             Ok((read_back(gpu, encoder, &bufs), enc.values_len))
         })
+    }
+
+    /// Records `phase` of a host call on its uploaded batch into a fresh encoder.
+    fn record_uploaded(
+        &self,
+        gpu: &Gpu,
+        up: &Uploaded,
+        grad: Option<&wgpu::Buffer>,
+        phase: Phase<'_>,
+        label: &str,
+    ) -> Result<(wgpu::CommandEncoder, Encoded)> {
+        let mut encoder = encoder(gpu, label);
+        let enc = encode(
+            gpu,
+            &self.options,
+            &up.batch(),
+            up.ignore,
+            grad,
+            &mut encoder,
+            phase,
+        )?;
+        Ok((encoder, enc))
     }
 
     /// Checks a host batch and uploads it (input, target, mask).
@@ -602,32 +550,52 @@ fn read_back(gpu: &Gpu, mut encoder: wgpu::CommandEncoder, bufs: &[&wgpu::Buffer
     Pending::new(&gpu.device, staged, idx)
 }
 
-/// The batch's data in f64 / i64 for the CPU reference (soft, index: one is empty).
-fn widen(batch: &Batch<'_>) -> (Vec<f64>, Vec<f64>, Vec<i64>) {
-    let input = batch.input.iter().map(|&v| f64::from(v)).collect();
-    match batch.target {
-        Target::Soft(t) => (input, t.iter().map(|&v| f64::from(v)).collect(), Vec::new()),
-        Target::Index(t) => (input, Vec::new(), t.iter().map(|&v| i64::from(v)).collect()),
-        Target::IndexI64(_) => (input, Vec::new(), Vec::new()),
+/// A host batch widened to f64 / i64 for the CPU reference (kept by [`Stats`] for the
+/// gradient).
+#[derive(Debug)]
+pub(crate) struct HostBatch {
+    shape: Shape,
+    input: Vec<f64>,
+    soft: Vec<f64>,
+    index: Vec<i64>,
+    index_target: bool,
+    mask: Option<Vec<bool>>,
+}
+
+impl HostBatch {
+    fn new(batch: &Batch<'_>) -> Self {
+        let (soft, index) = match batch.target {
+            Target::Soft(t) => (t.iter().map(|&v| f64::from(v)).collect(), Vec::new()),
+            Target::Index(t) => (Vec::new(), t.iter().map(|&v| i64::from(v)).collect()),
+            Target::IndexI64(t) => (Vec::new(), t.to_vec()),
+        };
+        HostBatch {
+            shape: batch.shape.clone(),
+            input: batch.input.iter().map(|&v| f64::from(v)).collect(),
+            soft,
+            index,
+            index_target: batch.target.is_index(),
+            mask: batch.mask.map(<[bool]>::to_vec),
+        }
+    }
+
+    fn as_ref(&self) -> RefBatch<'_> {
+        RefBatch {
+            shape: &self.shape,
+            input: &self.input,
+            target: if self.index_target {
+                RefTarget::Index(&self.index)
+            } else {
+                RefTarget::Soft(&self.soft)
+            },
+            mask: self.mask.as_deref(),
+        }
     }
 }
 
-fn ref_batch<'a>(
-    batch: &Batch<'a>,
-    input: &'a [f64],
-    soft: &'a [f64],
-    index: &'a [i64],
-) -> RefBatch<'a> {
-    RefBatch {
-        shape: batch.shape,
-        input,
-        target: match batch.target {
-            Target::Soft(_) => RefTarget::Soft(soft),
-            Target::Index(_) => RefTarget::Index(index),
-            Target::IndexI64(t) => RefTarget::Index(t),
-        },
-        mask: batch.mask,
-    }
+/// f64 reference results rounded to f32.
+fn narrow(v: Vec<f64>) -> Vec<f32> {
+    v.into_iter().map(|x| x as f32).collect()
 }
 
 /// A `MAP_READ | COPY_DST` buffer: the only kind the host may map for reading.

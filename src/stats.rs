@@ -59,10 +59,7 @@ pub struct Stats {
 pub(crate) enum Held {
     /// The CPU reference: the batch widened to f64 and the f64 item statistics.
     Cpu {
-        input: Vec<f64>,
-        soft: Vec<f64>,
-        index: Vec<i64>,
-        mask: Option<Vec<bool>>,
+        batch: crate::loss::HostBatch,
         items: Vec<[f64; 4]>,
     },
     /// A GPU context: the uploaded batch and the local phase's buffers.

@@ -6,7 +6,7 @@ mod common;
 
 use common::{Data, Rng};
 use segloss::{
-    ActiveClasses, Aggregation, Context, CrossEntropy, Focal, GpuBatch, GpuTarget, Loss,
+    ActiveClasses, Aggregation, Context, CrossEntropy, Focal, GpuBatch, GpuStats, GpuTarget, Loss,
     LossOptions, LossOutput, Reduction, Shape, Stats,
 };
 
@@ -351,6 +351,28 @@ fn gpu_resident_split_phase_matches_the_host_api() {
         let v = bytemuck::cast_slice(&st.slice(..).get_mapped_range().unwrap()).to_vec();
         v
     };
+    // The local phase on one device: encode_stats, submitted.
+    fn local_phase(
+        ctx: &Context,
+        loss: &Loss,
+        shape: &Shape,
+        x: &wgpu::Buffer,
+        y: &wgpu::Buffer,
+    ) -> GpuStats {
+        let mut enc = ctx
+            .device()
+            .unwrap()
+            .create_command_encoder(&Default::default());
+        let batch = GpuBatch {
+            shape,
+            input: x,
+            target: GpuTarget::Soft(y),
+            mask: None,
+        };
+        let st = loss.encode_stats(&mut enc, &batch).unwrap();
+        ctx.queue().unwrap().submit([enc.finish()]);
+        st
+    }
     // Invalid data in the local phase: read_shared reports it.
     {
         let s = shard(&d, 0, 1);
@@ -358,18 +380,7 @@ fn gpu_resident_split_phase_matches_the_host_api() {
         bad[3] = f32::NAN;
         let (x, y) = (storage(&ctx_a, &bad), storage(&ctx_a, &s.soft));
         let loss = common::loss(&ctx_a, o.clone());
-        let mut enc = ctx_a
-            .device()
-            .unwrap()
-            .create_command_encoder(&Default::default());
-        let batch = GpuBatch {
-            shape: &s.shape,
-            input: &x,
-            target: GpuTarget::Soft(&y),
-            mask: None,
-        };
-        let st = loss.encode_stats(&mut enc, &batch).unwrap();
-        ctx_a.queue().unwrap().submit([enc.finish()]);
+        let st = local_phase(&ctx_a, &loss, &s.shape, &x, &y);
         assert!(matches!(
             loss.read_shared(&st),
             Err(segloss::Error::NonFiniteInput { .. })
@@ -385,16 +396,7 @@ fn gpu_resident_split_phase_matches_the_host_api() {
             storage(ctx, &vec![0.0; s.input.len()]),
         );
         let loss = common::loss(ctx, o.clone());
-        let dev = ctx.device().unwrap();
-        let mut enc = dev.create_command_encoder(&Default::default());
-        let batch = GpuBatch {
-            shape: &s.shape,
-            input: &x,
-            target: GpuTarget::Soft(&y),
-            mask: None,
-        };
-        let st = loss.encode_stats(&mut enc, &batch).unwrap();
-        ctx.queue().unwrap().submit([enc.finish()]);
+        let st = local_phase(ctx, &loss, &s.shape, &x, &y);
         for (a, b) in sum.iter_mut().zip(loss.read_shared(&st).unwrap()) {
             *a += b;
         }

@@ -51,7 +51,8 @@ fn sum4(v: vec4<f32>) -> f32 {
     return (v.x + v.y) + (v.z + v.w);
 }
 
-// Bit test per lane (see is_finite).
+// Finite test per lane, on the bits rather than `x != x`: WGSL lets compilers assume
+// floats are finite, so a float comparison could be folded away; an integer test cannot.
 fn finite4(x: vec4<f32>) -> vec4<bool> {
     return (bitcast<vec4<u32>>(x) & vec4<u32>(0x7f800000u)) != vec4<u32>(0x7f800000u);
 }
@@ -77,12 +78,6 @@ override FOCAL_KIND: u32 = 0u;    // lavapipe runs both sides of data-dependent 
 const STATUS_NONFINITE_INPUT: u32 = 1u;
 const STATUS_BAD_SOFT_TARGET: u32 = 2u;
 const STATUS_BAD_INDEX: u32 = 4u;
-
-// Bit test rather than `x != x`: WGSL lets compilers assume floats are finite, so a
-// float comparison could be folded away; an integer test cannot.
-fn is_finite(x: f32) -> bool {
-    return (bitcast<u32>(x) & 0x7f800000u) != 0x7f800000u;
-}
 
 fn sigmoid(x: vec4<f32>) -> vec4<f32> {
     return 1.0 / (1.0 + exp(-x));
