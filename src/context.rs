@@ -4,6 +4,7 @@
 use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::kernels::{check_limits, Geometry, Kernels};
+use crate::pool::Pool;
 use crate::{Error, Result};
 
 /// Which backend a [`Context`] computes on.
@@ -27,6 +28,22 @@ pub(crate) struct Gpu {
     pub info: wgpu::AdapterInfo,
     /// Set by the device-lost callback of a device that segloss created.
     pub lost: Arc<Mutex<Option<String>>>,
+    /// The device's memory is the host's (a CPU or integrated adapter) and it has
+    /// `MAPPABLE_PRIMARY_BUFFERS`: host calls map their storage buffers directly instead
+    /// of going through staging copies (on lavapipe each staging copy is one more
+    /// single-threaded memcpy of the whole array).
+    pub unified: bool,
+    /// Reusable buffers of host calls.
+    pub pool: Arc<Pool>,
+}
+
+/// Whether `info`'s memory is the host's, so that mapping a storage buffer costs no
+/// more than mapping a staging one.
+fn host_memory(info: &wgpu::AdapterInfo) -> bool {
+    matches!(
+        info.device_type,
+        wgpu::DeviceType::Cpu | wgpu::DeviceType::IntegratedGpu
+    )
 }
 
 impl Gpu {
@@ -115,7 +132,12 @@ impl Context {
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("segloss.device"),
-                required_features: wgpu::Features::empty(),
+                // Host calls map storage buffers directly where memory is the host's.
+                required_features: if host_memory(&adapter.get_info()) {
+                    adapter.features() & wgpu::Features::MAPPABLE_PRIMARY_BUFFERS
+                } else {
+                    wgpu::Features::empty()
+                },
                 required_limits: adapter.limits(),
                 experimental_features: wgpu::ExperimentalFeatures::disabled(),
                 memory_hints: wgpu::MemoryHints::Performance,
@@ -167,6 +189,10 @@ impl Context {
         lost: Arc<Mutex<Option<String>>>,
     ) -> Result<Self> {
         let geometry = Geometry::for_adapter(&info);
+        let unified = host_memory(&info)
+            && device
+                .features()
+                .contains(wgpu::Features::MAPPABLE_PRIMARY_BUFFERS);
         check_limits(&device.limits(), geometry).map_err(Error::UnsupportedDevice)?;
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let kernels = Kernels::new(&device, geometry);
@@ -180,6 +206,8 @@ impl Context {
                 kernels,
                 info,
                 lost,
+                unified,
+                pool: Arc::default(),
             })),
         })
     }
@@ -203,6 +231,17 @@ impl Context {
     /// The wgpu queue, for GPU contexts.
     pub fn queue(&self) -> Option<&wgpu::Queue> {
         self.gpu().ok().map(|g| &g.queue)
+    }
+
+    /// Frees the buffers that host calls keep for reuse. Host calls with the same shapes
+    /// reuse their input, target, gradient and staging buffers (on lavapipe a fresh
+    /// buffer costs a page fault per 4 KiB and a zero-fill); up to 16 free buffers are
+    /// kept, the largest about the size of the largest array a call used. Call this
+    /// after a burst of large calls to give that memory back; later calls allocate anew.
+    pub fn release_buffers(&self) {
+        if let Ok(g) = self.gpu() {
+            g.pool.clear();
+        }
     }
 
     pub(crate) fn gpu(&self) -> Result<&Gpu> {

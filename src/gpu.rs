@@ -1,8 +1,9 @@
 //! Records one loss call into a command encoder: buffers, bind groups and the four
 //! dispatches (stats → stats_reduce → finalize → grad). Nothing here submits or waits.
 
+use crate::call::{words, Binding, Bound, Call, Window, SCRATCH_CAP};
 use crate::context::Gpu;
-use crate::kernels::{Geometry, Kernel, Params, Variant};
+use crate::kernels::{Geometry, Params};
 use crate::options::{ActiveClasses, CrossEntropyKind, LossOptions, Reduction};
 use crate::{Error, Result, Shape};
 
@@ -150,25 +151,6 @@ impl Encoded {
     }
 }
 
-/// Largest scratch buffer of a chunked call (per array): bounds the extra memory of
-/// inputs over the binding limit.
-const SCRATCH_CAP: u64 = 64 << 20;
-
-/// A run of whole tiles for the elementwise kernels (see `encode`).
-struct Window {
-    params: wgpu::Buffer,
-    groups: u32,
-    n0: usize,
-    len: usize,
-}
-
-/// The params block of one dispatch: a read-only storage buffer, not a uniform, in
-/// every kernel (see `shaders/shared/common.wgsl`).
-fn params_buffer(dev: &wgpu::Device, p: &Params) -> Result<wgpu::Buffer> {
-    let usage = wgpu::BufferUsages::STORAGE;
-    upload(dev, "segloss.params", bytemuck::bytes_of(p), usage)
-}
-
 /// A buffer holding `bytes` (padded to 4), written through a mapping at creation (the
 /// fast path on lavapipe: ~7 GB/s against ~1.5 GB/s for `queue.write_buffer`). Unlike
 /// `wgpu::util::DeviceExt::create_buffer_init`, which panics when the mapping fails
@@ -220,23 +202,13 @@ fn copy_rows(
     }
 }
 
-/// Whole buffers (segloss's own, sized exactly) as bindings.
-fn whole<'a>(bufs: &[&'a wgpu::Buffer]) -> Vec<wgpu::BindingResource<'a>> {
-    bufs.iter().map(|b| b.as_entire_binding()).collect()
-}
-
 /// The first `bytes` of `buf` as a binding.
-fn prefix(buf: &wgpu::Buffer, bytes: u64) -> wgpu::BindingResource<'_> {
+pub(crate) fn prefix(buf: &wgpu::Buffer, bytes: u64) -> wgpu::BindingResource<'_> {
     wgpu::BindingResource::Buffer(wgpu::BufferBinding {
         buffer: buf,
         offset: 0,
         size: wgpu::BufferSize::new(bytes),
     })
-}
-
-/// Bytes of `n` f32/u32 words.
-fn words(n: usize) -> u64 {
-    4 * n as u64
 }
 
 fn check_buffer(
@@ -389,13 +361,6 @@ pub(crate) fn encode(
 
     let limits = gpu.device.limits();
     let max_binding = limits.max_storage_buffer_binding_size;
-    let max_groups = limits.max_compute_workgroups_per_dimension as usize;
-    let width = if options.is_compound() { 2 } else { 1 };
-    if width * b > max_groups || c > max_groups {
-        return Err(Error::TooLarge(format!(
-            "B = {b} and C = {c} must each be ≤ {max_groups} (workgroups per dimension)"
-        )));
-    }
     if let Some(m) = batch.mask {
         if m.size() > max_binding {
             return Err(Error::TooLarge(format!(
@@ -404,89 +369,41 @@ pub(crate) fn encode(
             )));
         }
     }
-
-    let dev = &gpu.device;
-    let geometry = gpu.kernels.geometry();
-    let tile = geometry.tile() as usize;
-    let mut p = params(options, shape, ignore, geometry);
-    p.phase = match phase {
-        Phase::Whole => 3,
-        Phase::Stats => 1,
-        Phase::Finish(_) => 2,
-    };
-    let tiles = p.tiles as usize;
-    let variant = Variant {
-        activation: options.activation,
-        formulation: options.formulation,
-        index_target,
-        has_mask: batch.mask.is_some(),
-        ce_kind: p.ce_kind as u8,
-        focal_kind: p.focal_kind as u8,
-        aligned: shape.pixels().is_multiple_of(4),
-    };
-    // Item statistics: [B, C] vec4, and a second [B, C] block for compound losses.
-    let rw = wgpu::BufferUsages::STORAGE;
-    let scratch = |label: &str, bytes: u64, usage: wgpu::BufferUsages| {
-        dev.create_buffer(&wgpu::BufferDescriptor {
-            label: Some(label),
-            size: bytes.max(4),
-            usage,
-            mapped_at_creation: false,
-        })
-    };
+    let has_mask = batch.mask.is_some();
+    let call = Call::new(gpu, options, shape, ignore, index_target, has_mask, &phase)?;
 
     // Windows of pixels for the elementwise kernels. Direct: the caller's buffers bound
     // in place, tiles split into dispatches of at most `max_groups`. Chunked (an array over
     // the binding limit): runs of whole tiles copied, per row, into bounded scratch
-    // buffers. Either way each tile's partial sum is computed from the same pixels in
-    // the same order, so the result is bit-identical whatever the split.
+    // buffers.
     let labels_per_pixel = if index_target { b } else { b * c };
     let labels_bytes = words(labels_per_pixel * shape.pixels());
     let direct = words(shape.len()) <= max_binding && labels_bytes <= max_binding;
-    let run = if direct {
-        max_groups * tile
+    let binding = if direct {
+        Binding::Direct
     } else {
-        let cap = max_binding.min(SCRATCH_CAP) as usize;
-        let run = (cap / (4 * b * c) / tile * tile).min(max_groups * tile);
-        if run == 0 {
-            return Err(Error::TooLarge(format!(
-                "one tile of {tile} pixels × B·C = {} needs more than the {cap}-byte binding",
-                b * c
-            )));
-        }
         let src = wgpu::BufferUsages::COPY_SRC;
         check_buffer("input", batch.input, 0, storage | src)?;
         check_buffer("target", labels, 0, storage | src)?;
         if let Some(g) = grad {
             check_buffer("grad", g, 0, storage | wgpu::BufferUsages::COPY_DST)?;
         }
-        run
+        Binding::Chunk
     };
-    let n = shape.pixels();
-    let windows: Vec<Window> = (0..n)
-        .step_by(run)
-        .map(|n0| {
-            let len = run.min(n - n0);
-            let mut pw = p;
-            pw.tile_base = (n0 / tile) as u32;
-            if direct {
-                pw.load_tile_base = pw.tile_base;
-            } else {
-                pw.pixels = len as u32;
-                pw.pixel_base = n0 as u32;
-            }
-            Ok(Window {
-                params: params_buffer(dev, &pw)?,
-                groups: len.div_ceil(tile) as u32,
-                n0,
-                len,
-            })
+    let run = call.run(binding, max_binding.min(SCRATCH_CAP))?;
+    let windows = call.windows(run, binding)?;
+    let scratch = |label: &str, bytes: u64, usage: wgpu::BufferUsages| {
+        gpu.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: bytes.max(4),
+            usage,
+            mapped_at_creation: false,
         })
-        .collect::<Result<_>>()?;
+    };
     let (sx, sy, sg) = if direct {
         (None, None, None)
     } else {
-        let cd = rw | wgpu::BufferUsages::COPY_DST;
+        let cd = storage | wgpu::BufferUsages::COPY_DST;
         (
             Some(scratch("segloss.chunk_input", words(b * c * run), cd)),
             Some(scratch(
@@ -498,143 +415,42 @@ pub(crate) fn encode(
                 scratch(
                     "segloss.chunk_grad",
                     words(b * c * run),
-                    rw | wgpu::BufferUsages::COPY_SRC,
+                    storage | wgpu::BufferUsages::COPY_SRC,
                 )
             }),
         )
     };
-    let x_bind = sx.as_ref().unwrap_or(batch.input);
-    let y_bind = sy.as_ref().unwrap_or(labels);
+    let n = shape.pixels();
     let copy_in = |encoder: &mut wgpu::CommandEncoder, w: &Window| {
         if let (Some(sx), Some(sy)) = (&sx, &sy) {
             copy_rows(encoder, batch.input, sx, b * c, n, w, false);
             copy_rows(encoder, labels, sy, labels_per_pixel, n, w, false);
         }
     };
-
-    let src = wgpu::BufferUsages::COPY_SRC;
-    let (status, stats, shared) = match &phase {
-        Phase::Finish(st) => (st.status.clone(), st.items.clone(), st.shared.clone()),
-        _ => (
-            scratch("segloss.status", 4, rw),
-            scratch("segloss.stats", 16 * (width * b * c) as u64, rw | src),
-            scratch(
-                "segloss.shared",
-                words(crate::reference::shared_len(c)),
-                rw | src | wgpu::BufferUsages::COPY_DST,
-            ),
-        ),
-    };
-    // Per-(b, c) coefficients, then the pixel terms' scales.
-    let coef = scratch("segloss.coef", 16 * (b * c + 1) as u64, rw);
-    let aux: Vec<f32> = crate::reference::pixel::aux_table(options, c)
-        .iter()
-        .flatten()
-        .map(|&v| v as f32)
-        .collect();
-    let aux = upload(dev, "segloss.aux", bytemuck::cast_slice(&aux), rw)?;
-    let values_len = if options.reduction == Reduction::None && !matches!(phase, Phase::Stats) {
-        options.values_len(b, c)
-    } else {
-        0
-    };
-    let out = scratch(
-        "segloss.out",
-        words(2 + values_len),
-        rw | wgpu::BufferUsages::COPY_SRC,
-    );
-    let weights: Vec<f32> = match &options.class_weights {
-        Some(w) => w.iter().map(|&v| v as f32).collect(),
-        None => vec![0.0],
-    };
-    let weights = upload(dev, "segloss.weights", bytemuck::cast_slice(&weights), rw)?;
-    let dummy_mask;
-    let mask = match batch.mask {
-        Some(m) => m,
-        None => {
-            dummy_mask = scratch("segloss.no_mask", 4, rw);
-            &dummy_mask
-        }
-    };
     // Caller buffers are bound for exactly the bytes the shape needs: they may be larger
     // (pooled, reused), even larger than a binding may be.
-    let mask_bytes = batch
-        .mask
-        .map_or(4, |_| shape.map_len().div_ceil(4) as u64 * 4);
-    let mask_res = prefix(mask, mask_bytes);
-    let (x_res, y_res) = if direct {
-        (
-            prefix(batch.input, words(shape.len())),
-            prefix(labels, labels_bytes),
-        )
-    } else {
-        (x_bind.as_entire_binding(), y_bind.as_entire_binding())
-    };
-    let bind = |k: Kernel, resources: &[wgpu::BindingResource<'_>]| {
-        let entries: Vec<_> = resources
-            .iter()
-            .enumerate()
-            .map(|(i, resource)| wgpu::BindGroupEntry {
-                binding: i as u32,
-                resource: resource.clone(),
-            })
-            .collect();
-        dev.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some(&format!("segloss.{}", k.name())),
-            layout: gpu.kernels.layout(k),
-            entries: &entries,
-        })
-    };
-    let dispatch = |encoder: &mut wgpu::CommandEncoder,
-                    k: Kernel,
-                    bg: &wgpu::BindGroup,
-                    groups: (u32, u32)| {
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some("segloss.loss"),
-            timestamp_writes: None,
-        });
-        pass.set_pipeline(&gpu.kernels.pipeline(k, variant));
-        pass.set_bind_group(0, bg, &[]);
-        pass.dispatch_workgroups(groups.0, groups.1, 1);
+    let bound = Bound {
+        x: match &sx {
+            Some(sx) => sx.as_entire_binding(),
+            None => prefix(batch.input, words(shape.len())),
+        },
+        y: match &sy {
+            Some(sy) => sy.as_entire_binding(),
+            None => prefix(labels, labels_bytes),
+        },
+        mask: match batch.mask {
+            Some(m) => prefix(m, shape.map_len().div_ceil(4) as u64 * 4),
+            None => call.no_mask(),
+        },
     };
 
-    let b32 = b as u32;
-    let local = !matches!(phase, Phase::Finish(_));
-    if local {
-        let partials = scratch("segloss.partials", 16 * (width * b * c * tiles) as u64, rw);
+    if call.local() {
         for w in &windows {
             copy_in(encoder, w);
-            let bg = bind(
-                Kernel::Stats,
-                &[
-                    w.params.as_entire_binding(),
-                    x_res.clone(),
-                    y_res.clone(),
-                    mask_res.clone(),
-                    partials.as_entire_binding(),
-                    status.as_entire_binding(),
-                    aux.as_entire_binding(),
-                ],
-            );
-            dispatch(encoder, Kernel::Stats, &bg, (w.groups, b32));
+            call.stats(encoder, w, &bound);
         }
-        let bg = bind(
-            Kernel::StatsReduce,
-            &whole(&[&windows[0].params, &partials, &stats]),
-        );
-        dispatch(
-            encoder,
-            Kernel::StatsReduce,
-            &bg,
-            (c as u32, (width * b) as u32),
-        );
     }
-    let params0 = &windows[0].params;
-    let bg = bind(
-        Kernel::Finalize,
-        &whole(&[params0, &stats, &weights, &status, &out, &coef, &shared]),
-    );
-    dispatch(encoder, Kernel::Finalize, &bg, (1, 1));
+    call.finalize(encoder, &windows[0]);
     if let Some(g) = grad {
         let g_res = match &sg {
             Some(sg) => sg.as_entire_binding(),
@@ -642,29 +458,11 @@ pub(crate) fn encode(
         };
         for w in &windows {
             copy_in(encoder, w);
-            let bg = bind(
-                Kernel::Grad,
-                &[
-                    w.params.as_entire_binding(),
-                    x_res.clone(),
-                    y_res.clone(),
-                    mask_res.clone(),
-                    coef.as_entire_binding(),
-                    g_res.clone(),
-                    aux.as_entire_binding(),
-                ],
-            );
-            dispatch(encoder, Kernel::Grad, &bg, (w.groups, b32));
+            call.grad(encoder, w, &bound, g_res.clone());
             if let Some(sg) = &sg {
                 copy_rows(encoder, sg, g, b * c, n, w, true);
             }
         }
     }
-    Ok(Encoded {
-        out,
-        items: stats,
-        shared,
-        status,
-        values_len,
-    })
+    Ok(call.into_encoded())
 }

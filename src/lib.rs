@@ -23,6 +23,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod call;
 mod context;
 mod error;
 mod gpu;
@@ -31,10 +32,13 @@ pub mod kernels;
 mod loss;
 mod options;
 mod peers;
+mod pool;
 mod readback;
 pub mod reference;
 mod shape;
 mod stats;
+mod stream;
+mod transfer;
 
 pub use context::{Backend, Context};
 pub use error::{Error, Result};

@@ -4,11 +4,14 @@
 use std::future::Future;
 
 use crate::context::{Gpu, Inner};
-use crate::gpu::{encode, upload, Encoded, GpuBatch, GpuLoss, GpuStats, GpuTarget, Phase};
+use crate::gpu::{encode, Encoded, GpuBatch, GpuLoss, GpuStats, GpuTarget, Phase};
+use crate::pool::Pooled;
 use crate::readback::Pending;
 use crate::reference::{self, RefBatch, RefTarget};
 use crate::shape::Target;
 use crate::stats::{Held, Stats};
+use crate::stream;
+use crate::transfer::{grad_buffer, read_back, whole, write};
 use crate::{Batch, Context, Error, LossOptions, Result, Shape};
 
 /// What a host call returns.
@@ -75,6 +78,9 @@ impl Loss {
     pub fn evaluate(&self, batch: &Batch<'_>, with_grad: bool) -> Result<LossOutput> {
         match &*self.ctx.inner {
             Inner::Cpu => self.evaluate_cpu(batch, with_grad),
+            Inner::Gpu(gpu) if stream::needed(gpu, batch) => {
+                self.evaluate_streamed(gpu, batch, with_grad)
+            }
             Inner::Gpu(gpu) => {
                 let (pending, values_len) = self.submit(gpu, batch, with_grad)?;
                 parse(pending.wait()?, values_len, batch.shape.classes())
@@ -130,8 +136,8 @@ impl Loss {
                 let (pending, st) = scoped(gpu, || {
                     let (encoder, enc) =
                         self.record_uploaded(gpu, &up, None, Phase::Stats, "segloss.stats")?;
-                    let bufs = [&enc.out, &enc.items, &enc.shared];
-                    let pending = read_back(gpu, encoder, &bufs);
+                    let bufs = vec![whole(&enc.out), whole(&enc.items), whole(&enc.shared)];
+                    let pending = read_back(gpu, encoder, bufs);
                     Ok((
                         pending,
                         enc.into_stats(&up.shape, &self.options, &gpu.device),
@@ -182,20 +188,23 @@ impl Loss {
                 let (batch, st) = &**held;
                 gpu.check_alive()?;
                 let (pending, values_len) = scoped(gpu, || {
-                    let grad = with_grad.then(|| grad_buffer(gpu, &stats.shape));
+                    let grad = with_grad.then(|| grad_buffer(gpu, stats.shape.len()));
                     // Recording checks the statistics (device, shape, options) first;
                     // the summed block is written before the submission runs.
                     let (encoder, enc) = self.record_uploaded(
                         gpu,
                         batch,
-                        grad.as_ref(),
+                        grad.as_deref(),
                         Phase::Finish(st),
                         "segloss.finish",
                     )?;
                     gpu.queue
                         .write_buffer(&st.shared, 0, bytemuck::cast_slice(&stats.shared));
-                    let bufs: Vec<&wgpu::Buffer> = std::iter::once(&enc.out).chain(&grad).collect();
-                    Ok((read_back(gpu, encoder, &bufs), enc.values_len))
+                    let bytes = 4 * stats.shape.len() as u64;
+                    let bufs = std::iter::once(whole(&enc.out))
+                        .chain(grad.map(|g| (g, bytes)))
+                        .collect();
+                    Ok((read_back(gpu, encoder, bufs), enc.values_len))
                 })?;
                 parse(pending.wait()?, values_len, classes)
             }
@@ -228,7 +237,7 @@ impl Loss {
             Ok(read_back(
                 gpu,
                 encoder(gpu, "segloss.read_shared"),
-                &[&stats.out, &stats.shared],
+                vec![whole(&stats.out), whole(&stats.shared)],
             ))
         })?;
         let mut bufs = pending.wait()?;
@@ -280,8 +289,12 @@ impl Loss {
     ) -> impl Future<Output = Result<LossOutput>> + Send + 'static {
         let classes = batch.shape.classes();
         let submitted = match &*self.ctx.inner {
-            Inner::Cpu => Err(self.evaluate_cpu(batch, with_grad)),
-            Inner::Gpu(gpu) => Ok(self.submit(gpu, batch, with_grad)),
+            Inner::Gpu(gpu) if !stream::needed(gpu, batch) => {
+                Ok(self.submit(gpu, batch, with_grad))
+            }
+            // The CPU reference, and streamed batches (their passes need the slices),
+            // compute before returning.
+            _ => Err(self.evaluate(batch, with_grad)),
         };
         async move {
             match submitted {
@@ -384,7 +397,7 @@ impl Loss {
             Ok(read_back(
                 gpu,
                 encoder(gpu, "segloss.read"),
-                &[&result.buffer],
+                vec![whole(&result.buffer)],
             ))
         })?;
         parse(pending.wait()?, result.values_len, result.classes)
@@ -401,15 +414,43 @@ impl Loss {
         })
     }
 
+    /// A host call on a batch over the binding limit, streamed (see [`crate::stream`]).
+    fn evaluate_streamed(
+        &self,
+        gpu: &Gpu,
+        batch: &Batch<'_>,
+        with_grad: bool,
+    ) -> Result<LossOutput> {
+        gpu.check_alive()?;
+        batch.check_lengths()?;
+        let shape = batch.shape;
+        self.options.validate_for(shape.classes())?;
+        let (out, grad) = scoped(gpu, || {
+            stream::evaluate(gpu, &self.options, batch, self.gpu_ignore(), with_grad)
+        })?;
+        let values_len = match self.options.reduction {
+            crate::Reduction::None => self.options.values_len(shape.batch(), shape.classes()),
+            _ => 0,
+        };
+        parse(
+            std::iter::once(out).chain(grad).collect(),
+            values_len,
+            shape.classes(),
+        )
+    }
+
     /// Uploads a host batch, records the whole call and the copies to staging, submits.
     fn submit(&self, gpu: &Gpu, batch: &Batch<'_>, with_grad: bool) -> Result<(Pending, usize)> {
         let up = self.upload_batch(gpu, batch)?;
         scoped(gpu, || {
-            let grad = with_grad.then(|| grad_buffer(gpu, batch.shape));
+            let len = batch.shape.len();
+            let grad = with_grad.then(|| grad_buffer(gpu, len));
             let (encoder, enc) =
-                self.record_uploaded(gpu, &up, grad.as_ref(), Phase::Whole, "segloss.evaluate")?;
-            let bufs: Vec<&wgpu::Buffer> = std::iter::once(&enc.out).chain(&grad).collect();
-            Ok((read_back(gpu, encoder, &bufs), enc.values_len))
+                self.record_uploaded(gpu, &up, grad.as_deref(), Phase::Whole, "segloss.evaluate")?;
+            let bufs = std::iter::once(whole(&enc.out))
+                .chain(grad.map(|g| (g, 4 * len as u64)))
+                .collect();
+            Ok((read_back(gpu, encoder, bufs), enc.values_len))
         })
     }
 
@@ -450,10 +491,12 @@ impl Loss {
             )));
         }
         scoped(gpu, || {
-            let dev = &gpu.device;
-            // COPY_SRC: arrays over the binding limit are copied in chunks.
+            // Pooled buffers (see `transfer`). COPY_SRC: arrays over the binding limit
+            // are copied in chunks.
             let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
-            let upload = |label: &str, bytes: &[u8]| upload(dev, label, bytes, usage);
+            let upload = |label: &str, bytes: &[u8]| {
+                write(gpu, label, usage, bytes.len() as u64, &[(0, bytes)])
+            };
             let input = upload("segloss.input", bytemuck::cast_slice(batch.input))?;
             // Index targets: the ignore value as the kernel will see it. i64 maps are
             // converted here, the ignore value (possibly negative) becoming u32::MAX.
@@ -464,7 +507,7 @@ impl Loss {
                     self.gpu_ignore(),
                 ),
                 Target::IndexI64(t) => {
-                    let mapped = index_from_i64(t, opts.ignore_index, shape.classes())?;
+                    let mapped = index_from_i64(t, opts.ignore_index, shape.classes(), 0)?;
                     let ignore = opts.ignore_index.map(|_| u32::MAX);
                     (
                         upload("segloss.target", bytemuck::cast_slice(&mapped))?,
@@ -474,7 +517,9 @@ impl Loss {
             };
             let mask = match batch.mask {
                 Some(m) => {
-                    let bytes: Vec<u8> = m.iter().map(|&k| u8::from(k)).collect();
+                    // Whole words: a write's length is a multiple of 4.
+                    let mut bytes: Vec<u8> = m.iter().map(|&k| u8::from(k)).collect();
+                    bytes.resize(bytes.len().div_ceil(4) * 4, 0);
                     Some(upload("segloss.mask", &bytes)?)
                 }
                 None => None,
@@ -495,10 +540,10 @@ impl Loss {
 #[derive(Debug)]
 pub(crate) struct Uploaded {
     pub shape: Shape,
-    input: wgpu::Buffer,
-    labels: wgpu::Buffer,
+    input: Pooled,
+    labels: Pooled,
     index_target: bool,
-    mask: Option<wgpu::Buffer>,
+    mask: Option<Pooled>,
     /// The ignore value as the kernel sees it in `labels`.
     pub ignore: Option<u32>,
 }
@@ -513,7 +558,7 @@ impl Uploaded {
             } else {
                 GpuTarget::Soft(&self.labels)
             },
-            mask: self.mask.as_ref(),
+            mask: self.mask.as_deref(),
         }
     }
 }
@@ -521,33 +566,6 @@ impl Uploaded {
 fn encoder(gpu: &Gpu, label: &str) -> wgpu::CommandEncoder {
     gpu.device
         .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) })
-}
-
-/// A gradient buffer for a host call.
-fn grad_buffer(gpu: &Gpu, shape: &Shape) -> wgpu::Buffer {
-    gpu.device.create_buffer(&wgpu::BufferDescriptor {
-        label: Some("segloss.grad"),
-        size: 4 * shape.len() as u64,
-        usage: wgpu::BufferUsages::STORAGE
-            | wgpu::BufferUsages::COPY_SRC
-            | wgpu::BufferUsages::COPY_DST,
-        mapped_at_creation: false,
-    })
-}
-
-/// Copies `bufs` to fresh staging buffers at the end of `encoder`, submits it and
-/// requests the mappings.
-fn read_back(gpu: &Gpu, mut encoder: wgpu::CommandEncoder, bufs: &[&wgpu::Buffer]) -> Pending {
-    let staged: Vec<wgpu::Buffer> = bufs
-        .iter()
-        .map(|src| {
-            let st = staging(gpu, src.size());
-            encoder.copy_buffer_to_buffer(src, 0, &st, 0, src.size());
-            st
-        })
-        .collect();
-    let idx = gpu.queue.submit([encoder.finish()]);
-    Pending::new(&gpu.device, staged, idx)
 }
 
 /// A host batch widened to f64 / i64 for the CPU reference (kept by [`Stats`] for the
@@ -598,16 +616,6 @@ fn narrow(v: Vec<f64>) -> Vec<f32> {
     v.into_iter().map(|x| x as f32).collect()
 }
 
-/// A `MAP_READ | COPY_DST` buffer: the only kind the host may map for reading.
-fn staging(gpu: &Gpu, size: u64) -> wgpu::Buffer {
-    gpu.device.create_buffer(&wgpu::BufferDescriptor {
-        label: Some("segloss.staging"),
-        size,
-        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-        mapped_at_creation: false,
-    })
-}
-
 /// Runs `f` inside validation and out-of-memory error scopes, returning the first wgpu
 /// error as a segloss error instead of letting wgpu's default handler panic.
 fn scoped<T>(gpu: &Gpu, f: impl FnOnce() -> Result<T>) -> Result<T> {
@@ -624,8 +632,14 @@ fn scoped<T>(gpu: &Gpu, f: impl FnOnce() -> Result<T>) -> Result<T> {
     r
 }
 
-/// i64 class map → u32, ignore value → u32::MAX; values outside 0..C are errors.
-fn index_from_i64(t: &[i64], ignore: Option<i64>, classes: usize) -> Result<Vec<u32>> {
+/// i64 class map → u32, ignore value → u32::MAX; values outside 0..C are errors (their
+/// position counted from `base`: `t` may be a slice of the whole map).
+pub(crate) fn index_from_i64(
+    t: &[i64],
+    ignore: Option<i64>,
+    classes: usize,
+    base: usize,
+) -> Result<Vec<u32>> {
     t.iter()
         .enumerate()
         .map(|(j, &v)| {
@@ -637,7 +651,7 @@ fn index_from_i64(t: &[i64], ignore: Option<i64>, classes: usize) -> Result<Vec<
                 Err(Error::ClassIndexOutOfRange {
                     value: Some(v),
                     classes,
-                    position: Some(j),
+                    position: Some(base + j),
                 })
             }
         })
@@ -649,6 +663,20 @@ fn index_from_i64(t: &[i64], ignore: Option<i64>, classes: usize) -> Result<Vec<
 fn parse(mut bufs: Vec<Vec<f32>>, values_len: usize, classes: usize) -> Result<LossOutput> {
     let with_grad = bufs.len() > 1;
     let out = &bufs[0];
+    check_status(out, classes)?;
+    let (loss, values) = (
+        out[0],
+        (values_len > 0).then(|| out[2..2 + values_len].to_vec()),
+    );
+    Ok(LossOutput {
+        loss,
+        values,
+        grad: bufs.pop().filter(|_| with_grad),
+    })
+}
+
+/// The status word of a result (`[loss, status, …]`) as an error.
+pub(crate) fn check_status(out: &[f32], classes: usize) -> Result<()> {
     let status = out[1].to_bits();
     if status & 1 != 0 {
         return Err(Error::NonFiniteInput { position: None });
@@ -663,15 +691,7 @@ fn parse(mut bufs: Vec<Vec<f32>>, values_len: usize, classes: usize) -> Result<L
             position: None,
         });
     }
-    let (loss, values) = (
-        out[0],
-        (values_len > 0).then(|| out[2..2 + values_len].to_vec()),
-    );
-    Ok(LossOutput {
-        loss,
-        values,
-        grad: bufs.pop().filter(|_| with_grad),
-    })
+    Ok(())
 }
 
 // Compile-time check: losses and contexts are shared across threads.

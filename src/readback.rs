@@ -3,28 +3,31 @@
 
 use futures::channel::oneshot;
 
+use crate::pool::Pooled;
 use crate::{Error, Result};
 
 /// Buffers whose `map_async` has been requested; resolve with [`Pending::wait`] or await.
 pub(crate) struct Pending {
     device: wgpu::Device,
-    buffers: Vec<wgpu::Buffer>,
+    /// Each buffer with the bytes to read from its start (pooled buffers may be larger).
+    buffers: Vec<(Pooled, u64)>,
     receivers: Vec<oneshot::Receiver<std::result::Result<(), wgpu::BufferAsyncError>>>,
     submission: wgpu::SubmissionIndex,
 }
 
 impl Pending {
-    /// Requests a read mapping of each (MAP_READ) buffer after `submission`.
+    /// Requests a read mapping of the first `len` bytes of each (MAP_READ) buffer after
+    /// `submission`.
     pub fn new(
         device: &wgpu::Device,
-        buffers: Vec<wgpu::Buffer>,
+        buffers: Vec<(Pooled, u64)>,
         submission: wgpu::SubmissionIndex,
     ) -> Self {
         let receivers = buffers
             .iter()
-            .map(|b| {
+            .map(|(b, len)| {
                 let (tx, rx) = oneshot::channel();
-                b.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+                b.slice(..*len).map_async(wgpu::MapMode::Read, move |r| {
                     let _ = tx.send(r);
                 });
                 rx
@@ -68,19 +71,29 @@ impl Pending {
         }
     }
 
-    fn collect_blocking(self) -> Result<Vec<Vec<f32>>> {
+    fn collect_blocking(mut self) -> Result<Vec<Vec<f32>>> {
         let mut out = Vec::with_capacity(self.buffers.len());
-        for (b, rx) in self.buffers.iter().zip(self.receivers) {
+        let receivers = std::mem::take(&mut self.receivers);
+        let mut buffers = std::mem::take(&mut self.buffers).into_iter();
+        for ((b, len), rx) in buffers.by_ref().zip(receivers) {
             // The poll above has run every callback of this submission.
-            match futures::executor::block_on(rx) {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => return Err(Error::DeviceLost(format!("map failed: {e}"))),
-                Err(_) => return Err(Error::DeviceLost("map callback dropped".into())),
-            }
-            let view = b
-                .slice(..)
-                .get_mapped_range()
-                .map_err(|e| Error::Validation(e.to_string()))?;
+            let mapped = match futures::executor::block_on(rx) {
+                Ok(Ok(())) => b
+                    .slice(..len)
+                    .get_mapped_range()
+                    .map_err(|e| Error::Validation(e.to_string())),
+                Ok(Err(e)) => Err(Error::DeviceLost(format!("map failed: {e}"))),
+                Err(_) => Err(Error::DeviceLost("map callback dropped".into())),
+            };
+            let view = match mapped {
+                Ok(v) => v,
+                Err(e) => {
+                    // Left mapped or half-mapped: not fit for the pool.
+                    b.discard();
+                    buffers.for_each(|(b, _)| b.discard());
+                    return Err(e);
+                }
+            };
             // Every buffer read back holds 4-byte words (f32, or u32 bits); the mapping is
             // aligned, so one copy straight into f32s.
             out.push(bytemuck::cast_slice::<u8, f32>(&view).to_vec());
@@ -88,5 +101,15 @@ impl Pending {
             b.unmap();
         }
         Ok(out)
+    }
+}
+
+impl Drop for Pending {
+    /// Buffers never read (a dropped future, a failed wait) may still have a mapping
+    /// pending: they are not returned to the pool.
+    fn drop(&mut self) {
+        std::mem::take(&mut self.buffers)
+            .into_iter()
+            .for_each(|(b, _)| b.discard());
     }
 }

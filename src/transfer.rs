@@ -1,0 +1,147 @@
+//! Host ↔ device transfers of the host API, through pooled buffers.
+//!
+//! Where the device's memory is the host's ([`Gpu::unified`]: lavapipe, integrated
+//! GPUs), the storage buffers themselves are mapped: uploads are one memcpy into the
+//! buffer, readbacks one memcpy out of it, with no staging buffer and no device-side
+//! copy (on lavapipe each of those is a single-threaded memcpy of the whole array). On
+//! other devices uploads go through `queue.write_buffer` (wgpu's staging belt) and
+//! readbacks through a pooled `MAP_READ` staging buffer.
+
+use futures::channel::oneshot;
+
+use crate::context::Gpu;
+use crate::pool::Pooled;
+use crate::readback::Pending;
+use crate::{Error, Result};
+
+/// `usage` (MAP_READ or MAP_WRITE) on a device whose memory is the host's, else nothing.
+pub(crate) fn map_usage(gpu: &Gpu, usage: wgpu::BufferUsages) -> wgpu::BufferUsages {
+    if gpu.unified {
+        usage
+    } else {
+        wgpu::BufferUsages::empty()
+    }
+}
+
+/// A pooled buffer of `size` bytes with `usage` (plus what writing it needs), holding
+/// `parts`: `(byte offset, bytes)`, offsets and lengths multiples of 4. Bytes not
+/// covered by a part are unspecified (the kernels never read them).
+pub(crate) fn write(
+    gpu: &Gpu,
+    label: &str,
+    usage: wgpu::BufferUsages,
+    size: u64,
+    parts: &[(u64, &[u8])],
+) -> Result<Pooled> {
+    let size = size.max(4).div_ceil(4) * 4;
+    if !gpu.unified {
+        let buf = gpu.pool.take(
+            &gpu.device,
+            label,
+            usage | wgpu::BufferUsages::COPY_DST,
+            size,
+        );
+        for &(offset, bytes) in parts {
+            gpu.queue.write_buffer(&buf, offset, bytes);
+        }
+        return Ok(buf);
+    }
+    let buf = gpu.pool.take(
+        &gpu.device,
+        label,
+        usage | wgpu::BufferUsages::MAP_WRITE,
+        size,
+    );
+    let slice = buf.slice(..size);
+    let (tx, rx) = oneshot::channel();
+    slice.map_async(wgpu::MapMode::Write, move |r| {
+        let _ = tx.send(r);
+    });
+    if let Err(e) = wait_for_map(gpu, rx) {
+        buf.discard();
+        return Err(e);
+    }
+    match slice.get_mapped_range_mut() {
+        Ok(mut view) => {
+            for &(offset, bytes) in parts {
+                let o = offset as usize;
+                view.slice(o..o + bytes.len()).copy_from_slice(bytes);
+            }
+        }
+        Err(e) => {
+            buf.discard();
+            return Err(Error::Validation(e.to_string()));
+        }
+    }
+    buf.unmap();
+    Ok(buf)
+}
+
+/// Resolves a mapping request. A pooled buffer that no submission still uses maps at the
+/// next poll; one still in use (a call in flight) maps once that work is done.
+fn wait_for_map(
+    gpu: &Gpu,
+    mut rx: oneshot::Receiver<std::result::Result<(), wgpu::BufferAsyncError>>,
+) -> Result<()> {
+    let poll = |kind| {
+        gpu.device
+            .poll(kind)
+            .map(|_| ())
+            .map_err(|e| Error::DeviceLost(e.to_string()))
+    };
+    poll(wgpu::PollType::Poll)?;
+    let ready = match rx.try_recv() {
+        Ok(Some(r)) => Some(r),
+        Ok(None) => None,
+        Err(_) => return Err(Error::DeviceLost("map callback dropped".into())),
+    };
+    let r = match ready {
+        Some(r) => r,
+        None => {
+            poll(wgpu::PollType::wait_indefinitely())?;
+            futures::executor::block_on(rx)
+                .map_err(|_| Error::DeviceLost("map callback dropped".into()))?
+        }
+    };
+    r.map_err(|e| Error::DeviceLost(format!("map failed: {e}")))
+}
+
+/// Submits `encoder` and requests read mappings of the first `len` bytes of each
+/// buffer: in place for a `MAP_READ` buffer, else through a copy (recorded at the end of
+/// `encoder`) to a pooled staging buffer.
+pub(crate) fn read_back(
+    gpu: &Gpu,
+    mut encoder: wgpu::CommandEncoder,
+    reads: Vec<(Pooled, u64)>,
+) -> Pending {
+    let staged: Vec<(Pooled, u64)> = reads
+        .into_iter()
+        .map(|(src, len)| {
+            if src.usage().contains(wgpu::BufferUsages::MAP_READ) {
+                return (src, len);
+            }
+            let usage = wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST;
+            let st = gpu.pool.take(&gpu.device, "segloss.staging", usage, len);
+            encoder.copy_buffer_to_buffer(&src, 0, &st, 0, len);
+            (st, len)
+        })
+        .collect();
+    let idx = gpu.queue.submit([encoder.finish()]);
+    Pending::new(&gpu.device, staged, idx)
+}
+
+/// The whole of a buffer of segloss's own (the result, statistics) to read back.
+pub(crate) fn whole(buf: &wgpu::Buffer) -> (Pooled, u64) {
+    (Pooled::owned(buf.clone()), buf.size())
+}
+
+/// A pooled gradient buffer of `len` f32 for a host call: `STORAGE | COPY_SRC |
+/// COPY_DST`, and `MAP_READ` (read in place) where memory is the host's.
+pub(crate) fn grad_buffer(gpu: &Gpu, len: usize) -> Pooled {
+    let usage = wgpu::BufferUsages::STORAGE
+        | wgpu::BufferUsages::COPY_SRC
+        | wgpu::BufferUsages::COPY_DST
+        | map_usage(gpu, wgpu::BufferUsages::MAP_READ);
+    gpu.pool
+        .take(&gpu.device, "segloss.grad", usage, 4 * len as u64)
+}
