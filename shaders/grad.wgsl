@@ -108,6 +108,11 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                         } else {
                             d = p * (gp - dot[k]);
                         }
+                        // A one-class softmax is the constant 1: its gradient is exactly
+                        // 0, not the ulp that h − p·Σh cancels to.
+                        if C == 1u {
+                            d = zero;
+                        }
                     }
                     case 1u: { d = gp * p * (1.0 - p); }
                     default: { d = gp; }

@@ -624,7 +624,11 @@ fn scoped<T>(gpu: &Gpu, f: impl FnOnce() -> Result<T>) -> Result<T> {
     let r = f();
     let v = pollster::block_on(validation.pop());
     let o = pollster::block_on(oom.pop());
-    // Out of memory first: the buffers it left invalid then fail validation too.
+    // Out of memory first: the buffers it left invalid then fail validation too. The
+    // pool's free buffers go back to the driver, so that a retry has the room.
+    if o.is_some() {
+        gpu.pool.clear();
+    }
     if let Some(e) = o.or(v) {
         return Err(Error::from_wgpu(e));
     }

@@ -14,6 +14,11 @@ use std::sync::{Arc, Mutex};
 /// to eight (two windows in flight), so a loop with two alternating shapes still reuses.
 const MAX_FREE: usize = 16;
 
+/// Bytes of free buffers kept, at most: a `[4, 19, 512, 512]` loss+grad call's set
+/// (input, target, gradient, staging: 320 MB) three times over. Larger sets are not
+/// kept whole; their calls allocate as before.
+const MAX_FREE_BYTES: u64 = 1 << 30;
+
 /// The free buffers of one context.
 #[derive(Default)]
 pub(crate) struct Pool {
@@ -63,8 +68,8 @@ impl Pool {
     fn give_back(&self, buffer: wgpu::Buffer) {
         let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
         free.push(buffer);
-        if free.len() > MAX_FREE {
-            // The oldest goes: a loop's working set is what it used last.
+        // The oldest go first: a loop's working set is what it used last.
+        while free.len() > MAX_FREE || free.iter().map(|b| b.size()).sum::<u64>() > MAX_FREE_BYTES {
             free.remove(0);
         }
     }

@@ -43,13 +43,21 @@ impl Pending {
 
     /// Blocks until the submission is done, then copies every buffer out as 4-byte words.
     pub fn wait(self) -> Result<Vec<Vec<f32>>> {
+        let mut out = Vec::with_capacity(self.buffers.len());
+        self.wait_each(|_, words| out.push(words.to_vec()))?;
+        Ok(out)
+    }
+
+    /// Blocks until the submission is done, then hands each buffer's mapped words to
+    /// `f` (with its index), without copying them out first.
+    pub fn wait_each(self, f: impl FnMut(usize, &[f32])) -> Result<()> {
         self.device
             .poll(wgpu::PollType::Wait {
                 submission_index: Some(self.submission.clone()),
                 timeout: None,
             })
             .map_err(|e| Error::DeviceLost(e.to_string()))?;
-        self.collect_blocking()
+        self.read_mapped(f)
     }
 
     /// Waits on a helper thread (so the caller's executor is never blocked), then reads.
@@ -65,17 +73,21 @@ impl Pending {
             let _ = tx.send(r.map(|_| ()).map_err(|e| e.to_string()));
         });
         match rx.await {
-            Ok(Ok(())) => self.collect_blocking(),
+            Ok(Ok(())) => {
+                let mut out = Vec::with_capacity(self.buffers.len());
+                self.read_mapped(|_, words| out.push(words.to_vec()))?;
+                Ok(out)
+            }
             Ok(Err(e)) => Err(Error::DeviceLost(e)),
             Err(_) => Err(Error::DeviceLost("poll thread ended".into())),
         }
     }
 
-    fn collect_blocking(mut self) -> Result<Vec<Vec<f32>>> {
-        let mut out = Vec::with_capacity(self.buffers.len());
+    /// After the submission: each buffer's mapping, handed to `f`, then unmapped.
+    fn read_mapped(mut self, mut f: impl FnMut(usize, &[f32])) -> Result<()> {
         let receivers = std::mem::take(&mut self.receivers);
         let mut buffers = std::mem::take(&mut self.buffers).into_iter();
-        for ((b, len), rx) in buffers.by_ref().zip(receivers) {
+        for (i, ((b, len), rx)) in buffers.by_ref().zip(receivers).enumerate() {
             // The poll above has run every callback of this submission.
             let mapped = match futures::executor::block_on(rx) {
                 Ok(Ok(())) => b
@@ -95,12 +107,12 @@ impl Pending {
                 }
             };
             // Every buffer read back holds 4-byte words (f32, or u32 bits); the mapping is
-            // aligned, so one copy straight into f32s.
-            out.push(bytemuck::cast_slice::<u8, f32>(&view).to_vec());
+            // aligned, so it is read as f32s in place.
+            f(i, bytemuck::cast_slice::<u8, f32>(&view));
             drop(view);
             b.unmap();
         }
-        Ok(out)
+        Ok(())
     }
 }
 

@@ -11,12 +11,12 @@
 //! as on the direct path (see [`crate::call`]): the result is bit-identical to it.
 //!
 //! Memory: on the device, the per-call buffers plus two sets of chunks of at most
-//! [`SCRATCH_CAP`] bytes per array; on the host, the gradient output. The input and
+//! [`STREAM_CAP`] bytes per array; on the host, the gradient output. The input and
 //! target cross the bus twice for loss+grad (once per pass) instead of once.
 
 use std::collections::VecDeque;
 
-use crate::call::{mask_stride, words, Binding, Bound, Call, Window, SCRATCH_CAP};
+use crate::call::{mask_stride, words, Binding, Bound, Call, Window};
 use crate::context::Gpu;
 use crate::gpu::Phase;
 use crate::loss::{check_status, index_from_i64};
@@ -52,6 +52,11 @@ impl Chunk {
     }
 }
 
+/// Largest chunk buffer of a streamed call, per array. Two windows' chunks (input,
+/// labels, gradient: 192 MiB) are all the device holds of the batch; smaller chunks
+/// would add submissions (one per window and pass) for no gain in speed.
+const STREAM_CAP: u64 = 32 << 20;
+
 /// Windows in flight on the device, at most two.
 const IN_FLIGHT: usize = 2;
 
@@ -85,7 +90,7 @@ pub(crate) fn evaluate(
         .device
         .limits()
         .max_storage_buffer_binding_size
-        .min(SCRATCH_CAP);
+        .min(STREAM_CAP);
     let run = call.run(Binding::Packed, cap)?;
     let windows = call.windows(run, Binding::Packed)?;
     let fill = |w: &Window| fill(gpu, options, batch, w);
@@ -117,12 +122,13 @@ pub(crate) fn evaluate(
     let (rows, n) = (shape.batch() * shape.classes(), shape.pixels());
     let mut grad = vec![0.0f32; shape.len()];
     let mut flight: VecDeque<(&Window, Pending, Chunk)> = VecDeque::new();
+    // The window's gradient, `[rows, len]`, straight from the mapping into each row.
     let mut scatter = |w: &Window, pending: Pending| -> Result<()> {
-        let chunk = pending.wait()?.into_iter().next().unwrap_or_default();
-        for (r, src) in chunk.chunks_exact(w.len).take(rows).enumerate() {
-            grad[r * n + w.n0..r * n + w.n0 + w.len].copy_from_slice(src);
-        }
-        Ok(())
+        pending.wait_each(|_, chunk| {
+            for (r, src) in chunk.chunks_exact(w.len).take(rows).enumerate() {
+                grad[r * n + w.n0..r * n + w.n0 + w.len].copy_from_slice(src);
+            }
+        })
     };
     for w in &windows {
         if flight.len() == IN_FLIGHT {

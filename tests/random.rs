@@ -152,3 +152,34 @@ fn compound_terms_vanish_at_p_equals_y() {
         .unwrap();
     assert!(got.loss.abs() <= 1e-7, "loss {} at p = y", got.loss);
 }
+
+/// Proptest found this on Vulkan: with one softmax class, p = 1 whatever the logit, so
+/// the gradient is exactly 0; the GPU's h − p·Σh cancelled to an ulp of the O(1) pixel
+/// terms (1.2e-7) instead. A one-class softmax now has a zero gradient by rule.
+#[test]
+fn one_class_softmax_has_zero_gradient() {
+    use segloss::{CrossEntropy, Focal, FocalAlpha, Formulation};
+    let Some(ctx) = common::gpu() else { return };
+    let mut rng = Rng::new(2);
+    for dims in [[1, 1, 3], [3, 1, 8]] {
+        let data = Data::random(&mut rng, &dims, false, false);
+        let mut ce = CrossEntropy::kl(0.25);
+        ce.label_smoothing = 0.1;
+        let mut focal = Focal::softmax(1.1801944831024422, 0.0);
+        focal.alpha = Some(FocalAlpha::Scalar(0.2217715722608487));
+        let o = LossOptions::tversky(0.3, 0.7)
+            .formulation(Formulation::Squared)
+            .aggregation(Aggregation::DATASET)
+            .reduction(Reduction::Sum)
+            .overlap_weight(0.3)
+            .cross_entropy(ce)
+            .focal(focal);
+        let want = data.reference(&o);
+        assert!(want.grad.as_ref().unwrap().iter().all(|&g| g == 0.0));
+        let got = common::loss(&ctx, o)
+            .forward_backward(&data.batch())
+            .unwrap();
+        let g = got.grad.unwrap();
+        assert!(g.iter().all(|&v| v == 0.0), "{dims:?}: {g:?}");
+    }
+}

@@ -1,5 +1,5 @@
-//! Inputs larger than a storage binding are processed in chunks, bit-identically to the
-//! direct path; large volumes match the f64 reference; sums stay accurate at 10^8.
+//! Inputs larger than a storage binding are processed in chunks (GPU-resident API) or
+//! streamed (host API), bit-identically to the direct path; large volumes match the f64 reference; sums stay accurate at 10^8.
 //! The large cases are `#[ignore]`d (minutes on 2 cores) and run by `.ci/run` with
 //! `cargo test --release --test scale -- --ignored`.
 
@@ -9,16 +9,19 @@ use common::{Data, Rng};
 use segloss::{Aggregation, Context, Error, LossOptions, Reduction};
 
 /// A context on a device whose storage bindings are limited to `binding` bytes (as small
-/// as 1 MiB), so that modest inputs take the chunked path.
-fn small_binding_context(binding: u64) -> Option<Context> {
+/// as 1 MiB) and whose buffers to `buffer` bytes, so that modest inputs take the chunked
+/// (GPU-resident) and streamed (host) paths.
+fn limited_context(binding: u64, buffer: Option<u64>) -> Option<Context> {
     common::gpu()?;
     let instance =
         wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
     let adapter = pollster::block_on(instance.request_adapter(&Default::default())).unwrap();
+    let limits = adapter.limits();
     let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
         required_limits: wgpu::Limits {
             max_storage_buffer_binding_size: binding,
-            ..adapter.limits()
+            max_buffer_size: buffer.unwrap_or(limits.max_buffer_size),
+            ..limits
         },
         ..Default::default()
     }))
@@ -26,55 +29,253 @@ fn small_binding_context(binding: u64) -> Option<Context> {
     Some(Context::from_wgpu(device, queue, adapter.get_info()).unwrap())
 }
 
+fn small_binding_context(binding: u64) -> Option<Context> {
+    limited_context(binding, None)
+}
+
+/// Bit-for-bit equality of two results: loss, values and gradient.
+fn assert_bit_identical(what: &str, a: &segloss::LossOutput, b: &segloss::LossOutput) {
+    assert_eq!(
+        a.loss.to_bits(),
+        b.loss.to_bits(),
+        "{what}: loss {} vs {}",
+        a.loss,
+        b.loss
+    );
+    assert_eq!(a.values, b.values, "{what}");
+    assert_eq!(a.grad.is_some(), b.grad.is_some(), "{what}");
+    if let (Some(ga), Some(gb)) = (&a.grad, &b.grad) {
+        let first_diff = ga
+            .iter()
+            .zip(gb)
+            .position(|(x, y)| x.to_bits() != y.to_bits());
+        assert_eq!(first_diff, None, "{what}: gradient differs");
+    }
+}
+
+/// Loss options covering the kernels' variants: mixed levels, reduction none with
+/// ignore_index, compound CE + focal on softmax, and sigmoid with binary CE.
+fn option_sets(classes: usize) -> Vec<LossOptions> {
+    vec![
+        LossOptions::dice().aggregation(Aggregation {
+            dataset: 0.5,
+            image: 0.25,
+            class: 0.25,
+        }),
+        LossOptions::jaccard()
+            .aggregation(Aggregation::IMAGE)
+            .reduction(Reduction::None)
+            .ignore_index(1),
+        LossOptions::dice()
+            .aggregation(Aggregation::DATASET)
+            .cross_entropy(segloss::CrossEntropy::softmax(0.5))
+            .focal(segloss::Focal::softmax(0.25, 2.0)),
+        LossOptions::tversky(0.3, 0.7)
+            .activation(segloss::Activation::Sigmoid)
+            .cross_entropy(segloss::CrossEntropy {
+                class_weights: Some(vec![0.5; classes]),
+                ..segloss::CrossEntropy::binary(0.5)
+            }),
+    ]
+}
+
 #[test]
-fn chunked_inputs_are_bit_identical_to_direct_ones() {
+fn streamed_host_calls_are_bit_identical_to_direct_ones() {
+    // Host arrays over the (1 MiB) binding limit are streamed window by window.
     let Some(small) = small_binding_context(1 << 20) else {
         return;
     };
     let big = common::gpu().unwrap();
     let mut rng = Rng::new(41);
-    // 1.1 M and 1.8 M elements (4.4 MB, 7.2 MB per array): 5-8 chunks of 1 MiB; N not a
-    // multiple of 4 in the first shape (scalar loads), aligned in the second.
+    // 1.1 M and 1.8 M elements (4.4 MB, 7.2 MB per array): 5-8 windows; N not a
+    // multiple of 4 in the first and third shapes (scalar loads), aligned in the second.
     for (dims, index, mask) in [
         (vec![2, 5, 300, 367], false, true),
         (vec![1, 7, 512, 512], true, false),
         (vec![3, 3, 201, 331], true, true),
     ] {
         let data = Data::random(&mut rng, &dims, index, mask);
-        for o in [
-            LossOptions::dice().aggregation(Aggregation {
-                dataset: 0.5,
-                image: 0.25,
-                class: 0.25,
-            }),
-            LossOptions::jaccard()
-                .aggregation(Aggregation::IMAGE)
-                .reduction(Reduction::None)
-                .ignore_index(1),
-        ] {
-            let a = common::loss(&small, o.clone())
-                .forward_backward(&data.batch())
-                .unwrap();
-            let b = common::loss(&big, o.clone())
-                .forward_backward(&data.batch())
-                .unwrap();
-            assert_eq!(
-                a.loss.to_bits(),
-                b.loss.to_bits(),
-                "{dims:?}: loss {} vs {}",
-                a.loss,
-                b.loss
-            );
-            assert_eq!(a.values, b.values, "{dims:?}");
-            let (ga, gb) = (a.grad.as_ref().unwrap(), b.grad.as_ref().unwrap());
-            let first_diff = ga
-                .iter()
-                .zip(gb)
-                .position(|(x, y)| x.to_bits() != y.to_bits());
-            assert_eq!(first_diff, None, "{dims:?}: gradient differs");
-            common::assert_close(&format!("{dims:?}"), &b, &data.reference(&o), 1e-4);
+        for o in option_sets(dims[1]) {
+            if index && o.activation == segloss::Activation::Sigmoid {
+                continue; // index targets take softmax (or no) activation
+            }
+            let what = format!("{dims:?} {o:?}");
+            for with_grad in [true, false] {
+                let a = common::loss(&small, o.clone())
+                    .evaluate(&data.batch(), with_grad)
+                    .unwrap();
+                let b = common::loss(&big, o.clone())
+                    .evaluate(&data.batch(), with_grad)
+                    .unwrap();
+                assert_bit_identical(&what, &a, &b);
+                if with_grad {
+                    common::assert_close(&what, &b, &data.reference(&o), 1e-4);
+                }
+            }
         }
     }
+}
+
+fn batch_i64<'a>(data: &'a Data, t: &'a [i64]) -> segloss::Batch<'a> {
+    segloss::Batch {
+        shape: &data.shape,
+        input: &data.input,
+        target: segloss::Target::IndexI64(t),
+        mask: None,
+    }
+}
+
+#[test]
+fn streamed_calls_take_i64_targets_async_calls_and_report_bad_data() {
+    let Some(small) = small_binding_context(1 << 20) else {
+        return;
+    };
+    let big = common::gpu().unwrap();
+    let mut rng = Rng::new(45);
+    let data = Data::random(&mut rng, &[2, 4, 300, 301], true, false);
+    // PyTorch's i64 maps with a negative ignore value, converted window by window.
+    let mut i64s: Vec<i64> = data.index.iter().map(|&v| i64::from(v)).collect();
+    for v in i64s.iter_mut().step_by(7) {
+        *v = -100;
+    }
+    let o = LossOptions::dice()
+        .ignore_index(-100)
+        .cross_entropy(segloss::CrossEntropy::softmax(1.0));
+    let loss = common::loss(&small, o.clone());
+    let a = loss.forward_backward(&batch_i64(&data, &i64s)).unwrap();
+    let b = common::loss(&big, o.clone())
+        .forward_backward(&batch_i64(&data, &i64s))
+        .unwrap();
+    assert_bit_identical("i64 targets", &a, &b);
+    let fut = loss.evaluate_async(&batch_i64(&data, &i64s), true);
+    assert_bit_identical("async", &pollster::block_on(fut).unwrap(), &b);
+
+    // Bad data in a late window: a typed error, its position global.
+    let bad = data.shape.map_len() - 5;
+    i64s[bad] = 4;
+    assert!(matches!(
+        loss.forward_backward(&batch_i64(&data, &i64s)),
+        Err(Error::ClassIndexOutOfRange { value: Some(4), position: Some(p), .. }) if p == bad
+    ));
+    let n = data.shape.len();
+    let mut x = data.input.clone();
+    x[n - 3] = f32::NAN;
+    let soft = segloss::Batch::soft(&data.shape, &x, &data.soft);
+    assert!(matches!(
+        loss.forward_backward(&soft),
+        Err(Error::NonFiniteInput { .. })
+    ));
+    let mut y = data.soft.clone();
+    y[n / 2] = 1.5;
+    let soft = segloss::Batch::soft(&data.shape, &data.input, &y);
+    assert!(matches!(
+        loss.forward(&soft),
+        Err(Error::SoftTargetOutOfRange { .. })
+    ));
+    // The context is still usable, its pooled buffers reused.
+    let again = loss.forward_backward(&data.batch()).unwrap();
+    let direct = common::loss(&big, o)
+        .forward_backward(&data.batch())
+        .unwrap();
+    assert_bit_identical("after errors", &again, &direct);
+}
+
+#[test]
+fn host_calls_beyond_max_buffer_size_are_streamed() {
+    // Arrays of 4.8 MB on a device whose buffers stop at 2 MiB: no buffer could hold
+    // one, the host API streams it (the split-phase API, which keeps the batch on the
+    // device, says TooLarge).
+    let Some(small) = limited_context(1 << 20, Some(2 << 20)) else {
+        return;
+    };
+    let big = common::gpu().unwrap();
+    let mut rng = Rng::new(46);
+    let data = Data::random(&mut rng, &[2, 6, 316, 316], false, true);
+    let o = LossOptions::dice().aggregation(Aggregation::IMAGE);
+    let a = common::loss(&small, o.clone())
+        .forward_backward(&data.batch())
+        .unwrap();
+    let b = common::loss(&big, o.clone())
+        .forward_backward(&data.batch())
+        .unwrap();
+    assert_bit_identical("over max_buffer_size", &a, &b);
+    assert!(matches!(
+        common::loss(&small, o).stats(&data.batch()),
+        Err(Error::TooLarge(_))
+    ));
+}
+
+#[test]
+fn gpu_resident_chunked_calls_are_bit_identical_to_direct_ones() {
+    // Caller buffers over the binding limit: copied in chunks on the device.
+    let Some(small) = small_binding_context(1 << 20) else {
+        return;
+    };
+    let big = common::gpu().unwrap();
+    let mut rng = Rng::new(47);
+    let data = Data::random(&mut rng, &[2, 5, 300, 367], false, true);
+    let dev = small.device().unwrap();
+    let queue = small.queue().unwrap();
+    let usage =
+        wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
+    let buf = |bytes: &[u8]| {
+        let mut padded = bytes.to_vec();
+        padded.resize(bytes.len().div_ceil(4) * 4, 0);
+        let b = dev.create_buffer(&wgpu::BufferDescriptor {
+            label: None,
+            size: padded.len() as u64,
+            usage,
+            mapped_at_creation: false,
+        });
+        queue.write_buffer(&b, 0, &padded);
+        b
+    };
+    let mask: Vec<u8> = data
+        .mask
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|&k| u8::from(k))
+        .collect();
+    let (x, y, m) = (
+        buf(bytemuck::cast_slice(&data.input)),
+        buf(bytemuck::cast_slice(&data.soft)),
+        buf(&mask),
+    );
+    let g = buf(&vec![0u8; 4 * data.shape.len()]);
+    for o in option_sets(5) {
+        let loss = common::loss(&small, o.clone());
+        let gb = segloss::GpuBatch {
+            shape: &data.shape,
+            input: &x,
+            target: segloss::GpuTarget::Soft(&y),
+            mask: Some(&m),
+        };
+        let mut got = loss.read(&loss.run(&gb, Some(&g)).unwrap()).unwrap();
+        got.grad = Some(read_f32(&small, &g));
+        let want = common::loss(&big, o.clone())
+            .forward_backward(&data.batch())
+            .unwrap();
+        assert_bit_identical(&format!("{o:?}"), &got, &want);
+    }
+}
+
+/// The contents of a `COPY_SRC` buffer.
+fn read_f32(ctx: &Context, buf: &wgpu::Buffer) -> Vec<f32> {
+    let (dev, queue) = (ctx.device().unwrap(), ctx.queue().unwrap());
+    let st = dev.create_buffer(&wgpu::BufferDescriptor {
+        label: None,
+        size: buf.size(),
+        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
+    let mut enc = dev.create_command_encoder(&Default::default());
+    enc.copy_buffer_to_buffer(buf, 0, &st, 0, buf.size());
+    queue.submit([enc.finish()]);
+    st.slice(..).map_async(wgpu::MapMode::Read, |r| r.unwrap());
+    dev.poll(wgpu::PollType::wait_indefinitely()).unwrap();
+    let v = bytemuck::cast_slice(&st.slice(..).get_mapped_range().unwrap()).to_vec();
+    v
 }
 
 #[test]
