@@ -76,16 +76,68 @@ impl Loss {
 
     /// Blocking host call: uploads, computes in one submission, reads back.
     pub fn evaluate(&self, batch: &Batch<'_>, with_grad: bool) -> Result<LossOutput> {
-        match &*self.ctx.inner {
-            Inner::Cpu => self.evaluate_cpu(batch, with_grad),
-            Inner::Gpu(gpu) if stream::needed(gpu, batch) => {
-                self.evaluate_streamed(gpu, batch, with_grad)
-            }
-            Inner::Gpu(gpu) => {
-                let (pending, values_len) = self.submit(gpu, batch, with_grad)?;
-                parse(pending.wait()?, values_len, batch.shape.classes())
-            }
+        if let Inner::Cpu = &*self.ctx.inner {
+            return self.evaluate_cpu(batch, with_grad);
         }
+        if !with_grad {
+            return self.evaluate_into(batch, None);
+        }
+        // Zeroed pages come from the allocator untouched: filled once, by the readback.
+        let mut grad = vec![0.0f32; batch.shape.len()];
+        let out = self.evaluate_into(batch, Some(&mut grad))?;
+        Ok(LossOutput {
+            grad: Some(grad),
+            ..out
+        })
+    }
+
+    /// The loss, with d(loss)/d(input) written into `grad` (`[B, C, S...]`, the input's
+    /// length) rather than into a new vector: for training loops that keep one gradient
+    /// buffer, or write straight into a framework's tensor. The returned
+    /// [`LossOutput::grad`] is `None`. On error `grad` may be partly written.
+    ///
+    /// ```
+    /// use segloss::{Batch, Context, Loss, LossOptions, Shape};
+    /// let ctx = Context::new_or_cpu();
+    /// let loss = Loss::new(&ctx, LossOptions::dice()).unwrap();
+    /// let shape = Shape::new(&[1, 2, 2]).unwrap();
+    /// let mut grad = vec![0.0; 4];
+    /// for step in 0..3 {
+    ///     let x = [0.5, -0.5 * step as f32, 0.25, 1.0];
+    ///     let out = loss
+    ///         .forward_backward_into(&Batch::soft(&shape, &x, &[1.0, 0.0, 0.0, 1.0]), &mut grad)
+    ///         .unwrap();
+    ///     assert!(out.loss > 0.0 && out.grad.is_none());
+    /// }
+    /// ```
+    pub fn forward_backward_into(&self, batch: &Batch<'_>, grad: &mut [f32]) -> Result<LossOutput> {
+        crate::shape::check_len("grad", grad.len(), batch.shape.len())?;
+        if let Inner::Cpu = &*self.ctx.inner {
+            let out = self.evaluate_cpu(batch, true)?;
+            if let Some(g) = &out.grad {
+                grad.copy_from_slice(g);
+            }
+            return Ok(LossOutput { grad: None, ..out });
+        }
+        self.evaluate_into(batch, Some(grad))
+    }
+
+    /// A blocking GPU host call whose gradient, when wanted, lands in `grad` (of the
+    /// input's length); the output's `grad` is `None`.
+    fn evaluate_into(&self, batch: &Batch<'_>, grad: Option<&mut [f32]>) -> Result<LossOutput> {
+        let gpu = self.ctx.gpu()?;
+        if stream::needed(gpu, batch) {
+            return self.evaluate_streamed(gpu, batch, grad);
+        }
+        let (pending, values_len) = self.submit(gpu, batch, grad.is_some())?;
+        let mut out = Vec::new();
+        let mut grad = grad;
+        pending.wait_each(|i, words| match (i, grad.as_deref_mut()) {
+            (0, _) => out = words.to_vec(),
+            (_, Some(g)) => g.copy_from_slice(&words[..g.len()]),
+            _ => {}
+        })?;
+        parse(vec![out], values_len, batch.shape.classes())
     }
 
     /// Split-phase API, local phase: the statistics of this worker's batch (its shard
@@ -419,24 +471,20 @@ impl Loss {
         &self,
         gpu: &Gpu,
         batch: &Batch<'_>,
-        with_grad: bool,
+        grad: Option<&mut [f32]>,
     ) -> Result<LossOutput> {
         gpu.check_alive()?;
         batch.check_lengths()?;
         let shape = batch.shape;
         self.options.validate_for(shape.classes())?;
-        let (out, grad) = scoped(gpu, || {
-            stream::evaluate(gpu, &self.options, batch, self.gpu_ignore(), with_grad)
+        let out = scoped(gpu, || {
+            stream::evaluate(gpu, &self.options, batch, self.gpu_ignore(), grad)
         })?;
         let values_len = match self.options.reduction {
             crate::Reduction::None => self.options.values_len(shape.batch(), shape.classes()),
             _ => 0,
         };
-        parse(
-            std::iter::once(out).chain(grad).collect(),
-            values_len,
-            shape.classes(),
-        )
+        parse(vec![out], values_len, shape.classes())
     }
 
     /// Uploads a host batch, records the whole call and the copies to staging, submits.

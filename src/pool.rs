@@ -6,7 +6,10 @@
 //! wgpu's zero-fill of every new buffer; so host calls take their large buffers from a
 //! per-context pool and give them back when the call is done. A buffer is never handed
 //! out twice at once, and wgpu orders a reused buffer's mapping after the work that
-//! last used it, so reuse is safe even while that work is in flight.
+//! last used it, so reuse is safe even while that work is in flight, provided that work
+//! was *submitted* before the buffer went back: a buffer is dropped only after the
+//! submission that uses it (another thread's queue writes and submissions would
+//! otherwise land first).
 
 use std::sync::{Arc, Mutex};
 

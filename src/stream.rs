@@ -60,15 +60,16 @@ const STREAM_CAP: u64 = 32 << 20;
 /// Windows in flight on the device, at most two.
 const IN_FLIGHT: usize = 2;
 
-/// A streamed host call: the result words `[loss, status, values…]` and, when asked, the
-/// gradient. `ignore` is the ignore value of u32 index targets as the kernel sees it.
+/// A streamed host call: the result words `[loss, status, values…]`, and the gradient
+/// written into `grad` (the input's length) when given. `ignore` is the ignore value of
+/// u32 index targets as the kernel sees it.
 pub(crate) fn evaluate(
     gpu: &Gpu,
     options: &LossOptions,
     batch: &Batch<'_>,
     ignore: Option<u32>,
-    with_grad: bool,
-) -> Result<(Vec<f32>, Option<Vec<f32>>)> {
+    grad: Option<&mut [f32]>,
+) -> Result<Vec<f32>> {
     let shape = batch.shape;
     // i64 maps are converted chunk by chunk, the ignore value becoming u32::MAX.
     let ignore = match batch.target {
@@ -114,13 +115,12 @@ pub(crate) fn evaluate(
     let out = read_back(gpu, encoder, vec![whole(call.out())]).wait()?;
     let out = out.into_iter().next().unwrap_or_default();
     check_status(&out, shape.classes())?;
-    if !with_grad {
-        return Ok((out, None));
-    }
+    let Some(grad) = grad else {
+        return Ok(out);
+    };
 
     // Pass 2: the gradient, window by window into the host array.
     let (rows, n) = (shape.batch() * shape.classes(), shape.pixels());
-    let mut grad = vec![0.0f32; shape.len()];
     let mut flight: VecDeque<(&Window, Pending, Chunk)> = VecDeque::new();
     // The window's gradient, `[rows, len]`, straight from the mapping into each row.
     let mut scatter = |w: &Window, pending: Pending| -> Result<()> {
@@ -145,7 +145,7 @@ pub(crate) fn evaluate(
     for (w, pending, _) in flight {
         scatter(w, pending)?;
     }
-    Ok((out, Some(grad)))
+    Ok(out)
 }
 
 fn new_encoder(gpu: &Gpu, label: &str) -> wgpu::CommandEncoder {

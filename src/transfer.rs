@@ -114,6 +114,9 @@ pub(crate) fn read_back(
     mut encoder: wgpu::CommandEncoder,
     reads: Vec<(Pooled, u64)>,
 ) -> Pending {
+    // A copied source goes back to its pool only after the submission is queued: until
+    // then another thread could take it and queue its own work on it first.
+    let mut sources = Vec::new();
     let staged: Vec<(Pooled, u64)> = reads
         .into_iter()
         .map(|(src, len)| {
@@ -123,10 +126,12 @@ pub(crate) fn read_back(
             let usage = wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST;
             let st = gpu.pool.take(&gpu.device, "segloss.staging", usage, len);
             encoder.copy_buffer_to_buffer(&src, 0, &st, 0, len);
+            sources.push(src);
             (st, len)
         })
         .collect();
     let idx = gpu.queue.submit([encoder.finish()]);
+    drop(sources);
     Pending::new(&gpu.device, staged, idx)
 }
 

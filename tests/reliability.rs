@@ -358,6 +358,13 @@ proptest! {
 #[test]
 fn eight_threads_share_one_context() {
     let Some(ctx) = gpu() else { return };
+    eight_threads_on(ctx);
+    // Staged transfers (no in-place mapping): pooled buffers cross threads through
+    // `queue.write_buffer` and staging copies.
+    eight_threads_on(&common::gpu_staged().unwrap());
+}
+
+fn eight_threads_on(ctx: &Context) {
     let mut rng = Rng::new(53);
     let jobs: Vec<(Data, LossOptions)> = (0..8 * 50)
         .map(|i| {

@@ -206,6 +206,44 @@ fn host_calls_beyond_max_buffer_size_are_streamed() {
 }
 
 #[test]
+fn forward_backward_into_fills_the_callers_buffer() {
+    // Direct (GPU), streamed (GPU with 1 MiB bindings) and CPU-reference contexts: the
+    // gradient written into the caller's slice equals `forward_backward`'s, bit for bit,
+    // on every call (the second reuses pooled buffers).
+    let Some(small) = small_binding_context(1 << 20) else {
+        return;
+    };
+    let big = common::gpu().unwrap();
+    let mut rng = Rng::new(48);
+    let data = Data::random(&mut rng, &[2, 5, 300, 367], false, true);
+    let o = LossOptions::jaccard().cross_entropy(segloss::CrossEntropy::kl(0.25));
+    for ctx in [&small, &big, &Context::cpu()] {
+        let loss = common::loss(ctx, o.clone());
+        let want = loss.forward_backward(&data.batch()).unwrap();
+        let mut grad = vec![f32::NAN; data.shape.len()];
+        for _ in 0..2 {
+            let got = loss
+                .forward_backward_into(&data.batch(), &mut grad)
+                .unwrap();
+            assert!(got.grad.is_none());
+            assert_bit_identical(
+                &format!("{:?}", ctx.backend()),
+                &segloss::LossOutput {
+                    grad: Some(grad.clone()),
+                    ..got
+                },
+                &want,
+            );
+        }
+        let mut short = vec![0.0; 3];
+        assert!(matches!(
+            loss.forward_backward_into(&data.batch(), &mut short),
+            Err(Error::LengthMismatch { what: "grad", .. })
+        ));
+    }
+}
+
+#[test]
 fn gpu_resident_chunked_calls_are_bit_identical_to_direct_ones() {
     // Caller buffers over the binding limit: copied in chunks on the device.
     let Some(small) = small_binding_context(1 << 20) else {

@@ -21,6 +21,22 @@ pub fn gpu() -> Option<Context> {
     }
 }
 
+/// A GPU context on a device segloss did not create (`Context::from_wgpu`, no optional
+/// features): host calls then go through staging copies and `queue.write_buffer`
+/// rather than mapping storage buffers in place, as on a discrete GPU.
+pub fn gpu_staged() -> Option<Context> {
+    gpu()?;
+    let instance =
+        wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+    let adapter = pollster::block_on(instance.request_adapter(&Default::default())).ok()?;
+    let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+        required_limits: adapter.limits(),
+        ..Default::default()
+    }))
+    .ok()?;
+    Some(Context::from_wgpu(device, queue, adapter.get_info()).unwrap())
+}
+
 /// SplitMix64: small, deterministic, good enough for test data.
 pub struct Rng(u64);
 
