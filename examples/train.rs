@@ -293,6 +293,8 @@ fn train(
     let shape = Shape::new(&[BATCH, C, SIDE, SIDE])?;
     let steps = train_set.len() / BATCH;
     let mut history = Vec::new();
+    // One gradient buffer for the whole run: the loss writes into it every step.
+    let mut grad = vec![0.0f32; shape.len()];
     for epoch in 1..=epochs {
         let bar = ProgressBar::new(steps as u64).with_style(
             ProgressStyle::with_template("  epoch {prefix} [{bar:30}] {pos}/{len} loss {msg}")
@@ -303,8 +305,8 @@ fn train(
             let batch: Vec<&Sample> = train_set[step * BATCH..][..BATCH].iter().collect();
             let (logits, hidden) = model.forward(&batch);
             let target: Vec<f32> = batch.iter().flat_map(|s| s.soft.iter().copied()).collect();
-            let out = loss.forward_backward(&Batch::soft(&shape, &logits, &target))?;
-            let grad = out.grad.unwrap_or_default();
+            let out =
+                loss.forward_backward_into(&Batch::soft(&shape, &logits, &target), &mut grad)?;
             let g = model.backward(&batch, &hidden, &grad);
             model.adam(&g, 0.01);
             bar.set_message(format!("{:.4}", out.loss));

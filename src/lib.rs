@@ -10,7 +10,8 @@
 //!
 //! * [`Context`]: a wgpu device (its own or the application's), or the CPU reference.
 //! * [`LossOptions`] (+ [`monai`] and [`jdt`] constructors): the SPEC's options.
-//! * [`Loss`]: host API ([`Loss::forward_backward`], [`Loss::evaluate_async`]) and
+//! * [`Loss`]: host API ([`Loss::forward_backward`], [`Loss::forward_backward_into`],
+//!   [`Loss::evaluate_async`]; batches of any size, streamed over the binding limit) and
 //!   GPU-resident API ([`Loss::encode`], [`Loss::run`], [`Loss::read`]).
 //! * Compound losses: [`CrossEntropy`] and [`Focal`] terms fused into the same passes.
 //! * Data-parallel training: the split-phase API ([`Loss::stats`] → sum

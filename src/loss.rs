@@ -143,7 +143,9 @@ impl Loss {
     /// Split-phase API, local phase: the statistics of this worker's batch (its shard
     /// of a global batch), for [`Loss::finish`] after the caller has summed
     /// [`Stats::shared`] over all workers. The batch is kept (on the GPU, uploaded) for
-    /// the gradient; the borrowed slices are free when this returns.
+    /// the gradient; the borrowed slices are free when this returns. Being kept whole,
+    /// a shard's arrays must each fit one device buffer (`max_buffer_size`, else
+    /// [`Error::TooLarge`]); the one-call host API has no such limit.
     ///
     /// ```
     /// use segloss::{Batch, Context, Loss, LossOptions, Shape};
@@ -535,7 +537,9 @@ impl Loss {
         let (bytes, max) = (4 * shape.len() as u64, gpu.device.limits().max_buffer_size);
         if bytes > max {
             return Err(Error::TooLarge(format!(
-                "a {bytes}-byte array exceeds the device's max_buffer_size of {max} bytes"
+                "a {bytes}-byte array exceeds the device's max_buffer_size of {max} bytes \
+                 (the split-phase API keeps the batch on the device; the one-call host \
+                 API streams batches of any size)"
             )));
         }
         scoped(gpu, || {

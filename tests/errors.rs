@@ -206,6 +206,44 @@ fn bad_data_gives_typed_errors_and_the_context_stays_usable() {
     }
 }
 
+/// The range check of soft targets works on the bits (`in_unit4` in common.wgsl): every
+/// edge of [0, 1] in f32, on every backend, agrees with the f64 reference's rule.
+#[test]
+fn soft_target_range_edges() {
+    let mut rng = Rng::new(12);
+    for ctx in contexts() {
+        let good = Data::random(&mut rng, &[1, 2, 5, 8], false, false);
+        let loss = common::loss(&ctx, LossOptions::dice());
+        let above_one = f32::from_bits(1.0f32.to_bits() + 1);
+        let cases: [(f32, bool); 10] = [
+            (0.0, true),
+            (-0.0, true),
+            (1.0, true),
+            (f32::from_bits(1), true), // the smallest subnormal
+            (0.999_999_94, true),
+            (above_one, false),
+            (f32::from_bits(0x8000_0001), false), // the largest negative subnormal
+            (f32::INFINITY, false),
+            (f32::NEG_INFINITY, false),
+            (-f32::NAN, false),
+        ];
+        for (v, ok) in cases {
+            let mut y = good.soft.clone();
+            y[good.shape.len() - 3] = v;
+            let r = loss.forward(&Batch::soft(&good.shape, &good.input, &y));
+            match (ok, r) {
+                (true, Ok(out)) => assert!(out.loss.is_finite(), "{v:e}"),
+                (false, Err(Error::SoftTargetOutOfRange { .. })) => {}
+                (_, r) => panic!(
+                    "{:?} target {v:e} ({:#x}): {r:?}",
+                    ctx.backend(),
+                    v.to_bits()
+                ),
+            }
+        }
+    }
+}
+
 #[test]
 fn gpu_resident_buffer_errors() {
     let Some(ctx) = common::gpu() else { return };
