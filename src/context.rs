@@ -106,6 +106,11 @@ impl Context {
 
     /// Async form of [`Context::new`].
     pub async fn new_async() -> Result<Self> {
+        // One adapter request at a time in this process: wgpu-hal's EGL backend, which
+        // every request enumerates, fails with BadAccess (a panic inside wgpu) when two
+        // threads enumerate at once; parallel tests hit it.
+        static ADAPTERS: futures::lock::Mutex<()> = futures::lock::Mutex::new(());
+        let _one_at_a_time = ADAPTERS.lock().await;
         let instance = instance();
         let adapter = match std::env::var("WGPU_ADAPTER_NAME") {
             Ok(name) => {
@@ -199,6 +204,7 @@ impl Context {
         if let Some(e) = pollster::block_on(scope.pop()) {
             return Err(Error::from_wgpu(e));
         }
+        let pool = Arc::new(Pool::new(&device, &queue));
         Ok(Context {
             inner: Arc::new(Inner::Gpu(Gpu {
                 device,
@@ -207,7 +213,7 @@ impl Context {
                 info,
                 lost,
                 unified,
-                pool: Arc::default(),
+                pool,
             })),
         })
     }

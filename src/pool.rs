@@ -4,13 +4,13 @@
 //! target and gradient buffers afresh each time costs, on an adapter whose memory is the
 //! host's (lavapipe, integrated GPUs), a page fault per 4 KiB page on first touch and
 //! wgpu's zero-fill of every new buffer; so host calls take their large buffers from a
-//! per-context pool and give them back when the call is done. A buffer is never handed
-//! out twice at once, and wgpu orders a reused buffer's mapping after the work that
-//! last used it, so reuse is safe even while that work is in flight, provided that work
-//! was *submitted* before the buffer went back: a buffer is dropped only after the
-//! submission that uses it (another thread's queue writes and submissions would
-//! otherwise land first).
+//! per-context pool and give them back when the call is done. A buffer given back is
+//! handed out again only once the work submitted before its return has finished (a
+//! `queue.on_submitted_work_done` flag), so a call never waits on another one in
+//! flight. A buffer is dropped only after the submission that uses it is queued
+//! (another thread could otherwise take it and queue its own work first).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Free buffers kept, at most: a loss+grad call takes three or four, a streamed one up
@@ -22,35 +22,50 @@ const MAX_FREE: usize = 16;
 /// kept whole; their calls allocate as before.
 const MAX_FREE_BYTES: u64 = 1 << 30;
 
+/// A free buffer, and whether the work submitted before it came back has finished.
+struct Free {
+    buffer: wgpu::Buffer,
+    idle: Arc<AtomicBool>,
+}
+
 /// The free buffers of one context.
-#[derive(Default)]
 pub(crate) struct Pool {
-    free: Mutex<Vec<wgpu::Buffer>>,
+    device: wgpu::Device,
+    queue: wgpu::Queue,
+    free: Mutex<Vec<Free>>,
 }
 
 impl Pool {
+    pub fn new(device: &wgpu::Device, queue: &wgpu::Queue) -> Self {
+        Pool {
+            device: device.clone(),
+            queue: queue.clone(),
+            free: Mutex::default(),
+        }
+    }
+
     /// A buffer of at least `size` bytes with exactly `usage`: a free one no more than
-    /// twice as large (the kernels bind only the bytes a shape needs), else a new one.
-    pub fn take(
-        self: &Arc<Self>,
-        device: &wgpu::Device,
-        label: &str,
-        usage: wgpu::BufferUsages,
-        size: u64,
-    ) -> Pooled {
+    /// twice as large (the kernels bind only the bytes a shape needs) whose last work
+    /// has finished, else a new one. Only idle buffers are reused, so a call never
+    /// waits on another call still in flight (`Loss::evaluate_async`): each owns its
+    /// buffers until it is done.
+    pub fn take(self: &Arc<Self>, label: &str, usage: wgpu::BufferUsages, size: u64) -> Pooled {
         let size = size.max(4).div_ceil(4) * 4;
-        let found = {
-            let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
-            let best = free
-                .iter()
-                .enumerate()
-                .filter(|(_, b)| b.usage() == usage && b.size() >= size && b.size() <= 2 * size)
-                .min_by_key(|(_, b)| b.size())
-                .map(|(i, _)| i);
-            best.map(|i| free.remove(i))
+        let found = match self.find(usage, size) {
+            Found::Idle(b) => Some(b),
+            // Completion callbacks run when the device is polled: one non-blocking poll,
+            // then look again.
+            Found::Busy => {
+                let _ = self.device.poll(wgpu::PollType::Poll);
+                match self.find(usage, size) {
+                    Found::Idle(b) => Some(b),
+                    _ => None,
+                }
+            }
+            Found::None => None,
         };
         let buffer = found.unwrap_or_else(|| {
-            device.create_buffer(&wgpu::BufferDescriptor {
+            self.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some(label),
                 size,
                 usage,
@@ -63,19 +78,52 @@ impl Pool {
         }
     }
 
+    fn find(&self, usage: wgpu::BufferUsages, size: u64) -> Found {
+        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        let fits = |f: &&Free| {
+            f.buffer.usage() == usage && f.buffer.size() >= size && f.buffer.size() <= 2 * size
+        };
+        let best = free
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| fits(f) && f.idle.load(Ordering::Acquire))
+            .min_by_key(|(_, f)| f.buffer.size())
+            .map(|(i, _)| i);
+        match best {
+            Some(i) => Found::Idle(free.remove(i).buffer),
+            None if free.iter().any(|f| fits(&f)) => Found::Busy,
+            None => Found::None,
+        }
+    }
+
     /// Drops every free buffer (their memory goes back to the driver).
     pub fn clear(&self) {
         self.free.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 
     fn give_back(&self, buffer: wgpu::Buffer) {
+        // Idle once everything submitted so far (its last use included) has finished.
+        let idle = Arc::new(AtomicBool::new(false));
+        let flag = idle.clone();
+        self.queue
+            .on_submitted_work_done(move || flag.store(true, Ordering::Release));
         let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
-        free.push(buffer);
+        free.push(Free { buffer, idle });
         // The oldest go first: a loop's working set is what it used last.
-        while free.len() > MAX_FREE || free.iter().map(|b| b.size()).sum::<u64>() > MAX_FREE_BYTES {
+        while free.len() > MAX_FREE
+            || free.iter().map(|f| f.buffer.size()).sum::<u64>() > MAX_FREE_BYTES
+        {
             free.remove(0);
         }
     }
+}
+
+/// What [`Pool::find`] saw.
+enum Found {
+    Idle(wgpu::Buffer),
+    /// Fitting buffers, all still in use.
+    Busy,
+    None,
 }
 
 /// A buffer that returns to its pool when dropped (or a plain one, `pool: None`).
@@ -93,6 +141,11 @@ impl Pooled {
 
     /// Not to be reused: left mapped or in an unknown state by an error.
     pub fn discard(mut self) {
+        self.poison();
+    }
+
+    /// As [`Pooled::discard`], for a borrowed buffer: it is dropped, not pooled.
+    pub fn poison(&mut self) {
         self.pool = None;
     }
 }

@@ -6,24 +6,22 @@
 //! chunk buffers and runs `stats` on them; `stats_reduce` and `finalize` follow, and the
 //! loss is read back. Pass 2 (gradient) writes each window again, runs `grad` into a
 //! chunk buffer and copies it into the window's pixels of every row of the host
-//! gradient. Two sets of chunk buffers alternate, so the host fills one while the device
-//! computes on the other. Every tile's partial sum sees the same pixels in the same order
+//! gradient. Two sets of chunk buffers, taken once per call, alternate, so the host fills
+//! one while the device computes on the other. Every tile's partial sum sees the same pixels in the same order
 //! as on the direct path (see [`crate::call`]): the result is bit-identical to it.
 //!
 //! Memory: on the device, the per-call buffers plus two sets of chunks of at most
 //! [`STREAM_CAP`] bytes per array; on the host, the gradient output. The input and
 //! target cross the bus twice for loss+grad (once per pass) instead of once.
 
-use std::collections::VecDeque;
-
 use crate::call::{mask_stride, words, Binding, Bound, Call, Window};
 use crate::context::Gpu;
-use crate::gpu::Phase;
+use crate::gpu::{prefix, Phase};
 use crate::loss::{check_status, index_from_i64};
 use crate::pool::Pooled;
 use crate::readback::Pending;
 use crate::shape::Target;
-use crate::transfer::{grad_buffer, read_back, whole, write};
+use crate::transfer::{fill, grad_buffer, read_back, whole, writable};
 use crate::{Batch, LossOptions, Result};
 
 /// Whether a host batch must be streamed: its largest array (the input) exceeds one
@@ -32,33 +30,127 @@ pub(crate) fn needed(gpu: &Gpu, batch: &Batch<'_>) -> bool {
     words(batch.shape.len()) > gpu.device.limits().max_storage_buffer_binding_size
 }
 
-/// Chunk buffers of one window.
-struct Chunk {
-    x: Pooled,
-    y: Pooled,
-    mask: Option<Pooled>,
-}
-
-impl Chunk {
-    fn bound<'a>(&'a self, call: &'a Call<'_>) -> Bound<'a> {
-        Bound {
-            x: self.x.as_entire_binding(),
-            y: self.y.as_entire_binding(),
-            mask: self
-                .mask
-                .as_ref()
-                .map_or_else(|| call.no_mask(), |m| m.as_entire_binding()),
-        }
-    }
-}
-
 /// Largest chunk buffer of a streamed call, per array. Two windows' chunks (input,
 /// labels, gradient: 192 MiB) are all the device holds of the batch; smaller chunks
 /// would add submissions (one per window and pass) for no gain in speed.
 const STREAM_CAP: u64 = 32 << 20;
 
-/// Windows in flight on the device, at most two.
+/// Chunk sets, and so windows in flight on the device.
 const IN_FLIGHT: usize = 2;
+
+/// One set of chunk buffers, sized for the largest window (`run` pixels): `[B·C, len]`
+/// input, `[B·C, len]` soft or `[B, len]` index labels, `[B, mask_stride(len)]` mask
+/// bytes.
+struct Chunk {
+    x: Pooled,
+    y: Pooled,
+    mask: Option<Pooled>,
+    /// The last submission that used the set.
+    used: Option<wgpu::SubmissionIndex>,
+}
+
+impl Chunk {
+    fn new(gpu: &Gpu, batch: &Batch<'_>, run: usize) -> Self {
+        let shape = batch.shape;
+        let (b, rows) = (shape.batch(), shape.batch() * shape.classes());
+        let labels = if batch.target.is_index() { b } else { rows };
+        let storage = wgpu::BufferUsages::STORAGE;
+        Chunk {
+            x: writable(gpu, "segloss.chunk_input", storage, words(rows * run)),
+            y: writable(gpu, "segloss.chunk_target", storage, words(labels * run)),
+            mask: batch.mask.map(|_| {
+                let bytes = (b * mask_stride(run)) as u64;
+                writable(gpu, "segloss.chunk_mask", storage, bytes)
+            }),
+            used: None,
+        }
+    }
+
+    /// Waits until the device is done with the set's last window.
+    fn wait(&mut self, gpu: &Gpu) -> Result<()> {
+        match self.used.take() {
+            Some(idx) => gpu
+                .device
+                .poll(wgpu::PollType::Wait {
+                    submission_index: Some(idx),
+                    timeout: None,
+                })
+                .map(|_| ())
+                .map_err(|e| crate::Error::DeviceLost(e.to_string())),
+            None => Ok(()),
+        }
+    }
+
+    /// Writes window `w` of the batch into the set.
+    fn fill(
+        &mut self,
+        gpu: &Gpu,
+        options: &LossOptions,
+        batch: &Batch<'_>,
+        w: &Window,
+    ) -> Result<()> {
+        let shape = batch.shape;
+        let (b, n, len) = (shape.batch(), shape.pixels(), w.len);
+        let rows = b * shape.classes();
+        // Row r's window, as bytes at its packed offset.
+        fn rows_of<'a, T: bytemuck::Pod>(
+            a: &'a [T],
+            rows: usize,
+            n: usize,
+            w: &Window,
+        ) -> Vec<(u64, &'a [u8])> {
+            (0..rows)
+                .map(|r| {
+                    let row = &a[r * n + w.n0..r * n + w.n0 + w.len];
+                    (words(r * w.len), bytemuck::cast_slice(row))
+                })
+                .collect()
+        }
+        fill(gpu, &mut self.x, &rows_of(batch.input, rows, n, w))?;
+        match batch.target {
+            Target::Soft(t) => fill(gpu, &mut self.y, &rows_of(t, rows, n, w))?,
+            Target::Index(t) => fill(gpu, &mut self.y, &rows_of(t, b, n, w))?,
+            Target::IndexI64(t) => {
+                let mut mapped = Vec::with_capacity(b * len);
+                for i in 0..b {
+                    let start = i * n + w.n0;
+                    let row = &t[start..start + len];
+                    let classes = shape.classes();
+                    mapped.extend(index_from_i64(row, options.ignore_index, classes, start)?);
+                }
+                fill(gpu, &mut self.y, &[(0, bytemuck::cast_slice(&mapped))])?;
+            }
+        }
+        if let (Some(m), Some(buf)) = (batch.mask, self.mask.as_mut()) {
+            let stride = mask_stride(len);
+            let mut bytes = vec![0u8; b * stride];
+            for i in 0..b {
+                let row = &m[i * n + w.n0..i * n + w.n0 + len];
+                for (d, &k) in bytes[i * stride..i * stride + len].iter_mut().zip(row) {
+                    *d = u8::from(k);
+                }
+            }
+            fill(gpu, buf, &[(0, &bytes)])?;
+        }
+        Ok(())
+    }
+
+    /// The set's bindings for window `w`: exactly the bytes the window fills (pooled
+    /// buffers may be larger, even larger than a binding may be).
+    fn bound<'a>(&'a self, call: &'a Call<'_>, batch: &Batch<'_>, w: &Window) -> Bound<'a> {
+        let shape = batch.shape;
+        let (b, rows) = (shape.batch(), shape.batch() * shape.classes());
+        let labels = if batch.target.is_index() { b } else { rows };
+        Bound {
+            x: prefix(&self.x, words(rows * w.len)),
+            y: prefix(&self.y, words(labels * w.len)),
+            mask: self.mask.as_ref().map_or_else(
+                || call.no_mask(),
+                |m| prefix(m, (b * mask_stride(w.len)) as u64),
+            ),
+        }
+    }
+}
 
 /// A streamed host call: the result words `[loss, status, values…]`, and the gradient
 /// written into `grad` (the input's length) when given. `ignore` is the ignore value of
@@ -76,8 +168,8 @@ pub(crate) fn evaluate(
         Target::IndexI64(_) => options.ignore_index.map(|_| u32::MAX),
         _ => ignore,
     };
-    let index_target = batch.target.is_index();
     let has_mask = batch.mask.is_some();
+    let index_target = batch.target.is_index();
     let call = Call::new(
         gpu,
         options,
@@ -87,29 +179,23 @@ pub(crate) fn evaluate(
         has_mask,
         &Phase::Whole,
     )?;
-    let cap = gpu
-        .device
-        .limits()
-        .max_storage_buffer_binding_size
-        .min(STREAM_CAP);
+    let limits = gpu.device.limits();
+    let cap = limits.max_storage_buffer_binding_size.min(STREAM_CAP);
     let run = call.run(Binding::Packed, cap)?;
     let windows = call.windows(run, Binding::Packed)?;
-    let fill = |w: &Window| fill(gpu, options, batch, w);
+    let mut sets: Vec<Chunk> = (0..IN_FLIGHT)
+        .map(|_| Chunk::new(gpu, batch, run))
+        .collect();
 
     // Pass 1: statistics.
-    let mut flight: VecDeque<(wgpu::SubmissionIndex, Chunk)> = VecDeque::new();
-    for w in &windows {
-        if flight.len() == IN_FLIGHT {
-            // Its buffers go back to the pool done with, so the next fill maps at once.
-            let (idx, _) = flight.pop_front().unwrap_or_else(|| unreachable!());
-            wait(gpu, idx)?;
-        }
-        let chunk = fill(w)?;
+    for (k, w) in windows.iter().enumerate() {
+        let set = &mut sets[k % IN_FLIGHT];
+        set.wait(gpu)?;
+        set.fill(gpu, options, batch, w)?;
         let mut encoder = new_encoder(gpu, "segloss.stream_stats");
-        call.stats(&mut encoder, w, &chunk.bound(&call));
-        flight.push_back((gpu.queue.submit([encoder.finish()]), chunk));
+        call.stats(&mut encoder, w, &set.bound(&call, batch, w));
+        set.used = Some(gpu.queue.submit([encoder.finish()]));
     }
-    drop(flight);
     let mut encoder = new_encoder(gpu, "segloss.stream_finalize");
     call.finalize(&mut encoder, &windows[0]);
     let out = read_back(gpu, encoder, vec![whole(call.out())]).wait()?;
@@ -119,9 +205,33 @@ pub(crate) fn evaluate(
         return Ok(out);
     };
 
-    // Pass 2: the gradient, window by window into the host array.
+    // Pass 2: the gradient, into one gradient chunk per set. A readback left pending by
+    // an error may still map one: they are then dropped, not pooled.
+    let rows = shape.batch() * shape.classes();
+    let mut grads: Vec<Pooled> = (0..IN_FLIGHT)
+        .map(|_| grad_buffer(gpu, rows * run))
+        .collect();
+    let plan = (&call, windows.as_slice());
+    let r = grad_pass(gpu, options, batch, plan, &mut sets, &grads, grad);
+    if r.is_err() {
+        grads.iter_mut().for_each(Pooled::poison);
+    }
+    r.map(|()| out)
+}
+
+/// Pass 2 of a streamed call: each window's gradient, computed into its set's chunk and
+/// copied into the window's pixels of every row of `grad`.
+fn grad_pass(
+    gpu: &Gpu,
+    options: &LossOptions,
+    batch: &Batch<'_>,
+    (call, windows): (&Call<'_>, &[Window]),
+    sets: &mut [Chunk],
+    grads: &[Pooled],
+    grad: &mut [f32],
+) -> Result<()> {
+    let shape = batch.shape;
     let (rows, n) = (shape.batch() * shape.classes(), shape.pixels());
-    let mut flight: VecDeque<(&Window, Pending, Chunk)> = VecDeque::new();
     // The window's gradient, `[rows, len]`, straight from the mapping into each row.
     let mut scatter = |w: &Window, pending: Pending| -> Result<()> {
         pending.wait_each(|_, chunk| {
@@ -130,124 +240,38 @@ pub(crate) fn evaluate(
             }
         })
     };
-    for w in &windows {
-        if flight.len() == IN_FLIGHT {
-            let (w0, pending, _) = flight.pop_front().unwrap_or_else(|| unreachable!());
-            scatter(w0, pending)?;
+    let mut reads: Vec<Option<(usize, Pending)>> = (0..sets.len()).map(|_| None).collect();
+    for (k, w) in windows.iter().enumerate() {
+        let slot = k % sets.len();
+        // Waiting for the set's last readback also waits for its last window.
+        if let Some((j, pending)) = reads[slot].take() {
+            scatter(&windows[j], pending)?;
         }
-        let chunk = fill(w)?;
-        let g = grad_buffer(gpu, rows * w.len);
+        let set = &mut sets[slot];
+        set.wait(gpu)?;
+        set.fill(gpu, options, batch, w)?;
+        let g = &grads[slot];
+        let bytes = words(rows * w.len);
         let mut encoder = new_encoder(gpu, "segloss.stream_grad");
-        call.grad(&mut encoder, w, &chunk.bound(&call), g.as_entire_binding());
-        let pending = read_back(gpu, encoder, vec![(g, words(rows * w.len))]);
-        flight.push_back((w, pending, chunk));
+        call.grad(
+            &mut encoder,
+            w,
+            &set.bound(call, batch, w),
+            prefix(g, bytes),
+        );
+        // The set keeps the buffer; the readback maps (or copies) it.
+        let read = (Pooled::owned((**g).clone()), bytes);
+        reads[slot] = Some((k, read_back(gpu, encoder, vec![read])));
     }
-    for (w, pending, _) in flight {
-        scatter(w, pending)?;
+    let mut last: Vec<(usize, Pending)> = reads.into_iter().flatten().collect();
+    last.sort_by_key(|(j, _)| *j);
+    for (j, pending) in last {
+        scatter(&windows[j], pending)?;
     }
-    Ok(out)
+    Ok(())
 }
 
 fn new_encoder(gpu: &Gpu, label: &str) -> wgpu::CommandEncoder {
     gpu.device
         .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) })
-}
-
-/// Blocks until submission `idx` is done.
-fn wait(gpu: &Gpu, idx: wgpu::SubmissionIndex) -> Result<()> {
-    gpu.device
-        .poll(wgpu::PollType::Wait {
-            submission_index: Some(idx),
-            timeout: None,
-        })
-        .map(|_| ())
-        .map_err(|e| crate::Error::DeviceLost(e.to_string()))
-}
-
-/// Writes window `w` of the batch into pooled chunk buffers: `[B·C, len]` input, `[B·C,
-/// len]` soft or `[B, len]` index labels, `[B, mask_stride(len)]` mask bytes.
-fn fill(gpu: &Gpu, options: &LossOptions, batch: &Batch<'_>, w: &Window) -> Result<Chunk> {
-    let shape = batch.shape;
-    let (b, n, len) = (shape.batch(), shape.pixels(), w.len);
-    let rows = b * shape.classes();
-    let storage = wgpu::BufferUsages::STORAGE;
-    // Row r's window, as bytes at its packed offset.
-    fn rows_of<'a, T: bytemuck::Pod>(
-        a: &'a [T],
-        rows: usize,
-        n: usize,
-        w: &Window,
-    ) -> Vec<(u64, &'a [u8])> {
-        (0..rows)
-            .map(|r| {
-                let row = &a[r * n + w.n0..r * n + w.n0 + w.len];
-                ((r * w.len * 4) as u64, bytemuck::cast_slice(row))
-            })
-            .collect()
-    }
-    let x = write(
-        gpu,
-        "segloss.chunk_input",
-        storage,
-        words(rows * len),
-        &rows_of(batch.input, rows, n, w),
-    )?;
-    let y = match batch.target {
-        Target::Soft(t) => write(
-            gpu,
-            "segloss.chunk_target",
-            storage,
-            words(rows * len),
-            &rows_of(t, rows, n, w),
-        )?,
-        Target::Index(t) => write(
-            gpu,
-            "segloss.chunk_target",
-            storage,
-            words(b * len),
-            &rows_of(t, b, n, w),
-        )?,
-        Target::IndexI64(t) => {
-            let mut mapped = Vec::with_capacity(b * len);
-            for i in 0..b {
-                let start = i * n + w.n0;
-                let row = &t[start..start + len];
-                mapped.extend(index_from_i64(
-                    row,
-                    options.ignore_index,
-                    shape.classes(),
-                    start,
-                )?);
-            }
-            let bytes: &[u8] = bytemuck::cast_slice(&mapped);
-            write(
-                gpu,
-                "segloss.chunk_target",
-                storage,
-                words(b * len),
-                &[(0, bytes)],
-            )?
-        }
-    };
-    let mask = match batch.mask {
-        Some(m) => {
-            let stride = mask_stride(len);
-            let mut bytes = vec![0u8; b * stride];
-            for i in 0..b {
-                let row = &m[i * n + w.n0..i * n + w.n0 + len];
-                for (d, &k) in bytes[i * stride..i * stride + len].iter_mut().zip(row) {
-                    *d = u8::from(k);
-                }
-            }
-            Some(write(
-                gpu,
-                "segloss.chunk_mask",
-                storage,
-                bytes.len() as u64,
-                &[(0, &bytes)],
-            )?)
-        }
-        None => None,
-    };
-    Ok(Chunk { x, y, mask })
 }

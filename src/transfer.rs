@@ -33,35 +33,51 @@ pub(crate) fn write(
     size: u64,
     parts: &[(u64, &[u8])],
 ) -> Result<Pooled> {
-    let size = size.max(4).div_ceil(4) * 4;
+    let mut buf = writable(gpu, label, usage, size);
+    fill(gpu, &mut buf, parts)?;
+    Ok(buf)
+}
+
+/// A pooled buffer of at least `size` bytes with `usage`, that [`fill`] can write.
+pub(crate) fn writable(gpu: &Gpu, label: &str, usage: wgpu::BufferUsages, size: u64) -> Pooled {
+    let extra = if gpu.unified {
+        wgpu::BufferUsages::MAP_WRITE
+    } else {
+        wgpu::BufferUsages::COPY_DST
+    };
+    gpu.pool.take(label, usage | extra, size)
+}
+
+/// Writes `parts` into a [`writable`] buffer: in place through a mapping where memory
+/// is the host's (waiting for the buffer's last work, if any), else through
+/// `queue.write_buffer` (ordered before the next submission). A buffer an error left
+/// mapped is not returned to the pool.
+pub(crate) fn fill(gpu: &Gpu, buf: &mut Pooled, parts: &[(u64, &[u8])]) -> Result<()> {
     if !gpu.unified {
-        let buf = gpu.pool.take(
-            &gpu.device,
-            label,
-            usage | wgpu::BufferUsages::COPY_DST,
-            size,
-        );
         for &(offset, bytes) in parts {
-            gpu.queue.write_buffer(&buf, offset, bytes);
+            gpu.queue.write_buffer(buf, offset, bytes);
         }
-        return Ok(buf);
+        return Ok(());
     }
-    let buf = gpu.pool.take(
-        &gpu.device,
-        label,
-        usage | wgpu::BufferUsages::MAP_WRITE,
-        size,
-    );
-    let slice = buf.slice(..size);
+    let end = parts
+        .iter()
+        .map(|&(o, b)| o + b.len() as u64)
+        .max()
+        .unwrap_or(0)
+        .max(4)
+        .div_ceil(4)
+        * 4;
+    let slice = buf.slice(..end);
     let (tx, rx) = oneshot::channel();
     slice.map_async(wgpu::MapMode::Write, move |r| {
         let _ = tx.send(r);
     });
-    if let Err(e) = wait_for_map(gpu, rx) {
-        buf.discard();
-        return Err(e);
-    }
-    match slice.get_mapped_range_mut() {
+    let mapped = wait_for_map(gpu, rx).and_then(|()| {
+        slice
+            .get_mapped_range_mut()
+            .map_err(|e| Error::Validation(e.to_string()))
+    });
+    match mapped {
         Ok(mut view) => {
             for &(offset, bytes) in parts {
                 let o = offset as usize;
@@ -69,12 +85,12 @@ pub(crate) fn write(
             }
         }
         Err(e) => {
-            buf.discard();
-            return Err(Error::Validation(e.to_string()));
+            buf.poison();
+            return Err(e);
         }
     }
     buf.unmap();
-    Ok(buf)
+    Ok(())
 }
 
 /// Resolves a mapping request. A pooled buffer that no submission still uses maps at the
@@ -124,7 +140,7 @@ pub(crate) fn read_back(
                 return (src, len);
             }
             let usage = wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST;
-            let st = gpu.pool.take(&gpu.device, "segloss.staging", usage, len);
+            let st = gpu.pool.take("segloss.staging", usage, len);
             encoder.copy_buffer_to_buffer(&src, 0, &st, 0, len);
             sources.push(src);
             (st, len)
@@ -147,6 +163,5 @@ pub(crate) fn grad_buffer(gpu: &Gpu, len: usize) -> Pooled {
         | wgpu::BufferUsages::COPY_SRC
         | wgpu::BufferUsages::COPY_DST
         | map_usage(gpu, wgpu::BufferUsages::MAP_READ);
-    gpu.pool
-        .take(&gpu.device, "segloss.grad", usage, 4 * len as u64)
+    gpu.pool.take("segloss.grad", usage, 4 * len as u64)
 }

@@ -89,8 +89,7 @@ fn gpu_resident_equals_host_api() {
 /// A device the application created itself, with the given limits.
 fn app_device(limits: wgpu::Limits) -> Option<(wgpu::Device, wgpu::Queue, wgpu::AdapterInfo)> {
     common::gpu()?;
-    let instance =
-        wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+    let instance = common::instance();
     let adapter = pollster::block_on(instance.request_adapter(&Default::default())).unwrap();
     let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
         required_limits: limits,

@@ -13,8 +13,7 @@ use segloss::{Aggregation, Context, Error, LossOptions, Reduction};
 /// (GPU-resident) and streamed (host) paths.
 fn limited_context(binding: u64, buffer: Option<u64>) -> Option<Context> {
     common::gpu()?;
-    let instance =
-        wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+    let instance = common::instance();
     let adapter = pollster::block_on(instance.request_adapter(&Default::default())).unwrap();
     let limits = adapter.limits();
     let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {

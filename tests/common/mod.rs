@@ -21,13 +21,24 @@ pub fn gpu() -> Option<Context> {
     }
 }
 
+/// A wgpu instance for tests that build their own devices: `WGPU_BACKEND`'s backends,
+/// else the primary ones only. (Enumerating GL/EGL adapters from parallel test threads
+/// makes wgpu-hal panic with EGL BadAccess; the GL runs name `WGPU_BACKEND=gl` and use
+/// one test thread.)
+pub fn instance() -> wgpu::Instance {
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+    if std::env::var_os("WGPU_BACKEND").is_none() {
+        desc.backends = wgpu::Backends::PRIMARY;
+    }
+    wgpu::Instance::new(desc)
+}
+
 /// A GPU context on a device segloss did not create (`Context::from_wgpu`, no optional
 /// features): host calls then go through staging copies and `queue.write_buffer`
 /// rather than mapping storage buffers in place, as on a discrete GPU.
 pub fn gpu_staged() -> Option<Context> {
     gpu()?;
-    let instance =
-        wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+    let instance = instance();
     let adapter = pollster::block_on(instance.request_adapter(&Default::default())).ok()?;
     let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
         required_limits: adapter.limits(),
