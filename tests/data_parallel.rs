@@ -335,22 +335,6 @@ fn gpu_resident_split_phase_matches_the_host_api() {
             .write_buffer(&b, 0, bytemuck::cast_slice(data));
         b
     };
-    let read = |ctx: &Context, buf: &wgpu::Buffer| -> Vec<f32> {
-        let (dev, queue) = (ctx.device().unwrap(), ctx.queue().unwrap());
-        let st = dev.create_buffer(&wgpu::BufferDescriptor {
-            label: None,
-            size: buf.size(),
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        let mut enc = dev.create_command_encoder(&Default::default());
-        enc.copy_buffer_to_buffer(buf, 0, &st, 0, buf.size());
-        queue.submit([enc.finish()]);
-        st.slice(..).map_async(wgpu::MapMode::Read, |_| {});
-        dev.poll(wgpu::PollType::wait_indefinitely()).unwrap();
-        let v = bytemuck::cast_slice(&st.slice(..).get_mapped_range().unwrap()).to_vec();
-        v
-    };
     // The local phase on one device: encode_stats, submitted.
     fn local_phase(
         ctx: &Context,
@@ -420,7 +404,7 @@ fn gpu_resident_split_phase_matches_the_host_api() {
         queue.submit([enc.finish()]);
         let got = loss.read(&out).unwrap();
         assert!((f64::from(got.loss) - want.loss).abs() <= 1e-5 * want.loss + 1e-6);
-        let grad = read(ctx, g);
+        let grad = common::read_f32(ctx, g);
         let b0 = if s.shape.batch() == 1 { 0 } else { 1 };
         let slice = &want.grad.as_ref().unwrap()[b0 * c * n..][..grad.len()];
         let gmax = slice.iter().fold(0.0f64, |m, x| m.max(x.abs()));

@@ -17,23 +17,6 @@ fn upload(dev: &wgpu::Device, bytes: &[u8]) -> wgpu::Buffer {
     })
 }
 
-fn read_f32(ctx: &Context, buf: &wgpu::Buffer) -> Vec<f32> {
-    let (dev, queue) = (ctx.device().unwrap(), ctx.queue().unwrap());
-    let staging = dev.create_buffer(&wgpu::BufferDescriptor {
-        label: None,
-        size: buf.size(),
-        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-        mapped_at_creation: false,
-    });
-    let mut enc = dev.create_command_encoder(&Default::default());
-    enc.copy_buffer_to_buffer(buf, 0, &staging, 0, buf.size());
-    queue.submit([enc.finish()]);
-    staging.slice(..).map_async(wgpu::MapMode::Read, |_| {});
-    dev.poll(wgpu::PollType::wait_indefinitely()).unwrap();
-    let v = bytemuck::cast_slice(&staging.slice(..).get_mapped_range().unwrap()).to_vec();
-    v
-}
-
 #[test]
 fn gpu_resident_equals_host_api() {
     let Some(ctx) = common::gpu() else { return };
@@ -82,7 +65,7 @@ fn gpu_resident_equals_host_api() {
         let out = loss.read(&result).unwrap();
         assert_eq!(out.loss.to_bits(), host.loss.to_bits());
         assert_eq!(out.values, host.values);
-        assert_eq!(read_f32(&ctx, &grad), host.grad.unwrap());
+        assert_eq!(common::read_f32(&ctx, &grad), host.grad.unwrap());
     }
 }
 

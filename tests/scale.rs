@@ -289,30 +289,12 @@ fn gpu_resident_chunked_calls_are_bit_identical_to_direct_ones() {
             mask: Some(&m),
         };
         let mut got = loss.read(&loss.run(&gb, Some(&g)).unwrap()).unwrap();
-        got.grad = Some(read_f32(&small, &g));
+        got.grad = Some(common::read_f32(&small, &g));
         let want = common::loss(&big, o.clone())
             .forward_backward(&data.batch())
             .unwrap();
         assert_bit_identical(&format!("{o:?}"), &got, &want);
     }
-}
-
-/// The contents of a `COPY_SRC` buffer.
-fn read_f32(ctx: &Context, buf: &wgpu::Buffer) -> Vec<f32> {
-    let (dev, queue) = (ctx.device().unwrap(), ctx.queue().unwrap());
-    let st = dev.create_buffer(&wgpu::BufferDescriptor {
-        label: None,
-        size: buf.size(),
-        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-        mapped_at_creation: false,
-    });
-    let mut enc = dev.create_command_encoder(&Default::default());
-    enc.copy_buffer_to_buffer(buf, 0, &st, 0, buf.size());
-    queue.submit([enc.finish()]);
-    st.slice(..).map_async(wgpu::MapMode::Read, |r| r.unwrap());
-    dev.poll(wgpu::PollType::wait_indefinitely()).unwrap();
-    let v = bytemuck::cast_slice(&st.slice(..).get_mapped_range().unwrap()).to_vec();
-    v
 }
 
 #[test]

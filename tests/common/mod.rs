@@ -48,6 +48,26 @@ pub fn gpu_staged() -> Option<Context> {
     Some(Context::from_wgpu(device, queue, adapter.get_info()).unwrap())
 }
 
+/// The contents of a `COPY_SRC` buffer of `ctx`'s device, as f32 words (blocking).
+pub fn read_f32(ctx: &Context, buf: &wgpu::Buffer) -> Vec<f32> {
+    let (dev, queue) = (ctx.device().unwrap(), ctx.queue().unwrap());
+    let staging = dev.create_buffer(&wgpu::BufferDescriptor {
+        label: None,
+        size: buf.size(),
+        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
+    let mut enc = dev.create_command_encoder(&Default::default());
+    enc.copy_buffer_to_buffer(buf, 0, &staging, 0, buf.size());
+    queue.submit([enc.finish()]);
+    staging
+        .slice(..)
+        .map_async(wgpu::MapMode::Read, |r| r.unwrap());
+    dev.poll(wgpu::PollType::wait_indefinitely()).unwrap();
+    let v = bytemuck::cast_slice(&staging.slice(..).get_mapped_range().unwrap()).to_vec();
+    v
+}
+
 /// SplitMix64: small, deterministic, good enough for test data.
 pub struct Rng(u64);
 
