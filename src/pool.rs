@@ -48,23 +48,13 @@ impl Pool {
     /// twice as large (the kernels bind only the bytes a shape needs) whose last work
     /// has finished, else a new one. Only idle buffers are reused, so a call never
     /// waits on another call still in flight (`Loss::evaluate_async`): each owns its
-    /// buffers until it is done.
+    /// buffers until it is done. (No poll here to refresh the idle flags: on wgpu's GL
+    /// backend a poll from this thread while another thread waits on the device left
+    /// EGL unusable for the next context, 1 run in 15. Buffers whose work a call has
+    /// waited for come back idle through [`Pooled::done`] instead.)
     pub fn take(self: &Arc<Self>, label: &str, usage: wgpu::BufferUsages, size: u64) -> Pooled {
         let size = size.max(4).div_ceil(4) * 4;
-        let found = match self.find(usage, size) {
-            Found::Idle(b) => Some(b),
-            // Completion callbacks run when the device is polled: one non-blocking poll,
-            // then look again.
-            Found::Busy => {
-                let _ = self.device.poll(wgpu::PollType::Poll);
-                match self.find(usage, size) {
-                    Found::Idle(b) => Some(b),
-                    _ => None,
-                }
-            }
-            Found::None => None,
-        };
-        let buffer = found.unwrap_or_else(|| {
+        let buffer = self.find(usage, size).unwrap_or_else(|| {
             self.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some(label),
                 size,
@@ -78,22 +68,20 @@ impl Pool {
         }
     }
 
-    fn find(&self, usage: wgpu::BufferUsages, size: u64) -> Found {
+    fn find(&self, usage: wgpu::BufferUsages, size: u64) -> Option<wgpu::Buffer> {
         let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
-        let fits = |f: &&Free| {
-            f.buffer.usage() == usage && f.buffer.size() >= size && f.buffer.size() <= 2 * size
-        };
         let best = free
             .iter()
             .enumerate()
-            .filter(|(_, f)| fits(f) && f.idle.load(Ordering::Acquire))
+            .filter(|(_, f)| {
+                f.buffer.usage() == usage
+                    && f.buffer.size() >= size
+                    && f.buffer.size() <= 2 * size
+                    && f.idle.load(Ordering::Acquire)
+            })
             .min_by_key(|(_, f)| f.buffer.size())
             .map(|(i, _)| i);
-        match best {
-            Some(i) => Found::Idle(free.remove(i).buffer),
-            None if free.iter().any(|f| fits(&f)) => Found::Busy,
-            None => Found::None,
-        }
+        best.map(|i| free.remove(i).buffer)
     }
 
     /// Drops every free buffer (their memory goes back to the driver).
@@ -101,12 +89,15 @@ impl Pool {
         self.free.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 
-    fn give_back(&self, buffer: wgpu::Buffer) {
-        // Idle once everything submitted so far (its last use included) has finished.
-        let idle = Arc::new(AtomicBool::new(false));
-        let flag = idle.clone();
-        self.queue
-            .on_submitted_work_done(move || flag.store(true, Ordering::Release));
+    /// Returns `buffer`; `idle` when the caller knows its work has finished, else it
+    /// becomes idle once everything submitted so far (its last use included) has.
+    fn give_back(&self, buffer: wgpu::Buffer, idle: bool) {
+        let idle = Arc::new(AtomicBool::new(idle));
+        if !idle.load(Ordering::Relaxed) {
+            let flag = idle.clone();
+            self.queue
+                .on_submitted_work_done(move || flag.store(true, Ordering::Release));
+        }
         let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
         free.push(Free { buffer, idle });
         // The oldest go first: a loop's working set is what it used last.
@@ -116,14 +107,6 @@ impl Pool {
             free.remove(0);
         }
     }
-}
-
-/// What [`Pool::find`] saw.
-enum Found {
-    Idle(wgpu::Buffer),
-    /// Fitting buffers, all still in use.
-    Busy,
-    None,
 }
 
 /// A buffer that returns to its pool when dropped (or a plain one, `pool: None`).
@@ -148,6 +131,13 @@ impl Pooled {
     pub fn poison(&mut self) {
         self.pool = None;
     }
+
+    /// Back to the pool, idle at once: the caller has waited for the work that used it.
+    pub fn done(mut self) {
+        if let Some(pool) = self.pool.take() {
+            pool.give_back(self.buffer.clone(), true);
+        }
+    }
 }
 
 impl std::ops::Deref for Pooled {
@@ -160,7 +150,7 @@ impl std::ops::Deref for Pooled {
 impl Drop for Pooled {
     fn drop(&mut self) {
         if let Some(pool) = self.pool.take() {
-            pool.give_back(self.buffer.clone());
+            pool.give_back(self.buffer.clone(), false);
         }
     }
 }

@@ -111,6 +111,8 @@ impl Pending {
             f(i, bytemuck::cast_slice::<u8, f32>(&view));
             drop(view);
             b.unmap();
+            // Mapped after its submission finished: reusable at once.
+            b.done();
         }
         Ok(())
     }

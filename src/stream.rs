@@ -66,6 +66,15 @@ impl Chunk {
         }
     }
 
+    /// Back to the pool, idle: the caller has waited for the set's last window.
+    fn done(self) {
+        self.x.done();
+        self.y.done();
+        if let Some(m) = self.mask {
+            m.done();
+        }
+    }
+
     /// Waits until the device is done with the set's last window.
     fn wait(&mut self, gpu: &Gpu) -> Result<()> {
         match self.used.take() {
@@ -202,6 +211,8 @@ pub(crate) fn evaluate(
     let out = out.into_iter().next().unwrap_or_default();
     check_status(&out, shape.classes())?;
     let Some(grad) = grad else {
+        // The readback waited for every window: the chunks are free at once.
+        sets.into_iter().for_each(Chunk::done);
         return Ok(out);
     };
 
@@ -215,8 +226,12 @@ pub(crate) fn evaluate(
     let r = grad_pass(gpu, options, batch, plan, &mut sets, &grads, grad);
     if r.is_err() {
         grads.iter_mut().for_each(Pooled::poison);
+        return r.map(|()| out);
     }
-    r.map(|()| out)
+    // Every window's readback has been waited for: the chunks are free at once.
+    sets.into_iter().for_each(Chunk::done);
+    grads.into_iter().for_each(Pooled::done);
+    Ok(out)
 }
 
 /// Pass 2 of a streamed call: each window's gradient, computed into its set's chunk and
