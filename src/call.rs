@@ -21,6 +21,21 @@ pub(crate) fn words(n: usize) -> u64 {
     4 * n as u64
 }
 
+/// A segloss-owned buffer of `bytes` (at least 4), not mapped.
+pub(crate) fn scratch(
+    dev: &wgpu::Device,
+    label: &str,
+    bytes: u64,
+    usage: wgpu::BufferUsages,
+) -> wgpu::Buffer {
+    dev.create_buffer(&wgpu::BufferDescriptor {
+        label: Some(label),
+        size: bytes.max(4),
+        usage,
+        mapped_at_creation: false,
+    })
+}
+
 /// A run of whole tiles for the elementwise kernels: pixels `n0 .. n0 + len` of every
 /// row, with the params block its dispatches read.
 pub(crate) struct Window {
@@ -120,14 +135,7 @@ impl<'g> Call<'g> {
         };
         let rw = wgpu::BufferUsages::STORAGE;
         let src = wgpu::BufferUsages::COPY_SRC;
-        let scratch = |label: &str, bytes: u64, usage: wgpu::BufferUsages| {
-            dev.create_buffer(&wgpu::BufferDescriptor {
-                label: Some(label),
-                size: bytes.max(4),
-                usage,
-                mapped_at_creation: false,
-            })
-        };
+        let scratch = |label: &str, bytes: u64, usage| scratch(dev, label, bytes, usage);
         let local = !matches!(phase, Phase::Finish(_));
         // Item statistics: [B, C] vec4, and a second [B, C] block for compound losses.
         let (status, items, shared) = match phase {

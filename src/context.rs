@@ -47,6 +47,12 @@ fn host_memory(info: &wgpu::AdapterInfo) -> bool {
 }
 
 impl Gpu {
+    /// A fresh command encoder.
+    pub fn encoder(&self, label: &str) -> wgpu::CommandEncoder {
+        self.device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) })
+    }
+
     /// Error if the device was reported lost.
     pub fn check_alive(&self) -> Result<()> {
         let lost = self.lost.lock().unwrap_or_else(|e| e.into_inner());

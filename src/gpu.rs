@@ -1,7 +1,7 @@
 //! Records one loss call into a command encoder: buffers, bind groups and the four
 //! dispatches (stats → stats_reduce → finalize → grad). Nothing here submits or waits.
 
-use crate::call::{words, Binding, Bound, Call, Window, SCRATCH_CAP};
+use crate::call::{scratch, words, Binding, Bound, Call, Window, SCRATCH_CAP};
 use crate::context::Gpu;
 use crate::kernels::{Geometry, Params};
 use crate::options::{ActiveClasses, CrossEntropyKind, LossOptions, Reduction};
@@ -392,14 +392,7 @@ pub(crate) fn encode(
     };
     let run = call.run(binding, max_binding.min(SCRATCH_CAP))?;
     let windows = call.windows(run, binding)?;
-    let scratch = |label: &str, bytes: u64, usage: wgpu::BufferUsages| {
-        gpu.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some(label),
-            size: bytes.max(4),
-            usage,
-            mapped_at_creation: false,
-        })
-    };
+    let scratch = |label: &str, bytes: u64, usage| scratch(&gpu.device, label, bytes, usage);
     let (sx, sy, sg) = if direct {
         (None, None, None)
     } else {

@@ -3,6 +3,7 @@
 
 use std::future::Future;
 
+use crate::call::words;
 use crate::context::{Gpu, Inner};
 use crate::gpu::{encode, Encoded, GpuBatch, GpuLoss, GpuStats, GpuTarget, Phase};
 use crate::pool::Pooled;
@@ -132,9 +133,9 @@ impl Loss {
         let (pending, values_len) = self.submit(gpu, batch, grad.is_some())?;
         let mut out = Vec::new();
         let mut grad = grad;
-        pending.wait_each(|i, words| match (i, grad.as_deref_mut()) {
-            (0, _) => out = words.to_vec(),
-            (_, Some(g)) => g.copy_from_slice(&words[..g.len()]),
+        pending.wait_each(|i, mapped| match (i, grad.as_deref_mut()) {
+            (0, _) => out = mapped.to_vec(),
+            (_, Some(g)) => g.copy_from_slice(&mapped[..g.len()]),
             _ => {}
         })?;
         parse(vec![out], values_len, batch.shape.classes())
@@ -254,7 +255,7 @@ impl Loss {
                     )?;
                     gpu.queue
                         .write_buffer(&st.shared, 0, bytemuck::cast_slice(&stats.shared));
-                    let bytes = 4 * stats.shape.len() as u64;
+                    let bytes = words(stats.shape.len());
                     let bufs = std::iter::once(whole(&enc.out))
                         .chain(grad.map(|g| (g, bytes)))
                         .collect();
@@ -290,7 +291,7 @@ impl Loss {
         let pending = scoped(gpu, || {
             Ok(read_back(
                 gpu,
-                encoder(gpu, "segloss.read_shared"),
+                gpu.encoder("segloss.read_shared"),
                 vec![whole(&stats.out), whole(&stats.shared)],
             ))
         })?;
@@ -433,11 +434,7 @@ impl Loss {
     pub fn run(&self, batch: &GpuBatch<'_>, grad: Option<&wgpu::Buffer>) -> Result<GpuLoss> {
         let gpu = self.ctx.gpu()?;
         scoped(gpu, || {
-            let mut encoder = gpu
-                .device
-                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                    label: Some("segloss.run"),
-                });
+            let mut encoder = gpu.encoder("segloss.run");
             let out = self.encode(&mut encoder, batch, grad)?;
             gpu.queue.submit([encoder.finish()]);
             Ok(out)
@@ -450,7 +447,7 @@ impl Loss {
         let pending = scoped(gpu, || {
             Ok(read_back(
                 gpu,
-                encoder(gpu, "segloss.read"),
+                gpu.encoder("segloss.read"),
                 vec![whole(&result.buffer)],
             ))
         })?;
@@ -498,7 +495,7 @@ impl Loss {
             let (encoder, enc) =
                 self.record_uploaded(gpu, &up, grad.as_deref(), Phase::Whole, "segloss.evaluate")?;
             let bufs = std::iter::once(whole(&enc.out))
-                .chain(grad.map(|g| (g, 4 * len as u64)))
+                .chain(grad.map(|g| (g, words(len))))
                 .collect();
             Ok((read_back(gpu, encoder, bufs), enc.values_len))
         })
@@ -513,7 +510,7 @@ impl Loss {
         phase: Phase<'_>,
         label: &str,
     ) -> Result<(wgpu::CommandEncoder, Encoded)> {
-        let mut encoder = encoder(gpu, label);
+        let mut encoder = gpu.encoder(label);
         let enc = encode(
             gpu,
             &self.options,
@@ -534,7 +531,7 @@ impl Loss {
         let opts = &self.options;
         opts.validate_for(shape.classes())?;
         // The largest array (input, soft target, gradient) must fit one buffer.
-        let (bytes, max) = (4 * shape.len() as u64, gpu.device.limits().max_buffer_size);
+        let (bytes, max) = (words(shape.len()), gpu.device.limits().max_buffer_size);
         if bytes > max {
             return Err(Error::TooLarge(format!(
                 "a {bytes}-byte array exceeds the device's max_buffer_size of {max} bytes \
@@ -613,11 +610,6 @@ impl Uploaded {
             mask: self.mask.as_deref(),
         }
     }
-}
-
-fn encoder(gpu: &Gpu, label: &str) -> wgpu::CommandEncoder {
-    gpu.device
-        .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) })
 }
 
 /// A host batch widened to f64 / i64 for the CPU reference (kept by [`Stats`] for the

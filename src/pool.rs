@@ -5,9 +5,9 @@
 //! host's (lavapipe, integrated GPUs), a page fault per 4 KiB page on first touch and
 //! wgpu's zero-fill of every new buffer; so host calls take their large buffers from a
 //! per-context pool and give them back when the call is done. A buffer given back is
-//! handed out again only once the work submitted before its return has finished (a
-//! `queue.on_submitted_work_done` flag), so a call never waits on another one in
-//! flight. A buffer is dropped only after the submission that uses it is queued
+//! handed out again only once its work has finished, so a call never waits on another
+//! one in flight: idle at once when the call waited for that work ([`Pooled::done`]),
+//! else when `queue.on_submitted_work_done` says so. A buffer is dropped only after the submission that uses it is queued
 //! (another thread could otherwise take it and queue its own work first).
 
 use std::sync::atomic::{AtomicBool, Ordering};

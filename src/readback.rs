@@ -6,6 +6,17 @@ use futures::channel::oneshot;
 use crate::pool::Pooled;
 use crate::{Error, Result};
 
+/// Blocks until submission `idx` of `device` is done.
+pub(crate) fn wait_for(device: &wgpu::Device, idx: wgpu::SubmissionIndex) -> Result<()> {
+    device
+        .poll(wgpu::PollType::Wait {
+            submission_index: Some(idx),
+            timeout: None,
+        })
+        .map(|_| ())
+        .map_err(|e| Error::DeviceLost(e.to_string()))
+}
+
 /// Buffers whose `map_async` has been requested; resolve with [`Pending::wait`] or await.
 pub(crate) struct Pending {
     device: wgpu::Device,
@@ -51,12 +62,7 @@ impl Pending {
     /// Blocks until the submission is done, then hands each buffer's mapped words to
     /// `f` (with its index), without copying them out first.
     pub fn wait_each(self, f: impl FnMut(usize, &[f32])) -> Result<()> {
-        self.device
-            .poll(wgpu::PollType::Wait {
-                submission_index: Some(self.submission.clone()),
-                timeout: None,
-            })
-            .map_err(|e| Error::DeviceLost(e.to_string()))?;
+        wait_for(&self.device, self.submission.clone())?;
         self.read_mapped(f)
     }
 
@@ -66,11 +72,7 @@ impl Pending {
         let submission = self.submission.clone();
         let (tx, rx) = oneshot::channel();
         std::thread::spawn(move || {
-            let r = device.poll(wgpu::PollType::Wait {
-                submission_index: Some(submission),
-                timeout: None,
-            });
-            let _ = tx.send(r.map(|_| ()).map_err(|e| e.to_string()));
+            let _ = tx.send(wait_for(&device, submission));
         });
         match rx.await {
             Ok(Ok(())) => {
@@ -78,7 +80,7 @@ impl Pending {
                 self.read_mapped(|_, words| out.push(words.to_vec()))?;
                 Ok(out)
             }
-            Ok(Err(e)) => Err(Error::DeviceLost(e)),
+            Ok(Err(e)) => Err(e),
             Err(_) => Err(Error::DeviceLost("poll thread ended".into())),
         }
     }

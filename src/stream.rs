@@ -19,7 +19,7 @@ use crate::context::Gpu;
 use crate::gpu::{prefix, Phase};
 use crate::loss::{check_status, index_from_i64};
 use crate::pool::Pooled;
-use crate::readback::Pending;
+use crate::readback::{wait_for, Pending};
 use crate::shape::Target;
 use crate::transfer::{fill, grad_buffer, read_back, whole, writable};
 use crate::{Batch, LossOptions, Result};
@@ -38,6 +38,16 @@ const STREAM_CAP: u64 = 32 << 20;
 /// Chunk sets, and so windows in flight on the device.
 const IN_FLIGHT: usize = 2;
 
+/// Rows of a chunk: images B, input rows B·C, label rows (B for index targets, B·C for
+/// soft ones).
+fn chunk_rows(batch: &Batch<'_>) -> (usize, usize, usize) {
+    let (b, rows) = (
+        batch.shape.batch(),
+        batch.shape.batch() * batch.shape.classes(),
+    );
+    (b, rows, if batch.target.is_index() { b } else { rows })
+}
+
 /// One set of chunk buffers, sized for the largest window (`run` pixels): `[B·C, len]`
 /// input, `[B·C, len]` soft or `[B, len]` index labels, `[B, mask_stride(len)]` mask
 /// bytes.
@@ -51,9 +61,7 @@ struct Chunk {
 
 impl Chunk {
     fn new(gpu: &Gpu, batch: &Batch<'_>, run: usize) -> Self {
-        let shape = batch.shape;
-        let (b, rows) = (shape.batch(), shape.batch() * shape.classes());
-        let labels = if batch.target.is_index() { b } else { rows };
+        let (b, rows, labels) = chunk_rows(batch);
         let storage = wgpu::BufferUsages::STORAGE;
         Chunk {
             x: writable(gpu, "segloss.chunk_input", storage, words(rows * run)),
@@ -78,14 +86,7 @@ impl Chunk {
     /// Waits until the device is done with the set's last window.
     fn wait(&mut self, gpu: &Gpu) -> Result<()> {
         match self.used.take() {
-            Some(idx) => gpu
-                .device
-                .poll(wgpu::PollType::Wait {
-                    submission_index: Some(idx),
-                    timeout: None,
-                })
-                .map(|_| ())
-                .map_err(|e| crate::Error::DeviceLost(e.to_string())),
+            Some(idx) => wait_for(&gpu.device, idx),
             None => Ok(()),
         }
     }
@@ -147,9 +148,7 @@ impl Chunk {
     /// The set's bindings for window `w`: exactly the bytes the window fills (pooled
     /// buffers may be larger, even larger than a binding may be).
     fn bound<'a>(&'a self, call: &'a Call<'_>, batch: &Batch<'_>, w: &Window) -> Bound<'a> {
-        let shape = batch.shape;
-        let (b, rows) = (shape.batch(), shape.batch() * shape.classes());
-        let labels = if batch.target.is_index() { b } else { rows };
+        let (b, rows, labels) = chunk_rows(batch);
         Bound {
             x: prefix(&self.x, words(rows * w.len)),
             y: prefix(&self.y, words(labels * w.len)),
@@ -201,11 +200,11 @@ pub(crate) fn evaluate(
         let set = &mut sets[k % IN_FLIGHT];
         set.wait(gpu)?;
         set.fill(gpu, options, batch, w)?;
-        let mut encoder = new_encoder(gpu, "segloss.stream_stats");
+        let mut encoder = gpu.encoder("segloss.stream_stats");
         call.stats(&mut encoder, w, &set.bound(&call, batch, w));
         set.used = Some(gpu.queue.submit([encoder.finish()]));
     }
-    let mut encoder = new_encoder(gpu, "segloss.stream_finalize");
+    let mut encoder = gpu.encoder("segloss.stream_finalize");
     call.finalize(&mut encoder, &windows[0]);
     let out = read_back(gpu, encoder, vec![whole(call.out())]).wait()?;
     let out = out.into_iter().next().unwrap_or_default();
@@ -267,7 +266,7 @@ fn grad_pass(
         set.fill(gpu, options, batch, w)?;
         let g = &grads[slot];
         let bytes = words(rows * w.len);
-        let mut encoder = new_encoder(gpu, "segloss.stream_grad");
+        let mut encoder = gpu.encoder("segloss.stream_grad");
         call.grad(
             &mut encoder,
             w,
@@ -284,9 +283,4 @@ fn grad_pass(
         scatter(&windows[j], pending)?;
     }
     Ok(())
-}
-
-fn new_encoder(gpu: &Gpu, label: &str) -> wgpu::CommandEncoder {
-    gpu.device
-        .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) })
 }

@@ -9,19 +9,11 @@
 
 use futures::channel::oneshot;
 
+use crate::call::words;
 use crate::context::Gpu;
 use crate::pool::Pooled;
 use crate::readback::Pending;
 use crate::{Error, Result};
-
-/// `usage` (MAP_READ or MAP_WRITE) on a device whose memory is the host's, else nothing.
-pub(crate) fn map_usage(gpu: &Gpu, usage: wgpu::BufferUsages) -> wgpu::BufferUsages {
-    if gpu.unified {
-        usage
-    } else {
-        wgpu::BufferUsages::empty()
-    }
-}
 
 /// A pooled buffer of `size` bytes with `usage` (plus what writing it needs), holding
 /// `parts`: `(byte offset, bytes)`, offsets and lengths multiples of 4. Bytes not
@@ -159,9 +151,10 @@ pub(crate) fn whole(buf: &wgpu::Buffer) -> (Pooled, u64) {
 /// A pooled gradient buffer of `len` f32 for a host call: `STORAGE | COPY_SRC |
 /// COPY_DST`, and `MAP_READ` (read in place) where memory is the host's.
 pub(crate) fn grad_buffer(gpu: &Gpu, len: usize) -> Pooled {
-    let usage = wgpu::BufferUsages::STORAGE
-        | wgpu::BufferUsages::COPY_SRC
-        | wgpu::BufferUsages::COPY_DST
-        | map_usage(gpu, wgpu::BufferUsages::MAP_READ);
-    gpu.pool.take("segloss.grad", usage, 4 * len as u64)
+    let mut usage =
+        wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
+    if gpu.unified {
+        usage |= wgpu::BufferUsages::MAP_READ;
+    }
+    gpu.pool.take("segloss.grad", usage, words(len))
 }
