@@ -1,7 +1,7 @@
 // stats: per-(image, class, tile) partial sums of tp, fp, fn and the present count
 // (SPEC §2 steps 1-4), and for compound losses the tile's (ce, focal, kept, ce
-// normaliser) in a second [B, C] block (at class 0). CPU twin: src/reference/stats.rs.
-// Dispatch: (tiles, B). Invocation t owns quads t, t + WG, … of the tile (coalesced),
+// normaliser) in a second [B, C] block (at each chunk's first class). CPU twin:
+// src/reference/stats.rs. Dispatch: (tiles, rows), one row per (image, class chunk). Invocation t owns quads t, t + WG, … of the tile (coalesced),
 // computes each pixel's softmax normaliser once, then for every class accumulates its
 // quads and the workgroup tree-reduces them in a fixed order (no float atomics). All
 // loops are class-outer: one row of the input streams at a time.
@@ -39,7 +39,11 @@ fn terms(p: vec4<f32>, y: vec4<f32>) -> Terms {
 
 @compute @workgroup_size(WG)
 fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
-    let b = wid.y;
+    let row = row_of(wid);
+    if !row.valid {
+        return;
+    }
+    let b = row.b;
     let load_tile = wid.x + params.load_tile_base;
     let t = lid.x;
     let C = params.classes;
@@ -54,15 +58,20 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
         }
     }
     if ACTIVATION == 0u {
-        softmax_norms(b, load_tile, t, &norms);
+        if CHUNKED {
+            load_norms(b, load_tile, t, &norms);
+        } else {
+            softmax_norms(b, load_tile, t, 0u, C, &norms);
+        }
     }
 
     let zero = vec4<f32>(0.0);
     // Compound: this invocation's kept pixels. (Plain vec4 accumulators below, not
     // per-quad arrays: one more per-quad array updated inside the class loop measured
     // ~55 x86 instructions per element on lavapipe, with callgrind.)
+    // (Counted by the first chunk of a row only: the pixel terms' normalisers.)
     var kept_px = 0.0;
-    if COMPOUND {
+    if COMPOUND && row.chunk == 0u {
         for (var k = 0u; k < VPT; k++) {
             kept_px += sum4(select(zero, vec4<f32>(1.0), quads[k].keep));
         }
@@ -75,7 +84,8 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     var cen = zero;
     var bad_x = vec4<bool>(false);
     var bad_y = vec4<bool>(false);
-    for (var c = 0u; c < C; c++) {
+    var bad_p = vec4<bool>(false);
+    for (var c = row.c_lo; c < row.c_hi; c++) {
         var tp = zero;
         var fp = zero;
         var fn_ = zero;
@@ -94,6 +104,11 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
             // `if any(..)` cost as much as an exp per element on lavapipe (callgrind).
             let x = load_x(b * C + c, q);
             bad_x |= valid & !finite4(x);
+            if ACTIVATION == 2u && params.check_probabilities != 0u {
+                // No activation: the input must already be probabilities (logits
+                // passed by mistake would give a negative loss).
+                bad_p |= valid & !in_unit4(x);
+            }
             let y = load_target(b, c, q, quads[k]);
             if !INDEX_TARGET {
                 bad_y |= valid & !in_unit4(y);
@@ -138,8 +153,9 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
         }
     }
     if COMPOUND {
-        // The tile's (ce, focal, kept pixels, ce normaliser) in class 0's slot of the
-        // second [B, C] block of items (the other classes' slots hold 0). The normaliser
+        // The tile's (ce, focal, kept pixels, ce normaliser) of this chunk's classes in
+        // the chunk's first class's slot of the second [B, C] block of items (the other
+        // classes' slots hold 0). The normaliser
         // is kept pixels (soft targets), Σ w_{y_i} (index targets) or kept pixels × C
         // (binary).
         var norm = kept_px;
@@ -157,9 +173,9 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
             workgroupBarrier();
         }
         if t == 0u {
-            for (var c = 0u; c < C; c++) {
+            for (var c = row.c_lo; c < row.c_hi; c++) {
                 let j = ((params.batch + b) * C + c) * params.tiles + wid.x + params.tile_base;
-                partials[j] = select(vec4<f32>(0.0), red2[0], c == 0u);
+                partials[j] = select(vec4<f32>(0.0), red2[0], c == row.c_lo);
             }
         }
     }
@@ -168,6 +184,9 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     }
     if any(bad_y) {
         flags |= STATUS_BAD_SOFT_TARGET;
+    }
+    if any(bad_p) {
+        flags |= STATUS_BAD_PROBABILITY;
     }
     if flags != 0u {
         atomicOr(&status[0], flags);

@@ -8,13 +8,20 @@
 
 use crate::context::Gpu;
 use crate::gpu::{params, upload, Encoded, Phase};
-use crate::kernels::{Kernel, Params, Variant};
+use crate::kernels::{self, Kernel, Params, Variant, COEF_WG};
 use crate::options::{LossOptions, Reduction};
 use crate::{Error, Result, Shape};
 
 /// Largest chunk buffer of a chunked or streamed call (per array): bounds the extra
 /// memory of inputs over the binding limit.
 pub(crate) const SCRATCH_CAP: u64 = 64 << 20;
+
+/// Most classes a GPU call takes: a chunked softmax merges ≤ 1024 chunks per pixel.
+pub const MAX_CLASSES: usize = 1 << 18;
+
+/// Most (image, class) items a GPU call takes: `finalize` loops over ≤ 2¹⁴ images or
+/// 2¹⁰ class groups per invocation (llvmpipe ends loops past 65 535 iterations in all).
+pub const MAX_ITEMS: usize = 1 << 22;
 
 /// Bytes of `n` f32/u32 words.
 pub(crate) fn words(n: usize) -> u64 {
@@ -95,6 +102,14 @@ pub(crate) struct Call<'g> {
     out: wgpu::Buffer,
     no_mask: wgpu::Buffer,
     values_len: usize,
+    /// (Image, class chunk) rows of the elementwise kernels.
+    rows: usize,
+    /// Per-image sums and global counts of the `finalize` kernels ([2B + 1] vec4).
+    work: wgpu::Buffer,
+    /// Chunked softmax: partial normalisers (`norm`) and (normaliser, Σ_j h_j) per chunk
+    /// (`softmax_dot`), sized by [`Call::windows`].
+    norms: Option<wgpu::Buffer>,
+    pix: Option<wgpu::Buffer>,
 }
 
 impl<'g> Call<'g> {
@@ -118,20 +133,22 @@ impl<'g> Call<'g> {
             Phase::Finish(_) => 2,
         };
         let width = if options.is_compound() { 2 } else { 1 };
-        let max_groups = dev.limits().max_compute_workgroups_per_dimension as usize;
-        if width * b > max_groups || c > max_groups {
+        if c > MAX_CLASSES || b * c > MAX_ITEMS {
             return Err(Error::TooLarge(format!(
-                "B = {b} and C = {c} must each be ≤ {max_groups} (workgroups per dimension)"
+                "B = {b}, C = {c}: a GPU call takes at most {MAX_CLASSES} classes and \
+                 {MAX_ITEMS} (image, class) items"
             )));
         }
+        let chunks = kernels::chunks(c);
         let variant = Variant {
-            activation: options.activation,
+            activation: options.activation_for(c),
             formulation: options.formulation,
             index_target,
             has_mask,
             ce_kind: base.ce_kind as u8,
             focal_kind: base.focal_kind as u8,
             aligned: shape.pixels().is_multiple_of(4),
+            chunked: options.activation_for(c) == crate::Activation::Softmax && chunks > 1,
         };
         let rw = wgpu::BufferUsages::STORAGE;
         let src = wgpu::BufferUsages::COPY_SRC;
@@ -141,7 +158,7 @@ impl<'g> Call<'g> {
         let (status, items, shared) = match phase {
             Phase::Finish(st) => (st.status.clone(), st.items.clone(), st.shared.clone()),
             _ => (
-                scratch("segloss.status", 4, rw),
+                scratch("segloss.status", 4, rw | src),
                 scratch("segloss.stats", 16 * (width * b * c) as u64, rw | src),
                 scratch(
                     "segloss.shared",
@@ -166,7 +183,8 @@ impl<'g> Call<'g> {
         } else {
             0
         };
-        let out = scratch("segloss.out", words(2 + values_len), rw | src);
+        let dst = wgpu::BufferUsages::COPY_DST;
+        let out = scratch("segloss.out", words(2 + values_len), rw | src | dst);
         let weights: Vec<f32> = match &options.class_weights {
             Some(w) => w.iter().map(|&v| v as f32).collect(),
             None => vec![0.0],
@@ -189,8 +207,12 @@ impl<'g> Call<'g> {
             aux,
             weights,
             out,
-            no_mask: scratch("segloss.no_mask", 4, rw),
+            no_mask: scratch("segloss.no_mask", 16, rw),
             values_len,
+            rows: b * chunks,
+            work: scratch("segloss.work", 16 * (2 * b + 1) as u64, rw),
+            norms: None,
+            pix: None,
         })
     }
 
@@ -214,9 +236,21 @@ impl<'g> Call<'g> {
         Ok(run)
     }
 
-    /// The windows of `run` pixels (a multiple of the tile) covering the shape's pixels.
-    pub fn windows(&self, run: usize, binding: Binding) -> Result<Vec<Window>> {
+    /// The windows of `run` pixels (a multiple of the tile) covering the shape's pixels;
+    /// a chunked softmax's per-pixel buffers are sized for them.
+    pub fn windows(&mut self, run: usize, binding: Binding) -> Result<Vec<Window>> {
         let n = self.base.pixels as usize;
+        if self.variant.chunked {
+            let px = match binding {
+                Binding::Direct => n,
+                _ => run.min(n),
+            };
+            let slots = (self.rows * px.div_ceil(4)) as u64;
+            let rw = wgpu::BufferUsages::STORAGE;
+            let dev = &self.gpu.device;
+            self.norms = Some(scratch(dev, "segloss.norms", 32 * slots, rw));
+            self.pix = Some(scratch(dev, "segloss.pix", 48 * slots, rw));
+        }
         (0..n)
             .step_by(run)
             .map(|n0| {
@@ -274,7 +308,7 @@ impl<'g> Call<'g> {
         encoder: &mut wgpu::CommandEncoder,
         k: Kernel,
         bg: &wgpu::BindGroup,
-        groups: (u32, u32),
+        groups: (u32, u32, u32),
     ) {
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
             label: Some("segloss.loss"),
@@ -282,14 +316,40 @@ impl<'g> Call<'g> {
         });
         pass.set_pipeline(&self.gpu.kernels.pipeline(k, self.variant));
         pass.set_bind_group(0, bg, &[]);
-        pass.dispatch_workgroups(groups.0, groups.1, 1);
+        pass.dispatch_workgroups(groups.0, groups.1, groups.2);
     }
 
-    /// `stats` over one window: its tiles' partial sums (local phases only).
+    /// The elementwise dispatch of a window: its tiles × the (image, class chunk) rows.
+    fn row_groups(&self, w: &Window) -> (u32, u32, u32) {
+        let (y, z) = kernels::fold(self.rows);
+        (w.groups, y, z)
+    }
+
+    /// A placeholder for a binding the variant does not read.
+    fn or_dummy<'a>(&'a self, b: &'a Option<wgpu::Buffer>) -> wgpu::BindingResource<'a> {
+        b.as_ref().unwrap_or(&self.no_mask).as_entire_binding()
+    }
+
+    /// `stats` over one window (after `norm` for a chunked softmax): its tiles' partial
+    /// sums (local phases only).
     pub fn stats(&self, encoder: &mut wgpu::CommandEncoder, w: &Window, input: &Bound<'_>) {
         let Some(partials) = &self.partials else {
             return;
         };
+        let groups = self.row_groups(w);
+        if let Some(norms) = &self.norms {
+            let bg = self.bind(
+                Kernel::Norm,
+                &[
+                    w.params.as_entire_binding(),
+                    input.x.clone(),
+                    input.y.clone(),
+                    input.mask.clone(),
+                    norms.as_entire_binding(),
+                ],
+            );
+            self.dispatch(encoder, Kernel::Norm, &bg, groups);
+        }
         let bg = self.bind(
             Kernel::Stats,
             &[
@@ -300,34 +360,74 @@ impl<'g> Call<'g> {
                 partials.as_entire_binding(),
                 self.status.as_entire_binding(),
                 self.aux.as_entire_binding(),
+                self.or_dummy(&self.norms),
             ],
         );
-        self.dispatch(encoder, Kernel::Stats, &bg, (w.groups, self.batch as u32));
+        self.dispatch(encoder, Kernel::Stats, &bg, groups);
     }
 
-    /// After every window's `stats`: `stats_reduce` (local phases), then `finalize`.
+    /// After every window's `stats`: `stats_reduce` (local phases), then
+    /// `reduce_items` → `finalize` → `coef` (the last only when the phase finishes).
     pub fn finalize(&self, encoder: &mut wgpu::CommandEncoder, first: &Window) {
+        let (b, c) = (self.batch, self.classes);
         if let Some(partials) = &self.partials {
             let bg = self.bind(
                 Kernel::StatsReduce,
                 &whole(&[&first.params, partials, &self.items]),
             );
-            let groups = (self.classes as u32, (self.width * self.batch) as u32);
-            self.dispatch(encoder, Kernel::StatsReduce, &bg, groups);
+            let groups = kernels::stats_reduce_groups(self.width * b * c, self.base.tiles as usize);
+            let (x, y) = kernels::fold(groups);
+            self.dispatch(encoder, Kernel::StatsReduce, &bg, (x, y, 1));
         }
+        let summarize = self.base.phase & 1 != 0;
         let bg = self.bind(
-            Kernel::Finalize,
+            Kernel::ReduceItems,
             &whole(&[
                 &first.params,
                 &self.items,
                 &self.weights,
                 &self.status,
-                &self.out,
-                &self.coef,
+                &self.work,
                 &self.shared,
             ]),
         );
-        self.dispatch(encoder, Kernel::Finalize, &bg, (1, 1));
+        // Rows per image; per class too when this call summarizes (a finishing call's
+        // class rows are the all-reduced shared block).
+        let (x, y) = kernels::fold(kernels::reduce_items_groups(b, c, summarize));
+        self.dispatch(encoder, Kernel::ReduceItems, &bg, (x, y, 1));
+        let bg = self.bind(
+            Kernel::Finalize,
+            &whole(&[
+                &first.params,
+                &self.weights,
+                &self.status,
+                &self.out,
+                &self.coef,
+                &self.shared,
+                &self.work,
+            ]),
+        );
+        self.dispatch(encoder, Kernel::Finalize, &bg, (1, 1, 1));
+        if self.base.phase & 2 != 0 {
+            let bg = self.bind(
+                Kernel::Coef,
+                &whole(&[
+                    &first.params,
+                    &self.items,
+                    &self.weights,
+                    &self.status,
+                    &self.out,
+                    &self.coef,
+                    &self.shared,
+                    &self.work,
+                ]),
+            );
+            let (x, y) = kernels::fold((b * c).div_ceil(COEF_WG as usize));
+            self.dispatch(encoder, Kernel::Coef, &bg, (x, y, 1));
+        }
+        // The final status word (with `finalize`'s and `coef`'s overflow flags) into the
+        // result's word 1.
+        encoder.copy_buffer_to_buffer(&self.status, 0, &self.out, 4, 4);
     }
 
     /// `grad` over one window, into `grad` (the window's pixels of every row).
@@ -338,6 +438,36 @@ impl<'g> Call<'g> {
         input: &Bound<'_>,
         grad: wgpu::BindingResource<'_>,
     ) {
+        let groups = self.row_groups(w);
+        if let (Some(norms), Some(pix)) = (&self.norms, &self.pix) {
+            // A chunked softmax's normalisers again (the window's partials may have been
+            // overwritten by later windows' `norm`), then Σ_j h_j per chunk.
+            let bg = self.bind(
+                Kernel::Norm,
+                &[
+                    w.params.as_entire_binding(),
+                    input.x.clone(),
+                    input.y.clone(),
+                    input.mask.clone(),
+                    norms.as_entire_binding(),
+                ],
+            );
+            self.dispatch(encoder, Kernel::Norm, &bg, groups);
+            let bg = self.bind(
+                Kernel::SoftmaxDot,
+                &[
+                    w.params.as_entire_binding(),
+                    input.x.clone(),
+                    input.y.clone(),
+                    input.mask.clone(),
+                    self.coef.as_entire_binding(),
+                    pix.as_entire_binding(),
+                    self.aux.as_entire_binding(),
+                    norms.as_entire_binding(),
+                ],
+            );
+            self.dispatch(encoder, Kernel::SoftmaxDot, &bg, groups);
+        }
         let bg = self.bind(
             Kernel::Grad,
             &[
@@ -348,9 +478,10 @@ impl<'g> Call<'g> {
                 self.coef.as_entire_binding(),
                 grad,
                 self.aux.as_entire_binding(),
+                self.or_dummy(&self.pix),
             ],
         );
-        self.dispatch(encoder, Kernel::Grad, &bg, (w.groups, self.batch as u32));
+        self.dispatch(encoder, Kernel::Grad, &bg, groups);
     }
 
     /// Whether this call runs the local phase (statistics).

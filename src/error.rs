@@ -46,7 +46,7 @@ pub enum Error {
         position: Option<usize>,
     },
     /// A class index is outside `0..C` and is not `ignore_index`.
-    #[error("class index {value:?} is outside 0..{classes} and is not ignore_index{}", at(.position))]
+    #[error("{} outside 0..{classes} and not ignore_index{}", index(.value), at(.position))]
     ClassIndexOutOfRange {
         /// The offending value, when known (host checks).
         value: Option<i64>,
@@ -89,9 +89,34 @@ pub enum Error {
     /// shared block of the wrong length, or summed values that are not finite.
     #[error("invalid statistics: {0}")]
     InvalidStats(String),
+    /// With `Activation::None` the input must be probabilities: a value is NaN, ±Inf or
+    /// outside [0, 1] (logits passed by mistake?).
+    #[error("with activation `none` the input must hold probabilities in [0, 1]{}", at(.position))]
+    ProbabilityOutOfRange {
+        /// Flat index of the first offending element, when known.
+        position: Option<usize>,
+    },
+    /// `ignore_index = k` with soft targets: channel k holds a value strictly between 0
+    /// and 1 (MONAI would weigh the pixel by 1 − y_k; segloss masks whole pixels).
+    #[error("ignore_index with soft targets needs its channel to be 0 or 1{}", at(.position))]
+    FractionalIgnore {
+        /// Flat index of the first offending element, when known.
+        position: Option<usize>,
+    },
+    /// The loss or its gradient came out NaN or ±Inf from finite inputs: an option so
+    /// large (weights, α, β, smoothing) that f32 overflows.
+    #[error("the result overflows f32 (loss or gradient not finite): {0}")]
+    NonFiniteResult(String),
     /// The operation needs a GPU context, and this one runs on the CPU reference.
     #[error("this operation needs a GPU context (the context runs on the CPU reference)")]
     NotOnGpu,
+}
+
+fn index(value: &Option<i64>) -> String {
+    match value {
+        Some(v) => format!("class index {v} is"),
+        None => "a class index is".into(),
+    }
 }
 
 fn at(position: &Option<usize>) -> String {

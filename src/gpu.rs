@@ -211,6 +211,27 @@ pub(crate) fn prefix(buf: &wgpu::Buffer, bytes: u64) -> wgpu::BindingResource<'_
     })
 }
 
+/// A caller buffer is of `gpu`'s device (bound to a probe layout inside an error scope,
+/// so that wgpu reports rather than panics).
+fn check_owned(gpu: &Gpu, name: &'static str, buf: &wgpu::Buffer) -> Result<()> {
+    let scope = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
+    let _probe = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: Some("segloss.probe"),
+        layout: gpu.kernels.probe(),
+        entries: &[wgpu::BindGroupEntry {
+            binding: 0,
+            resource: prefix(buf, 4),
+        }],
+    });
+    match pollster::block_on(scope.pop()) {
+        Some(e) => Err(Error::InvalidBuffer {
+            name,
+            reason: format!("not usable on this context's device (another device's?): {e}"),
+        }),
+        None => Ok(()),
+    }
+}
+
 fn check_buffer(
     name: &'static str,
     buf: &wgpu::Buffer,
@@ -300,7 +321,7 @@ pub(crate) fn params(
         focal_weight: options.focal.as_ref().map_or(0.0, |f| f.weight as f32),
         focal_gamma: options.focal.as_ref().map_or(0.0, |f| f.gamma as f32),
         alpha_mode: crate::reference::pixel::alpha_mode(options),
-        _pad0: 0,
+        check_probabilities: u32::from(options.checks_probabilities()),
         _pad1: 0,
         _pad2: 0,
     }
@@ -357,6 +378,35 @@ pub(crate) fn encode(
     }
     if let Some(g) = grad {
         check_buffer("grad", g, words(shape.len()), storage)?;
+        // The gradient is written while the others are read: it must not be one of them.
+        let aliased = [
+            ("input", Some(batch.input)),
+            ("target", Some(labels)),
+            ("mask", batch.mask),
+        ]
+        .into_iter()
+        .find(|(_, b)| *b == Some(g));
+        if let Some((other, _)) = aliased {
+            return Err(Error::InvalidBuffer {
+                name: "grad",
+                reason: format!("is the {other} buffer: the gradient needs a buffer of its own"),
+            });
+        }
+    }
+    if let (GpuTarget::Soft(_), Some(_)) = (batch.target, options.ignore_index) {
+        return Err(Error::option(
+            "ignore_index",
+            "with soft targets it applies on the host API only (the rule reads every \
+             channel of a pixel): pass a keep-mask to the GPU-resident API instead",
+        ));
+    }
+    check_owned(gpu, "input", batch.input)?;
+    check_owned(gpu, "target", labels)?;
+    if let Some(m) = batch.mask {
+        check_owned(gpu, "mask", m)?;
+    }
+    if let Some(g) = grad {
+        check_owned(gpu, "grad", g)?;
     }
 
     let limits = gpu.device.limits();
@@ -370,7 +420,7 @@ pub(crate) fn encode(
         }
     }
     let has_mask = batch.mask.is_some();
-    let call = Call::new(gpu, options, shape, ignore, index_target, has_mask, &phase)?;
+    let mut call = Call::new(gpu, options, shape, ignore, index_target, has_mask, &phase)?;
 
     // Windows of pixels for the elementwise kernels. Direct: the caller's buffers bound
     // in place, tiles split into dispatches of at most `max_groups`. Chunked (an array over

@@ -19,6 +19,63 @@ const LOAD_SCALAR: &str = include_str!("../shaders/shared/load_scalar.wgsl");
 const STORE_VEC4: &str = include_str!("../shaders/shared/store_vec4.wgsl");
 const STORE_SCALAR: &str = include_str!("../shaders/shared/store_scalar.wgsl");
 const PIXEL_TERMS: &str = include_str!("../shaders/shared/pixel_terms.wgsl");
+const LOAD_NORMS: &str = include_str!("../shaders/shared/load_norms.wgsl");
+const SOFTMAX_DOT: &str = include_str!("../shaders/shared/softmax_dot.wgsl");
+const ITEMS: &str = include_str!("../shaders/shared/items.wgsl");
+const REDUCE: &str = include_str!("../shaders/shared/reduce.wgsl");
+
+/// Classes per chunk of the elementwise kernels (`CLASS_CHUNK` in common.wgsl): a
+/// workgroup handles one (image, class chunk) row, so that no invocation loops over more
+/// classes than this (llvmpipe ends an invocation's loops after 65 535 iterations in all).
+pub const CLASS_CHUNK: usize = 256;
+
+/// Largest workgroup count per dispatch dimension that every device allows (`DIM_MAX`
+/// in common.wgsl); larger dispatches fold into a second (and third) dimension.
+pub const DIM_MAX: u32 = 65535;
+
+/// Invocations per workgroup of `coef` (`COEF_WG` in coef.wgsl).
+pub const COEF_WG: u32 = 64;
+
+/// Invocations per row of `len` items in `reduce_items` (`lanes` in items.wgsl).
+pub fn lanes(len: usize) -> usize {
+    let want = len.div_ceil(32);
+    if want <= 1 {
+        1
+    } else {
+        want.next_power_of_two().min(REDUCE_WG as usize)
+    }
+}
+
+/// Workgroups of `reduce_items`: the image rows', then (when `classes_too`) the class
+/// rows'.
+pub fn reduce_items_groups(batch: usize, classes: usize, classes_too: bool) -> usize {
+    let per = |len: usize| REDUCE_WG as usize / lanes(len);
+    let images = batch.div_ceil(per(classes));
+    images
+        + if classes_too {
+            classes.div_ceil(per(batch))
+        } else {
+            0
+        }
+}
+
+/// Workgroups of `stats_reduce` for `items` items of `tiles` partial sums each.
+pub fn stats_reduce_groups(items: usize, tiles: usize) -> usize {
+    items.div_ceil(REDUCE_WG as usize / lanes(tiles))
+}
+
+/// Class chunks of `classes` classes.
+pub fn chunks(classes: usize) -> usize {
+    classes.div_ceil(CLASS_CHUNK)
+}
+
+/// `groups` workgroups as (x, y) ≤ DIM_MAX each, for kernels that index them with
+/// `flat_group`.
+pub fn fold(groups: usize) -> (u32, u32) {
+    let g = groups.max(1);
+    let x = g.min(DIM_MAX as usize);
+    (x as u32, g.div_ceil(DIM_MAX as usize) as u32)
+}
 
 /// The params block of every kernel (binding 0). Keep in sync with `shaders/shared/common.wgsl`
 /// (`Params`); `tests/shaders.rs` checks the size against naga's layout.
@@ -59,12 +116,13 @@ pub struct Params {
     pub focal_weight: f32,
     pub focal_gamma: f32,
     pub alpha_mode: u32,
-    pub _pad0: u32,
+    /// 1: `Activation::None` inputs must lie in [0, 1] (status bit 8 otherwise).
+    pub check_probabilities: u32,
     pub _pad1: u32,
     pub _pad2: u32,
 }
 
-/// Workgroup size of `stats_reduce` (`REDUCE_WG` in stats_reduce.wgsl).
+/// Workgroup size of `stats_reduce`, `reduce_items` and `finalize` (`RWG` in items.wgsl).
 pub const REDUCE_WG: u32 = 256;
 
 /// Tile geometry of the elementwise kernels: `wg` invocations × `vpt` quads of 4 pixels.
@@ -123,29 +181,43 @@ pub enum Access {
     ReadWrite,
 }
 
-/// The four kernels of a loss call.
+/// The kernels of a loss call, in the order they run: `norm` (chunked softmax only) →
+/// `stats` → `stats_reduce` → `reduce_items` → `finalize` → `coef` → `softmax_dot`
+/// (chunked softmax only) → `grad`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kernel {
+    Norm,
     Stats,
     StatsReduce,
+    ReduceItems,
     Finalize,
+    Coef,
+    SoftmaxDot,
     Grad,
 }
 
 impl Kernel {
-    pub const ALL: [Kernel; 4] = [
+    pub const ALL: [Kernel; 8] = [
+        Kernel::Norm,
         Kernel::Stats,
         Kernel::StatsReduce,
+        Kernel::ReduceItems,
         Kernel::Finalize,
+        Kernel::Coef,
+        Kernel::SoftmaxDot,
         Kernel::Grad,
     ];
 
     /// File stem = pipeline label suffix.
     pub fn name(self) -> &'static str {
         match self {
+            Kernel::Norm => "norm",
             Kernel::Stats => "stats",
             Kernel::StatsReduce => "stats_reduce",
+            Kernel::ReduceItems => "reduce_items",
             Kernel::Finalize => "finalize",
+            Kernel::Coef => "coef",
+            Kernel::SoftmaxDot => "softmax_dot",
             Kernel::Grad => "grad",
         }
     }
@@ -160,26 +232,65 @@ impl Kernel {
         };
         let prelude = g.prelude();
         let parts: &[&str] = match self {
+            Kernel::Norm => &[
+                &prelude,
+                COMMON,
+                load,
+                PIXELS,
+                include_str!("../shaders/norm.wgsl"),
+            ],
             Kernel::Stats => &[
                 &prelude,
                 COMMON,
                 load,
                 PIXELS,
                 PIXEL_TERMS,
+                LOAD_NORMS,
                 include_str!("../shaders/stats.wgsl"),
             ],
             Kernel::StatsReduce => &[
                 &prelude,
                 COMMON,
+                REDUCE,
                 include_str!("../shaders/stats_reduce.wgsl"),
             ],
-            Kernel::Finalize => &[&prelude, COMMON, include_str!("../shaders/finalize.wgsl")],
+            Kernel::ReduceItems => &[
+                &prelude,
+                COMMON,
+                REDUCE,
+                ITEMS,
+                include_str!("../shaders/reduce_items.wgsl"),
+            ],
+            Kernel::Finalize => &[
+                &prelude,
+                COMMON,
+                REDUCE,
+                ITEMS,
+                include_str!("../shaders/finalize.wgsl"),
+            ],
+            Kernel::Coef => &[
+                &prelude,
+                COMMON,
+                ITEMS,
+                include_str!("../shaders/coef.wgsl"),
+            ],
+            Kernel::SoftmaxDot => &[
+                &prelude,
+                COMMON,
+                load,
+                PIXELS,
+                PIXEL_TERMS,
+                LOAD_NORMS,
+                SOFTMAX_DOT,
+                include_str!("../shaders/softmax_dot.wgsl"),
+            ],
             Kernel::Grad => &[
                 &prelude,
                 COMMON,
                 load,
                 PIXELS,
                 PIXEL_TERMS,
+                SOFTMAX_DOT,
                 store,
                 include_str!("../shaders/grad.wgsl"),
             ],
@@ -191,30 +302,41 @@ impl Kernel {
     pub fn bindings(self) -> &'static [Access] {
         use Access::*;
         match self {
-            Kernel::Stats => &[Read, Read, Read, Read, ReadWrite, ReadWrite, Read],
+            Kernel::Norm => &[Read, Read, Read, Read, ReadWrite],
+            Kernel::Stats => &[Read, Read, Read, Read, ReadWrite, ReadWrite, Read, Read],
             Kernel::StatsReduce => &[Read, Read, ReadWrite],
-            Kernel::Finalize => &[Read, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite],
-            Kernel::Grad => &[Read, Read, Read, Read, Read, ReadWrite, Read],
+            Kernel::ReduceItems => &[Read, Read, Read, Read, ReadWrite, ReadWrite],
+            Kernel::Finalize => &[
+                Read, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite,
+            ],
+            Kernel::Coef => &[
+                Read, Read, Read, ReadWrite, ReadWrite, ReadWrite, Read, Read,
+            ],
+            Kernel::SoftmaxDot => &[Read, Read, Read, Read, Read, ReadWrite, Read, Read],
+            Kernel::Grad => &[Read, Read, Read, Read, Read, ReadWrite, Read, Read],
         }
     }
 
     /// Whether the kernel reads the variant overrides and the aligned/scalar loads.
     pub fn has_variants(self) -> bool {
-        matches!(self, Kernel::Stats | Kernel::Grad)
+        matches!(
+            self,
+            Kernel::Norm | Kernel::Stats | Kernel::SoftmaxDot | Kernel::Grad
+        )
     }
 
     /// The workgroup size the kernel declares under geometry `g`.
     pub fn workgroup_size(self, g: Geometry) -> u32 {
         match self {
-            Kernel::Stats | Kernel::Grad => g.wg,
-            Kernel::StatsReduce => REDUCE_WG,
-            Kernel::Finalize => 1,
+            Kernel::Norm | Kernel::Stats | Kernel::SoftmaxDot | Kernel::Grad => g.wg,
+            Kernel::StatsReduce | Kernel::ReduceItems | Kernel::Finalize => REDUCE_WG,
+            Kernel::Coef => COEF_WG,
         }
     }
 }
 
 /// Checks that a device's limits cover what the kernels need: storage buffers per
-/// stage (7, in `finalize`), workgroup storage and invocations (`stats_reduce`). Every
+/// stage (8, in `stats`, `coef` and `grad`), workgroup storage and invocations (`stats_reduce`). Every
 /// adapter with WebGPU's default limits passes; an OpenGL ES device at the GLES 3.1
 /// minimum (4 storage buffers) does not.
 pub fn check_limits(limits: &wgpu::Limits, g: Geometry) -> Result<(), String> {
@@ -270,6 +392,9 @@ pub struct Variant {
     pub focal_kind: u8,
     /// N is a multiple of 4: vec4 bindings (a source choice, not an override).
     pub aligned: bool,
+    /// A softmax over more than one class chunk: normalisers and Σ_j h_j come from
+    /// `norm` and `softmax_dot` through buffers.
+    pub chunked: bool,
 }
 
 impl Variant {
@@ -279,7 +404,7 @@ impl Variant {
     }
 
     /// Override constants of `shaders/shared/common.wgsl`.
-    pub fn constants(&self) -> [(&'static str, f64); 7] {
+    pub fn constants(&self) -> [(&'static str, f64); 8] {
         let act = match self.activation {
             Activation::Softmax => 0.0,
             Activation::Sigmoid => 1.0,
@@ -298,6 +423,7 @@ impl Variant {
             ("COMPOUND", f64::from(u8::from(self.compound()))),
             ("CE_KIND", f64::from(self.ce_kind)),
             ("FOCAL_KIND", f64::from(self.focal_kind)),
+            ("CHUNKED", f64::from(u8::from(self.chunked))),
         ]
     }
 
@@ -320,17 +446,24 @@ impl Variant {
                                 Activation::Sigmoid => (&[0, 3], &[0, 1]),
                                 Activation::None => (&[0], &[0]),
                             };
+                            let chunked: &[bool] = match activation {
+                                Activation::Softmax => &[false, true],
+                                _ => &[false],
+                            };
                             for &ce_kind in ce {
                                 for &focal_kind in focal {
-                                    v.push(Variant {
-                                        activation,
-                                        formulation,
-                                        index_target,
-                                        has_mask,
-                                        ce_kind,
-                                        focal_kind,
-                                        aligned,
-                                    });
+                                    for &chunked in chunked {
+                                        v.push(Variant {
+                                            activation,
+                                            formulation,
+                                            index_target,
+                                            has_mask,
+                                            ce_kind,
+                                            focal_kind,
+                                            aligned,
+                                            chunked,
+                                        });
+                                    }
                                 }
                             }
                         }
@@ -347,6 +480,10 @@ pub struct Kernels {
     device: wgpu::Device,
     geometry: Geometry,
     layouts: HashMap<Kernel, (wgpu::BindGroupLayout, wgpu::PipelineLayout)>,
+    /// One read-only storage binding: caller buffers are bound to it in an error scope
+    /// before anything is recorded (a buffer of another device is then an error of
+    /// `encode`, not a panic inside wgpu).
+    probe: wgpu::BindGroupLayout,
     modules: Mutex<HashMap<(Kernel, bool), Arc<wgpu::ShaderModule>>>,
     pipelines: Mutex<HashMap<(Kernel, Variant), Arc<wgpu::ComputePipeline>>>,
 }
@@ -390,10 +527,24 @@ impl Kernels {
             });
             layouts.insert(k, (bgl, pl));
         }
+        let probe = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("segloss.probe"),
+            entries: &[wgpu::BindGroupLayoutEntry {
+                binding: 0,
+                visibility: wgpu::ShaderStages::COMPUTE,
+                ty: wgpu::BindingType::Buffer {
+                    ty: wgpu::BufferBindingType::Storage { read_only: true },
+                    has_dynamic_offset: false,
+                    min_binding_size: None,
+                },
+                count: None,
+            }],
+        });
         let kernels = Kernels {
             device: device.clone(),
             geometry,
             layouts,
+            probe,
             modules: Mutex::new(HashMap::new()),
             pipelines: Mutex::new(HashMap::new()),
         };
@@ -406,6 +557,11 @@ impl Kernels {
     /// The tile geometry of this device.
     pub fn geometry(&self) -> Geometry {
         self.geometry
+    }
+
+    /// The one-binding layout caller buffers are checked with.
+    pub fn probe(&self) -> &wgpu::BindGroupLayout {
+        &self.probe
     }
 
     /// Bind-group layout of a kernel.

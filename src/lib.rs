@@ -41,13 +41,14 @@ mod stats;
 mod stream;
 mod transfer;
 
+pub use call::{MAX_CLASSES, MAX_ITEMS};
 pub use context::{Backend, Context};
 pub use error::{Error, Result};
 pub use gpu::{GpuBatch, GpuLoss, GpuStats, GpuTarget};
 pub use loss::{Loss, LossOutput};
 pub use options::{
     Activation, ActiveClasses, Aggregation, CrossEntropy, CrossEntropyKind, Focal, FocalAlpha,
-    Formulation, LossOptions, Overlap, Reduction,
+    Formulation, LossOptions, Overlap, Reduction, SingleChannelSoftmax,
 };
 pub use peers::{jdt, monai};
 pub use shape::{Batch, Shape, Target};

@@ -77,6 +77,8 @@ impl Loss {
 
     /// Blocking host call: uploads, computes in one submission, reads back.
     pub fn evaluate(&self, batch: &Batch<'_>, with_grad: bool) -> Result<LossOutput> {
+        let mut owned = None;
+        let batch = &self.prepared(batch, &mut owned)?;
         if let Inner::Cpu = &*self.ctx.inner {
             return self.evaluate_cpu(batch, with_grad);
         }
@@ -112,6 +114,8 @@ impl Loss {
     /// }
     /// ```
     pub fn forward_backward_into(&self, batch: &Batch<'_>, grad: &mut [f32]) -> Result<LossOutput> {
+        let mut owned = None;
+        let batch = &self.prepared(batch, &mut owned)?;
         crate::shape::check_len("grad", grad.len(), batch.shape.len())?;
         if let Inner::Cpu = &*self.ctx.inner {
             let out = self.evaluate_cpu(batch, true)?;
@@ -165,6 +169,8 @@ impl Loss {
     /// assert_eq!(la.loss, lb.loss); // the loss of the whole batch, on both workers
     /// ```
     pub fn stats(&self, batch: &Batch<'_>) -> Result<Stats> {
+        let mut owned = None;
+        let batch = &self.prepared(batch, &mut owned)?;
         match &*self.ctx.inner {
             Inner::Cpu => {
                 batch.check_lengths()?;
@@ -343,13 +349,18 @@ impl Loss {
         with_grad: bool,
     ) -> impl Future<Output = Result<LossOutput>> + Send + 'static {
         let classes = batch.shape.classes();
-        let submitted = match &*self.ctx.inner {
-            Inner::Gpu(gpu) if !stream::needed(gpu, batch) => {
-                Ok(self.submit(gpu, batch, with_grad))
-            }
-            // The CPU reference, and streamed batches (their passes need the slices),
-            // compute before returning.
-            _ => Err(self.evaluate(batch, with_grad)),
+        let mut owned = None;
+        let prepared = self.prepared(batch, &mut owned);
+        let submitted = match (&*self.ctx.inner, prepared) {
+            (_, Err(e)) => Err(Err(e)),
+            (inner, Ok(batch)) => match inner {
+                Inner::Gpu(gpu) if !stream::needed(gpu, &batch) => {
+                    Ok(self.submit(gpu, &batch, with_grad))
+                }
+                // The CPU reference, and streamed batches (their passes need the slices),
+                // compute before returning.
+                _ => Err(self.evaluate(&batch, with_grad)),
+            },
         };
         async move {
             match submitted {
@@ -405,6 +416,28 @@ impl Loss {
     ) -> Result<GpuLoss> {
         let enc = self.record(encoder, batch, grad, Phase::Whole)?;
         Ok(enc.into_loss(batch.shape.classes()))
+    }
+
+    /// The batch a host call computes: every length and option checked before anything
+    /// is allocated (a valid huge shape with short slices is an error, not an
+    /// allocation of the shape's size), and `ignore_index`'s soft-target rule folded into
+    /// the keep-mask (held by `owned`).
+    fn prepared<'a>(
+        &self,
+        batch: &Batch<'a>,
+        owned: &'a mut Option<Vec<bool>>,
+    ) -> Result<Batch<'a>> {
+        batch.check_lengths()?;
+        self.options.validate_for(batch.shape.classes())?;
+        *owned = batch.soft_ignore_mask(self.options.ignore_index)?;
+        let owned: &'a Option<Vec<bool>> = owned;
+        Ok(match owned {
+            Some(m) => Batch {
+                mask: Some(m.as_slice()),
+                ..*batch
+            },
+            None => *batch,
+        })
     }
 
     /// Records `phase` of a GPU-resident call on caller buffers.
@@ -738,6 +771,14 @@ pub(crate) fn check_status(out: &[f32], classes: usize) -> Result<()> {
             classes,
             position: None,
         });
+    }
+    if status & 8 != 0 {
+        return Err(Error::ProbabilityOutOfRange { position: None });
+    }
+    if status & 16 != 0 || !out[0].is_finite() {
+        return Err(Error::NonFiniteResult(
+            "an option is too large for f32 arithmetic (weights, α, β, smoothing, γ)".into(),
+        ));
     }
     Ok(())
 }

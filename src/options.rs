@@ -2,6 +2,9 @@
 
 use crate::{Error, Result};
 
+/// The largest finite f32, as f64: options beyond it overflow the kernels.
+const F32_MAX: f64 = f32::MAX as f64;
+
 /// Which overlap index: Tversky T = (tp + s_nr)/(tp + α·fp + β·fn + s_dr) (SPEC §2.5).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Overlap {
@@ -103,7 +106,10 @@ impl Aggregation {
 pub enum ActiveClasses {
     /// Every item counts.
     All,
-    /// An item counts when the max of its (masked) target exceeds `threshold`.
+    /// An item counts when the max of its (masked) target exceeds `threshold`. The
+    /// comparison is made in f32 on every path (GPU and CPU reference alike): a target
+    /// value y counts when `y as f32 > threshold as f32`, so a target equal to the
+    /// threshold does not count.
     Present {
         /// Presence threshold (JDTLoss default 0.01).
         threshold: f64,
@@ -273,8 +279,11 @@ pub struct LossOptions {
     pub gamma: f64,
     /// Mean (default), sum or none.
     pub reduction: Reduction,
-    /// Index targets: pixels holding this value are ignored. May be negative with
-    /// [`crate::Target::IndexI64`].
+    /// Pixels to ignore, by MONAI's rule (SPEC §1.3). Index targets: pixels holding this
+    /// value (may be negative with [`crate::Target::IndexI64`]). Soft / one-hot targets
+    /// (host API): with `0 ≤ k < C`, pixels whose channel k is 1 (channel k must be 0 or
+    /// 1 there, else [`crate::Error::FractionalIgnore`]); with k outside `0..C`, pixels
+    /// whose every channel is 0. The GPU-resident API takes it with index targets only.
     pub ignore_index: Option<i64>,
     /// λ_overlap ≥ 0, the weight of the overlap loss (1; MONAI `lambda_dice`).
     pub overlap_weight: f64,
@@ -282,6 +291,21 @@ pub struct LossOptions {
     pub cross_entropy: Option<CrossEntropy>,
     /// A focal term added to the overlap loss, or none.
     pub focal: Option<Focal>,
+    /// What a softmax over one channel does: an error (default; it is the constant 1
+    /// with a zero gradient), or no activation (MONAI's rule, set by the
+    /// [`crate::monai`] constructors).
+    pub single_channel_softmax: SingleChannelSoftmax,
+}
+
+/// What `Activation::Softmax` does on a one-channel input.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum SingleChannelSoftmax {
+    /// [`crate::Error::InvalidOption`]: the softmax of one channel is the constant 1.
+    #[default]
+    Error,
+    /// No activation, the input taken as it is (MONAI: "single channel prediction,
+    /// `softmax=True` ignored."), without the `[0, 1]` check of `Activation::None`.
+    Identity,
 }
 
 impl LossOptions {
@@ -315,6 +339,7 @@ impl LossOptions {
             overlap_weight: 1.0,
             cross_entropy: None,
             focal: None,
+            single_channel_softmax: SingleChannelSoftmax::Error,
         }
     }
     /// Sets the formulation.
@@ -397,13 +422,15 @@ impl LossOptions {
     /// class weights, happen per call).
     pub fn validate(&self) -> Result<()> {
         let (alpha, beta) = self.overlap.alpha_beta();
+        // The kernels compute in f32: an option must be finite in f32 too (1e39 is
+        // finite in f64, +∞ in f32).
         let nonneg = |name: &'static str, v: f64| {
-            if v.is_finite() && v >= 0.0 {
+            if v.is_finite() && v >= 0.0 && v <= F32_MAX {
                 Ok(())
             } else {
                 Err(Error::option(
                     name,
-                    format!("must be finite and ≥ 0, got {v}"),
+                    format!("must be finite (in f32: ≤ {F32_MAX:e}) and ≥ 0, got {v}"),
                 ))
             }
         };
@@ -411,10 +438,10 @@ impl LossOptions {
         nonneg("beta", beta)?;
         nonneg("smooth_nr", self.smooth_nr)?;
         nonneg("smooth_dr", self.smooth_dr)?;
-        if !(self.gamma.is_finite() && self.gamma >= 1.0) {
+        if !(self.gamma.is_finite() && self.gamma >= 1.0 && self.gamma <= F32_MAX) {
             return Err(Error::option(
                 "gamma",
-                format!("must be finite and ≥ 1, got {}", self.gamma),
+                format!("must be finite (in f32) and ≥ 1, got {}", self.gamma),
             ));
         }
         let a = self.aggregation;
@@ -437,18 +464,21 @@ impl LossOptions {
             _ => {}
         }
         if let ActiveClasses::Present { threshold } = self.active_classes {
-            if !threshold.is_finite() {
-                return Err(Error::option("active_classes.threshold", "must be finite"));
+            if !(threshold.is_finite() && threshold.abs() <= F32_MAX) {
+                return Err(Error::option(
+                    "active_classes.threshold",
+                    "must be finite (in f32)",
+                ));
             }
         }
         let weights = |name: &'static str, w: &Option<Vec<f64>>| match w
             .iter()
             .flatten()
-            .find(|v| !(v.is_finite() && **v >= 0.0))
+            .find(|v| !(v.is_finite() && **v >= 0.0 && **v <= F32_MAX))
         {
             Some(bad) => Err(Error::option(
                 name,
-                format!("weights must be finite and ≥ 0, got {bad}"),
+                format!("weights must be finite (in f32) and ≥ 0, got {bad}"),
             )),
             None => Ok(()),
         };
@@ -531,7 +561,32 @@ impl LossOptions {
     }
 
     /// Checks the options that depend on the number of classes.
+    /// The activation applied to an input of `classes` channels (a one-channel softmax
+    /// under [`SingleChannelSoftmax::Identity`] applies none).
+    pub fn activation_for(&self, classes: usize) -> Activation {
+        if self.activation == Activation::Softmax && classes == 1 {
+            Activation::None
+        } else {
+            self.activation
+        }
+    }
+
+    /// Whether inputs must be probabilities in [0, 1] (an explicit `Activation::None`).
+    pub fn checks_probabilities(&self) -> bool {
+        self.activation == Activation::None
+    }
+
     pub(crate) fn validate_for(&self, classes: usize) -> Result<()> {
+        if self.activation == Activation::Softmax
+            && classes == 1
+            && self.single_channel_softmax == SingleChannelSoftmax::Error
+        {
+            return Err(Error::option(
+                "activation",
+                "a softmax over one channel is the constant 1 (zero gradient): use \
+                 Sigmoid for a binary map, or give both channels",
+            ));
+        }
         let kept = classes - self.class_start(classes);
         let count = |name: &'static str, w: Option<&Vec<f64>>, n: usize, what: &str| match w {
             Some(w) if w.len() != n => Err(Error::option(

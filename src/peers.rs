@@ -3,7 +3,7 @@
 
 use crate::options::{
     Activation, ActiveClasses, Aggregation, CrossEntropy, Focal, FocalAlpha, Formulation, Overlap,
-    Reduction,
+    Reduction, SingleChannelSoftmax,
 };
 use crate::LossOptions;
 
@@ -24,14 +24,6 @@ fn monai_formulation(soft_label: bool, squared_pred: bool) -> Formulation {
         Formulation::Soft
     } else {
         Formulation::Classic
-    }
-}
-
-fn monai_reduction(r: &str) -> Reduction {
-    match r {
-        "sum" => Reduction::Sum,
-        "none" => Reduction::None,
-        _ => Reduction::Mean,
     }
 }
 
@@ -61,8 +53,9 @@ pub mod monai {
         pub squared_pred: bool,
         /// Jaccard instead of Dice.
         pub jaccard: bool,
-        /// "mean", "sum" or "none".
-        pub reduction: &'static str,
+        /// MONAI's `reduction` ("mean", "sum", "none"), typed: a misspelt string cannot
+        /// silently become the mean.
+        pub reduction: Reduction,
         /// Numerator smoothing in MONAI's convention.
         pub smooth_nr: f64,
         /// Denominator smoothing in MONAI's convention.
@@ -73,7 +66,10 @@ pub mod monai {
         pub weight: Option<Vec<f64>>,
         /// The soft-label-correct L1 form.
         pub soft_label: bool,
-        /// Ignored class index (with `to_onehot_y`).
+        /// Ignored class index, by MONAI's rule (`create_ignore_mask`): with index targets
+        /// (`to_onehot_y`) the pixels holding it; with one-hot / soft targets, the pixels
+        /// whose channel k is 1 when `0 ≤ k < C`, else the pixels whose every channel is
+        /// 0. See [`crate::LossOptions::ignore_index`].
         pub ignore_index: Option<i64>,
     }
 
@@ -85,7 +81,7 @@ pub mod monai {
                 softmax: false,
                 squared_pred: false,
                 jaccard: false,
-                reduction: "mean",
+                reduction: Reduction::Mean,
                 smooth_nr: 1e-5,
                 smooth_dr: 1e-5,
                 batch: false,
@@ -119,8 +115,9 @@ pub mod monai {
                 class_weights: self.weight.clone(),
                 log_loss: false,
                 gamma: 1.0,
-                reduction: monai_reduction(self.reduction),
+                reduction: self.reduction,
                 ignore_index: self.ignore_index,
+                single_channel_softmax: SingleChannelSoftmax::Identity,
                 ..LossOptions::dice()
             }
         }
@@ -140,8 +137,9 @@ pub mod monai {
         pub alpha: f64,
         /// Weight of false negatives.
         pub beta: f64,
-        /// "mean", "sum" or "none".
-        pub reduction: &'static str,
+        /// MONAI's `reduction` ("mean", "sum", "none"), typed: a misspelt string cannot
+        /// silently become the mean.
+        pub reduction: Reduction,
         /// Numerator smoothing.
         pub smooth_nr: f64,
         /// Denominator smoothing.
@@ -150,6 +148,8 @@ pub mod monai {
         pub batch: bool,
         /// The soft-label-correct L1 form.
         pub soft_label: bool,
+        /// Ignored class index: MONAI's rule, as for [`DiceLoss::ignore_index`].
+        pub ignore_index: Option<i64>,
     }
 
     impl Default for TverskyLoss {
@@ -160,11 +160,12 @@ pub mod monai {
                 softmax: false,
                 alpha: 0.5,
                 beta: 0.5,
-                reduction: "mean",
+                reduction: Reduction::Mean,
                 smooth_nr: 1e-5,
                 smooth_dr: 1e-5,
                 batch: false,
                 soft_label: false,
+                ignore_index: None,
             }
         }
     }
@@ -191,8 +192,9 @@ pub mod monai {
                 class_weights: None,
                 log_loss: false,
                 gamma: 1.0,
-                reduction: monai_reduction(self.reduction),
-                ignore_index: None,
+                reduction: self.reduction,
+                ignore_index: self.ignore_index,
+                single_channel_softmax: SingleChannelSoftmax::Identity,
                 ..LossOptions::dice()
             }
         }
@@ -224,8 +226,10 @@ pub mod monai {
         pub squared_pred: bool,
         /// Jaccard instead of Dice.
         pub jaccard: bool,
-        /// "mean" or "sum".
-        pub reduction: &'static str,
+        /// MONAI's `reduction`, typed: `Mean` or `Sum` (MONAI's `DiceCEReduction` /
+        /// `DiceFocal` take no "none"; [`Reduction::None`] is refused when the loss is
+        /// built).
+        pub reduction: Reduction,
         /// Numerator smoothing in MONAI's convention.
         pub smooth_nr: f64,
         /// Denominator smoothing in MONAI's convention.
@@ -252,7 +256,7 @@ pub mod monai {
                 softmax: false,
                 squared_pred: false,
                 jaccard: false,
-                reduction: "mean",
+                reduction: Reduction::Mean,
                 smooth_nr: 1e-5,
                 smooth_dr: 1e-5,
                 batch: false,
@@ -323,8 +327,10 @@ pub mod monai {
         pub squared_pred: bool,
         /// Jaccard instead of Dice.
         pub jaccard: bool,
-        /// "mean" or "sum".
-        pub reduction: &'static str,
+        /// MONAI's `reduction`, typed: `Mean` or `Sum` (MONAI's `DiceCEReduction` /
+        /// `DiceFocal` take no "none"; [`Reduction::None`] is refused when the loss is
+        /// built).
+        pub reduction: Reduction,
         /// Numerator smoothing in MONAI's convention.
         pub smooth_nr: f64,
         /// Denominator smoothing in MONAI's convention.
@@ -353,7 +359,7 @@ pub mod monai {
                 softmax: false,
                 squared_pred: false,
                 jaccard: false,
-                reduction: "mean",
+                reduction: Reduction::Mean,
                 smooth_nr: 1e-5,
                 smooth_dr: 1e-5,
                 batch: false,

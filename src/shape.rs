@@ -134,6 +134,43 @@ impl<'a> Batch<'a> {
         self
     }
 
+    /// The keep-mask with `ignore_index`'s soft-target rule applied (MONAI's
+    /// `create_ignore_mask`): `None` when the rule does not apply (index targets, no
+    /// ignore index), else the caller's mask AND the rule's. Lengths must be checked.
+    pub(crate) fn soft_ignore_mask(&self, ignore: Option<i64>) -> Result<Option<Vec<bool>>> {
+        let (Target::Soft(t), Some(k)) = (self.target, ignore) else {
+            return Ok(None);
+        };
+        let s = self.shape;
+        let (b_all, c_all, n) = (s.batch(), s.classes(), s.pixels());
+        let mut keep = match self.mask {
+            Some(m) => m.to_vec(),
+            None => vec![true; b_all * n],
+        };
+        for b in 0..b_all {
+            let row = |c: usize| &t[(b * c_all + c) * n..(b * c_all + c + 1) * n];
+            if k >= 0 && (k as u64) < c_all as u64 {
+                for (i, &y) in row(k as usize).iter().enumerate() {
+                    if y == 1.0 {
+                        keep[b * n + i] = false;
+                    } else if y != 0.0 {
+                        let position = (b * c_all + k as usize) * n + i;
+                        return Err(Error::FractionalIgnore {
+                            position: Some(position),
+                        });
+                    }
+                }
+            } else {
+                for i in 0..n {
+                    if (0..c_all).all(|c| row(c)[i] <= 0.0) {
+                        keep[b * n + i] = false;
+                    }
+                }
+            }
+        }
+        Ok(Some(keep))
+    }
+
     /// Checks every length against the shape.
     pub(crate) fn check_lengths(&self) -> Result<()> {
         let s = self.shape;

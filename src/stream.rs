@@ -178,7 +178,7 @@ pub(crate) fn evaluate(
     };
     let has_mask = batch.mask.is_some();
     let index_target = batch.target.is_index();
-    let call = Call::new(
+    let mut call = Call::new(
         gpu,
         options,
         shape,

@@ -42,7 +42,7 @@ struct Params {
     focal_weight: f32,   // λ_focal
     focal_gamma: f32,
     alpha_mode: u32,     // 0 none, 1 scalar (linear in y), 2 per class (where y = 1)
-    _pad0: u32,
+    check_probabilities: u32, // 1: activation none, inputs must lie in [0, 1]
     _pad1: u32,
     _pad2: u32,
 }
@@ -87,7 +87,51 @@ override FOCAL_KIND: u32 = 0u;    // lavapipe runs both sides of data-dependent 
 const STATUS_NONFINITE_INPUT: u32 = 1u;
 const STATUS_BAD_SOFT_TARGET: u32 = 2u;
 const STATUS_BAD_INDEX: u32 = 4u;
+const STATUS_BAD_PROBABILITY: u32 = 8u; // activation none: an input outside [0, 1]
+const STATUS_NONFINITE_RESULT: u32 = 16u; // finalize / coef: the loss or a coefficient overflowed
 
 fn sigmoid(x: vec4<f32>) -> vec4<f32> {
     return 1.0 / (1.0 + exp(-x));
+}
+
+// Classes per chunk: an elementwise workgroup handles one (image, class chunk) row, so
+// that no invocation loops over more than CLASS_CHUNK classes. llvmpipe (lavapipe and
+// GL) ends every loop of an invocation once 65 535 iterations of all its loops together
+// have run (LP_MAX_TGSI_LOOP_ITERATIONS, shared by every loop of a shader), silently: a
+// loop over all C classes came out wrong from C ≈ 5 000 on. Every loop of every kernel
+// is therefore bounded by a constant, a chunk, or a 256-way split of B or C.
+const CLASS_CHUNK: u32 = 256u;
+// A softmax with more than one chunk reads its normalisers (`norm.wgsl`) and, in the
+// gradient, its Σ_j g_j p_j (`softmax_dot.wgsl`) from buffers.
+override CHUNKED: bool = false;
+
+// Largest workgroup count per dispatch dimension that every device allows (WebGPU's
+// default limit). Dispatches over more groups fold them into a second dimension.
+const DIM_MAX: u32 = 65535u;
+
+fn chunks() -> u32 {
+    return (params.classes + CLASS_CHUNK - 1u) / CLASS_CHUNK;
+}
+
+// The (image, class chunk) row of an elementwise workgroup: dispatched as
+// (tiles, min(rows, DIM_MAX), ceil(rows / DIM_MAX)) with rows = B · chunks.
+struct Row {
+    b: u32,
+    chunk: u32,
+    c_lo: u32,
+    c_hi: u32,
+    valid: bool,
+}
+
+fn row_of(wid: vec3<u32>) -> Row {
+    let n = chunks();
+    let r = wid.y + wid.z * DIM_MAX;
+    let chunk = r % n;
+    let c_lo = chunk * CLASS_CHUNK;
+    return Row(r / n, chunk, c_lo, min(c_lo + CLASS_CHUNK, params.classes), r < params.batch * n);
+}
+
+// Flat index of a workgroup dispatched as (min(g, DIM_MAX), ceil(g / DIM_MAX)).
+fn flat_group(wid: vec3<u32>) -> u32 {
+    return wid.x + wid.y * DIM_MAX;
 }

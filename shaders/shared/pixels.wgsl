@@ -36,14 +36,22 @@ fn quad_index(load_tile: u32, t: u32, k: u32) -> u32 {
     return load_tile * QUADS + k * WG + t;
 }
 
-// The softmax normalisers of an invocation's VPT quads. Loops run class-outer, so each
-// pass streams one row at a time (row-hopping per pixel defeats CPU prefetchers).
-fn softmax_norms(b: u32, load_tile: u32, t: u32, norms: ptr<function, array<Norm, VPT>>) {
+// The softmax normalisers of an invocation's VPT quads over classes c_lo..c_hi (all of
+// them, or one chunk's). Loops run class-outer, so each pass streams one row at a time
+// (row-hopping per pixel defeats CPU prefetchers).
+fn softmax_norms(
+    b: u32,
+    load_tile: u32,
+    t: u32,
+    c_lo: u32,
+    c_hi: u32,
+    norms: ptr<function, array<Norm, VPT>>,
+) {
     let C = params.classes;
     for (var k = 0u; k < VPT; k++) {
         (*norms)[k] = Norm(vec4<f32>(-3.4028235e38), vec4<f32>(0.0));
     }
-    for (var c = 0u; c < C; c++) {
+    for (var c = c_lo; c < c_hi; c++) {
         for (var k = 0u; k < VPT; k++) {
             let q = quad_index(load_tile, t, k);
             if q * 4u < params.pixels {
@@ -51,7 +59,7 @@ fn softmax_norms(b: u32, load_tile: u32, t: u32, norms: ptr<function, array<Norm
             }
         }
     }
-    for (var c = 0u; c < C; c++) {
+    for (var c = c_lo; c < c_hi; c++) {
         for (var k = 0u; k < VPT; k++) {
             let q = quad_index(load_tile, t, k);
             if q * 4u < params.pixels {
@@ -76,4 +84,16 @@ fn load_target(b: u32, c: u32, q: u32, quad: Quad) -> vec4<f32> {
         return select(vec4<f32>(0.0), vec4<f32>(1.0), quad.class_index == vec4<u32>(c));
     }
     return bitcast<vec4<f32>>(load_labels(b * params.classes + c, q));
+}
+
+// Two partial normalisers of disjoint class sets merged (log-sum-exp), per lane.
+fn merge_norm(a: Norm, m: vec4<f32>, s: vec4<f32>) -> Norm {
+    let mm = max(a.m, m);
+    return Norm(mm, a.s * exp(a.m - mm) + s * exp(m - mm));
+}
+
+// Index of pixel-quad q of image b, chunk j in a [B, chunks, N] per-pixel array (in
+// quads: N is the bound window's pixel count, rounded up to whole quads).
+fn pixel_slot(b: u32, j: u32, q: u32) -> u32 {
+    return (b * chunks() + j) * ((params.pixels + 3u) / 4u) + q;
 }

@@ -31,7 +31,15 @@ pub fn grad(
             if !px.keep[b * n + i] {
                 continue; // ignored pixels: zero gradient
             }
-            pixel_data(o.activation, batch, b, i, &mut x, &mut p, &mut logp);
+            pixel_data(
+                o.activation_for(c_all),
+                batch,
+                b,
+                i,
+                &mut x,
+                &mut p,
+                &mut logp,
+            );
             for c in 0..c_all {
                 y[c] = target(batch, px, b, c, i);
                 g[c] = if c >= c0 {
@@ -42,7 +50,7 @@ pub fn grad(
             }
             let dot: f64 = g.iter().zip(&p).map(|(g, p)| g * p).sum();
             for c in 0..c_all {
-                d[c] = match o.activation {
+                d[c] = match o.activation_for(c_all) {
                     Activation::Softmax => p[c] * (g[c] - dot),
                     Activation::Sigmoid => g[c] * p[c] * (1.0 - p[c]),
                     Activation::None => g[c],

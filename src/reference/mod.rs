@@ -104,6 +104,11 @@ impl Pixels {
         if let Some(i) = batch.input.iter().position(|x| !x.is_finite()) {
             return Err(Error::NonFiniteInput { position: Some(i) });
         }
+        if options.checks_probabilities() {
+            if let Some(i) = batch.input.iter().position(|x| !(0.0..=1.0).contains(x)) {
+                return Err(Error::ProbabilityOutOfRange { position: Some(i) });
+            }
+        }
         let mut keep = match batch.mask {
             Some(m) => {
                 check_len("mask", m.len(), map_len)?;

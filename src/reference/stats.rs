@@ -32,7 +32,15 @@ pub fn stats(options: &LossOptions, batch: &RefBatch<'_>, px: &Pixels) -> Vec<[f
             if !px.keep[b * n + i] {
                 continue;
             }
-            pixel_data(options.activation, batch, b, i, &mut x, &mut p, &mut logp);
+            pixel_data(
+                options.activation_for(c_all),
+                batch,
+                b,
+                i,
+                &mut x,
+                &mut p,
+                &mut logp,
+            );
             for c in 0..c_all {
                 y[c] = target(batch, px, b, c, i);
                 let [tp, fp, fn_] = contribution(options.formulation, p[c], y[c]);
@@ -40,7 +48,7 @@ pub fn stats(options: &LossOptions, batch: &RefBatch<'_>, px: &Pixels) -> Vec<[f
                 o[0] += tp;
                 o[1] += fp;
                 o[2] += fn_;
-                o[3] += f64::from(u8::from(y[c] > threshold));
+                o[3] += f64::from(u8::from(present(y[c], threshold)));
             }
             if compound {
                 let pixel = super::pixel::Pixel {
@@ -56,4 +64,10 @@ pub fn stats(options: &LossOptions, batch: &RefBatch<'_>, px: &Pixels) -> Vec<[f
         }
     }
     out
+}
+
+/// The present(threshold) rule, in one precision on every path: a target counts as
+/// present when f32(y) > f32(threshold) (the GPU holds targets and the threshold in f32).
+pub fn present(y: f64, threshold: f64) -> bool {
+    (y as f32) > (threshold as f32)
 }

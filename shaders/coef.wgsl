@@ -1,0 +1,84 @@
+// coef: each item's gradient coefficients d(loss)/d(tp, fp, fn) (SPEC §3), one
+// invocation per (b, c) item, from its statistics, the shared block and the global
+// counts of `finalize`; and, for `reduction = none` at image level, its value. Dispatch:
+// ceil(B·C / 64) workgroups folded into two dimensions. CPU twin: `finish` in
+// src/reference/finalize.rs.
+
+@group(0) @binding(0) var<storage, read> params: Params;
+@group(0) @binding(1) var<storage, read> stats: array<vec4<f32>>;      // [B, C]
+@group(0) @binding(2) var<storage, read> weights: array<f32>;          // [C'] or dummy
+@group(0) @binding(3) var<storage, read_write> status: array<atomic<u32>>; // [1]
+@group(0) @binding(4) var<storage, read_write> out: array<f32>;        // [loss, status, values…]
+@group(0) @binding(5) var<storage, read_write> coef: array<vec4<f32>>; // [B, C] + [1]
+@group(0) @binding(6) var<storage, read> sh: array<vec4<f32>>;         // [2 + 2C]
+@group(0) @binding(7) var<storage, read> work: array<vec4<f32>>;       // see items.wgsl
+
+const COEF_WG: u32 = 64u;
+
+@compute @workgroup_size(COEF_WG)
+fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let j = flat_group(wid) * COEF_WG + lid.x;
+    let B = params.batch;
+    let C = params.classes;
+    if j >= B * C {
+        return;
+    }
+    if (atomicLoad(&status[0]) & ~STATUS_NONFINITE_RESULT) != 0u {
+        coef[j] = vec4<f32>(0.0);
+        return;
+    }
+    let b = j / C;
+    let c = j % C;
+    let c0 = params.class_start;
+    var g = vec3<f32>(0.0);
+    if c >= c0 {
+        let k = c - c0;
+        let w = class_weight(k);
+        let globals = work[globals_slot()];
+        if params.w_dataset > 0.0 {
+            let sum = sh[HEADER + 2u * c];
+            let it = item_loss(sum.xyz, w);
+            var scale = 0.0;
+            if params.reduction == 2u {
+                scale = 1.0;
+            } else if is_active(sum.w) {
+                scale = params.w_dataset;
+                if params.reduction == 0u {
+                    scale /= globals.x;
+                }
+            }
+            g += scale * it.grad;
+        }
+        if params.w_image > 0.0 || params.w_class > 0.0 {
+            let s = stats[j];
+            let it = item_loss(s.xyz, w);
+            var scale = 0.0;
+            if params.reduction == 2u {
+                let v = params.overlap_weight * it.loss;
+                out[2u + b * (C - c0) + k] = v;
+                if (bitcast<u32>(v) & 0x7f800000u) == 0x7f800000u {
+                    atomicOr(&status[0], STATUS_NONFINITE_RESULT);
+                }
+                scale = 1.0;
+            } else if is_active(s.w) {
+                if params.reduction == 1u {
+                    scale = params.w_image + params.w_class;
+                } else {
+                    if params.w_image > 0.0 {
+                        scale += params.w_image / (sh[0].y * work[b].x);
+                    }
+                    if params.w_class > 0.0 {
+                        scale += params.w_class / (globals.z * sh[HEADER + 2u * c + 1u].y);
+                    }
+                }
+            }
+            g += scale * it.grad;
+        }
+    }
+    let cj = params.overlap_weight * g;
+    coef[j] = vec4<f32>(cj, 0.0);
+    let bits = bitcast<vec3<u32>>(cj) & vec3<u32>(0x7f800000u);
+    if any(bits == vec3<u32>(0x7f800000u)) {
+        atomicOr(&status[0], STATUS_NONFINITE_RESULT);
+    }
+}
