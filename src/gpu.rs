@@ -393,13 +393,6 @@ pub(crate) fn encode(
             });
         }
     }
-    if let (GpuTarget::Soft(_), Some(_)) = (batch.target, options.ignore_index) {
-        return Err(Error::option(
-            "ignore_index",
-            "with soft targets it applies on the host API only (the rule reads every \
-             channel of a pixel): pass a keep-mask to the GPU-resident API instead",
-        ));
-    }
     check_owned(gpu, "input", batch.input)?;
     check_owned(gpu, "target", labels)?;
     if let Some(m) = batch.mask {

@@ -130,6 +130,15 @@ impl Loss {
     /// A blocking GPU host call whose gradient, when wanted, lands in `grad` (of the
     /// input's length); the output's `grad` is `None`.
     fn evaluate_into(&self, batch: &Batch<'_>, grad: Option<&mut [f32]>) -> Result<LossOutput> {
+        let mut grad = grad;
+        let out = self.compute_into(batch, grad.as_deref_mut())?;
+        if grad.is_some_and(|g| !all_finite(g)) {
+            return Err(overflow());
+        }
+        Ok(out)
+    }
+
+    fn compute_into(&self, batch: &Batch<'_>, grad: Option<&mut [f32]>) -> Result<LossOutput> {
         let gpu = self.ctx.gpu()?;
         if stream::needed(gpu, batch) {
             return self.evaluate_streamed(gpu, batch, grad);
@@ -239,7 +248,7 @@ impl Loss {
                 let px = reference::Pixels::new(&self.options, &rb)?;
                 let grad = with_grad
                     .then(|| reference::grad(&self.options, &rb, &px, &fin.coef, fin.pixel_scale));
-                Ok(LossOutput {
+                finite(LossOutput {
                     loss: fin.loss as f32,
                     values: fin.values.map(narrow),
                     grad: grad.map(narrow),
@@ -450,6 +459,13 @@ impl Loss {
     ) -> Result<Encoded> {
         let gpu = self.ctx.gpu()?;
         gpu.check_alive()?;
+        if let (GpuTarget::Soft(_), Some(_)) = (batch.target, self.options.ignore_index) {
+            return Err(Error::option(
+                "ignore_index",
+                "with soft targets it applies on the host API only (the rule reads every \
+                 channel of a pixel): pass a keep-mask to the GPU-resident API instead",
+            ));
+        }
         let ignore = self.gpu_ignore();
         encode(gpu, &self.options, batch, ignore, grad, encoder, phase)
     }
@@ -491,7 +507,7 @@ impl Loss {
         batch.check_lengths()?;
         let host = HostBatch::new(batch);
         let out = reference::evaluate(&self.options, &host.as_ref(), with_grad)?;
-        Ok(LossOutput {
+        finite(LossOutput {
             loss: out.loss as f32,
             values: out.values.map(narrow),
             grad: out.grad.map(narrow),
@@ -688,6 +704,16 @@ impl HostBatch {
     }
 }
 
+/// A CPU result whose f32 rounding overflowed is an error, as on the GPU: no `Ok` carries
+/// a NaN or ±Inf that the (finite, checked) input did not.
+fn finite(out: LossOutput) -> Result<LossOutput> {
+    let bad = |v: &Option<Vec<f32>>| v.iter().flatten().any(|x| !x.is_finite());
+    if !out.loss.is_finite() || bad(&out.values) || bad(&out.grad) {
+        return Err(overflow());
+    }
+    Ok(out)
+}
+
 /// f64 reference results rounded to f32.
 fn narrow(v: Vec<f64>) -> Vec<f32> {
     v.into_iter().map(|x| x as f32).collect()
@@ -745,6 +771,9 @@ fn parse(mut bufs: Vec<Vec<f32>>, values_len: usize, classes: usize) -> Result<L
     let with_grad = bufs.len() > 1;
     let out = &bufs[0];
     check_status(out, classes)?;
+    if with_grad && !bufs.last().is_some_and(|g| all_finite(g)) {
+        return Err(overflow());
+    }
     let (loss, values) = (
         out[0],
         (values_len > 0).then(|| out[2..2 + values_len].to_vec()),
@@ -776,11 +805,19 @@ pub(crate) fn check_status(out: &[f32], classes: usize) -> Result<()> {
         return Err(Error::ProbabilityOutOfRange { position: None });
     }
     if status & 16 != 0 || !out[0].is_finite() {
-        return Err(Error::NonFiniteResult(
-            "an option is too large for f32 arithmetic (weights, α, β, smoothing, γ)".into(),
-        ));
+        return Err(overflow());
     }
     Ok(())
+}
+
+fn all_finite(v: &[f32]) -> bool {
+    v.iter().all(|x| x.is_finite())
+}
+
+fn overflow() -> Error {
+    Error::NonFiniteResult(
+        "an option is too large for f32 arithmetic (weights, α, β, smoothing, γ)".into(),
+    )
 }
 
 // Compile-time check: losses and contexts are shared across threads.

@@ -308,7 +308,7 @@ fn gpu_resident_buffer_errors() {
         });
     let r = loss.run(&gb(&foreign, GpuTarget::Soft(&input)), None);
     assert!(
-        matches!(r, Err(Error::Validation(_))),
+        matches!(r, Err(Error::InvalidBuffer { name: "input", .. })),
         "foreign buffer: {r:?}"
     );
     // Still usable.

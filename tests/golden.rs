@@ -127,9 +127,9 @@ fn monai_compound_constructors_match_the_recorded_calls() {
             .as_array()
             .map(|w| w.iter().map(|v| v.as_f64().unwrap()).collect::<Vec<f64>>());
         let reduction = if a["reduction"].as_str() == Some("sum") {
-            "sum"
+            segloss::Reduction::Sum
         } else {
-            "mean"
+            segloss::Reduction::Mean
         };
         let options = match raw["peer"].as_str().unwrap() {
             "MONAI 1.6.1 DiceCELoss" => DiceCELoss {
@@ -159,6 +159,14 @@ fn monai_compound_constructors_match_the_recorded_calls() {
             .options(),
             _ => continue,
         };
+        // MONAI's constructors carry MONAI's one-channel softmax rule; the spec's native
+        // options the default.
+        let mut options = options;
+        assert_eq!(
+            options.single_channel_softmax,
+            segloss::SingleChannelSoftmax::Identity
+        );
+        options.single_channel_softmax = segloss::SingleChannelSoftmax::Error;
         assert_eq!(options, c.options, "{}", c.id);
         checked += 1;
     }

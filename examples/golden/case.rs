@@ -93,6 +93,7 @@ pub fn options_from_spec(s: &Value) -> Result<LossOptions, String> {
             _ => Reduction::Mean,
         },
         ignore_index: s["ignore_index"].as_i64(),
+        single_channel_softmax: segloss::SingleChannelSoftmax::Error,
         overlap_weight: s["overlap_weight"].as_f64().unwrap_or(1.0),
         cross_entropy: match &s["cross_entropy"] {
             Value::Null => None,

@@ -20,7 +20,7 @@ mod stats;
 
 pub use finalize::{finalize, finish, shared_len, summarize, Finalized, SHARED_HEADER, SHARED_ROW};
 pub use grad::grad;
-pub use stats::stats;
+pub use stats::{present, stats};
 
 use crate::options::{Activation, Formulation, LossOptions};
 use crate::shape::check_len;

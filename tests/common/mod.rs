@@ -98,6 +98,7 @@ impl Rng {
 }
 
 /// Owned test data for one call.
+#[derive(Clone)]
 pub struct Data {
     pub shape: Shape,
     pub input: Vec<f32>,
@@ -254,5 +255,26 @@ pub fn add_compound(rng: &mut Rng, o: &mut LossOptions, classes: usize, which: u
             f.class_weights = Some(weights(rng, kept));
         }
         o.focal = Some(f);
+    }
+}
+
+/// Makes random options and data fit each other's domain: `Activation::None` takes
+/// probabilities (logits are mapped into (0, 1)), and a softmax over one channel (an
+/// error natively) becomes a sigmoid.
+pub fn fit(o: &mut LossOptions, data: &mut Data) {
+    use segloss::Activation;
+    if o.activation == Activation::Softmax && data.shape.classes() == 1 {
+        o.activation = Activation::Sigmoid;
+        if let Some(ce) = &mut o.cross_entropy {
+            *ce = segloss::CrossEntropy::binary(ce.weight);
+        }
+        if let Some(f) = &mut o.focal {
+            f.softmax = false;
+        }
+    }
+    if o.activation == Activation::None {
+        data.input
+            .iter_mut()
+            .for_each(|x| *x = (*x + 4.0).clamp(0.0, 8.0) / 8.0);
     }
 }
