@@ -4,6 +4,8 @@
 // ceil(B·C / 64) workgroups folded into two dimensions. CPU twin: `finish` in
 // src/reference/finalize.rs.
 
+#import items
+
 @group(0) @binding(0) var<storage, read> params: Params;
 @group(0) @binding(1) var<storage, read> stats: array<vec4<f32>>;      // [B, C]
 @group(0) @binding(2) var<storage, read> weights: array<f32>;          // [C'] or dummy

@@ -10,6 +10,9 @@
 //   2 finish: the (possibly all-reduced) shared block → the loss, values and counts.
 // A one-call loss runs both (phase 3).
 
+#import reduce
+#import items
+
 @group(0) @binding(0) var<storage, read> params: Params;
 @group(0) @binding(1) var<storage, read> weights: array<f32>;          // [C'] or dummy
 @group(0) @binding(2) var<storage, read_write> status: array<atomic<u32>>; // [1]

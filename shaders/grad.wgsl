@@ -6,6 +6,9 @@
 // Loops are class-outer (one row streams at a time), with per-quad state in VPT-long
 // private arrays.
 
+#import softmax_dot
+#import store
+
 @group(0) @binding(0) var<storage, read> params: Params;
 @group(0) @binding(4) var<storage, read> coef: array<vec4<f32>>; // [B, C] + [1] pixel scales
 // CHUNKED softmax: [B, chunks, quads] × (max, Σ exp, Σ_j h_j of the chunk), from

@@ -3,6 +3,8 @@
 // and `softmax_dot` merge the chunks' partials of a pixel (`load_norms`). CPU twin: the
 // softmax of src/reference/mod.rs (one pass over all classes; the same value).
 
+#import pixels
+
 @group(0) @binding(0) var<storage, read> params: Params;
 // [B, chunks, quads] × (max, Σ exp(x − max)) as two vec4 per quad.
 @group(0) @binding(4) var<storage, read_write> norms: array<vec4<f32>>;

@@ -2,6 +2,9 @@
 // normaliser and the chunk's Σ_j h_j (see shared/softmax_dot.wgsl), which `grad` sums
 // over the chunks. Dispatch: (tiles, rows) as `grad`. CPU twin: src/reference/grad.rs.
 
+#import load_norms
+#import softmax_dot
+
 @group(0) @binding(0) var<storage, read> params: Params;
 @group(0) @binding(4) var<storage, read> coef: array<vec4<f32>>; // [B, C] + [1] pixel scales
 // [B, chunks, quads] × (max, Σ exp, Σ_j h_j of the chunk).

@@ -24,32 +24,40 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-mod call;
+mod api;
 mod context;
+mod cpu;
 mod error;
-mod gpu;
 #[doc(hidden)]
 pub mod kernels;
-mod loss;
 mod options;
+mod output;
 mod peers;
+mod plan;
 mod pool;
 mod readback;
+mod record;
 pub mod reference;
+mod resident;
 mod shape;
-mod stats;
+mod split;
 mod stream;
 mod transfer;
 
-pub use call::{MAX_CLASSES, MAX_ITEMS};
+/// The wgpu segloss is built on (version 30): use this re-export so that your
+/// application's `wgpu::Device` and buffers are the types segloss takes.
+pub use wgpu;
+
+pub use api::Loss;
 pub use context::{Backend, Context};
 pub use error::{Error, Result};
-pub use gpu::{GpuBatch, GpuLoss, GpuStats, GpuTarget};
-pub use loss::{Loss, LossOutput};
 pub use options::{
     Activation, ActiveClasses, Aggregation, CrossEntropy, CrossEntropyKind, Focal, FocalAlpha,
     Formulation, LossOptions, Overlap, Reduction, SingleChannelSoftmax,
 };
+pub use output::LossOutput;
 pub use peers::{jdt, monai};
+pub use plan::{MAX_CLASSES, MAX_ITEMS};
+pub use resident::{GpuBatch, GpuResult, GpuStats, GpuTarget};
 pub use shape::{Batch, Shape, Target};
-pub use stats::Stats;
+pub use split::Stats;

@@ -198,3 +198,29 @@ pub(crate) fn check_len(what: &'static str, actual: usize, expected: usize) -> R
     }
     Ok(())
 }
+
+/// i64 class map → u32, ignore value → u32::MAX; values outside 0..C are errors (their
+/// position counted from `base`: `t` may be a slice of the whole map).
+pub(crate) fn index_from_i64(
+    t: &[i64],
+    ignore: Option<i64>,
+    classes: usize,
+    base: usize,
+) -> Result<Vec<u32>> {
+    t.iter()
+        .enumerate()
+        .map(|(j, &v)| {
+            if Some(v) == ignore {
+                Ok(u32::MAX)
+            } else if v >= 0 && (v as u64) < classes as u64 {
+                Ok(v as u32)
+            } else {
+                Err(Error::ClassIndexOutOfRange {
+                    value: Some(v),
+                    classes,
+                    position: Some(base + j),
+                })
+            }
+        })
+        .collect()
+}

@@ -8,21 +8,22 @@
 //! chunk buffer and copies it into the window's pixels of every row of the host
 //! gradient. Two sets of chunk buffers, taken once per call, alternate, so the host fills
 //! one while the device computes on the other. Every tile's partial sum sees the same pixels in the same order
-//! as on the direct path (see [`crate::call`]): the result is bit-identical to it.
+//! as on the direct path (see [`crate::plan`]): the result is bit-identical to it.
 //!
 //! Memory: on the device, the per-call buffers plus two sets of chunks of at most
 //! [`STREAM_CAP`] bytes per array; on the host, the gradient output. The input and
 //! target cross the bus twice for loss+grad (once per pass) instead of once.
 
-use crate::call::{mask_stride, words, Binding, Bound, Call, Window};
 use crate::context::Gpu;
-use crate::gpu::{prefix, Phase};
-use crate::loss::{check_status, index_from_i64};
+use crate::error::Result;
+use crate::options::LossOptions;
+use crate::output::check_status;
+use crate::plan::{bytes_of_words as words, mask_stride, Binding, Phase, Plan, Targets};
 use crate::pool::Pooled;
 use crate::readback::{wait_for, Pending};
-use crate::shape::Target;
+use crate::record::{prefix, Bound, Call, Window};
+use crate::shape::{index_from_i64, Batch, Target};
 use crate::transfer::{fill, grad_buffer, read_back, whole, writable};
-use crate::{Batch, LossOptions, Result};
 
 /// Whether a host batch must be streamed: its largest array (the input) exceeds one
 /// storage binding.
@@ -100,7 +101,7 @@ impl Chunk {
         w: &Window,
     ) -> Result<()> {
         let shape = batch.shape;
-        let (b, n, len) = (shape.batch(), shape.pixels(), w.len);
+        let (b, n, len) = (shape.batch(), shape.pixels(), w.len());
         let rows = b * shape.classes();
         // Row r's window, as bytes at its packed offset.
         fn rows_of<'a, T: bytemuck::Pod>(
@@ -111,8 +112,8 @@ impl Chunk {
         ) -> Vec<(u64, &'a [u8])> {
             (0..rows)
                 .map(|r| {
-                    let row = &a[r * n + w.n0..r * n + w.n0 + w.len];
-                    (words(r * w.len), bytemuck::cast_slice(row))
+                    let row = &a[r * n + w.n0()..r * n + w.n0() + w.len()];
+                    (words(r * w.len()), bytemuck::cast_slice(row))
                 })
                 .collect()
         }
@@ -123,7 +124,7 @@ impl Chunk {
             Target::IndexI64(t) => {
                 let mut mapped = Vec::with_capacity(b * len);
                 for i in 0..b {
-                    let start = i * n + w.n0;
+                    let start = i * n + w.n0();
                     let row = &t[start..start + len];
                     let classes = shape.classes();
                     mapped.extend(index_from_i64(row, options.ignore_index, classes, start)?);
@@ -135,7 +136,7 @@ impl Chunk {
             let stride = mask_stride(len);
             let mut bytes = vec![0u8; b * stride];
             for i in 0..b {
-                let row = &m[i * n + w.n0..i * n + w.n0 + len];
+                let row = &m[i * n + w.n0()..i * n + w.n0() + len];
                 for (d, &k) in bytes[i * stride..i * stride + len].iter_mut().zip(row) {
                     *d = u8::from(k);
                 }
@@ -150,11 +151,11 @@ impl Chunk {
     fn bound<'a>(&'a self, call: &'a Call<'_>, batch: &Batch<'_>, w: &Window) -> Bound<'a> {
         let (b, rows, labels) = chunk_rows(batch);
         Bound {
-            x: prefix(&self.x, words(rows * w.len)),
-            y: prefix(&self.y, words(labels * w.len)),
+            x: prefix(&self.x, words(rows * w.len())),
+            y: prefix(&self.y, words(labels * w.len())),
             mask: self.mask.as_ref().map_or_else(
-                || call.no_mask(),
-                |m| prefix(m, (b * mask_stride(w.len)) as u64),
+                || call.placeholder(),
+                |m| prefix(m, (b * mask_stride(w.len())) as u64),
             ),
         }
     }
@@ -176,21 +177,27 @@ pub(crate) fn evaluate(
         Target::IndexI64(_) => options.ignore_index.map(|_| u32::MAX),
         _ => ignore,
     };
-    let has_mask = batch.mask.is_some();
-    let index_target = batch.target.is_index();
-    let mut call = Call::new(
-        gpu,
-        options,
-        shape,
+    let targets = Targets {
+        index: batch.target.is_index(),
         ignore,
-        index_target,
-        has_mask,
-        &Phase::Whole,
-    )?;
+        mask: batch.mask.is_some(),
+    };
     let limits = gpu.device.limits();
     let cap = limits.max_storage_buffer_binding_size.min(STREAM_CAP);
-    let run = call.run(Binding::Packed, cap)?;
-    let windows = call.windows(run, Binding::Packed)?;
+    let geometry = gpu.kernels.geometry();
+    let plan = Plan::new(
+        options,
+        shape,
+        targets,
+        Phase::Whole,
+        geometry,
+        &limits,
+        Binding::Packed,
+        cap,
+    )?;
+    let run = plan.windows.iter().map(|w| w.len).max().unwrap_or(0);
+    let call = Call::new(gpu, options, plan, None)?;
+    let windows = call.windows()?;
     let mut sets: Vec<Chunk> = (0..IN_FLIGHT)
         .map(|_| Chunk::new(gpu, batch, run))
         .collect();
@@ -201,7 +208,7 @@ pub(crate) fn evaluate(
         set.wait(gpu)?;
         set.fill(gpu, options, batch, w)?;
         let mut encoder = gpu.encoder("segloss.stream_stats");
-        call.stats(&mut encoder, w, &set.bound(&call, batch, w));
+        call.tile_sums(&mut encoder, w, &set.bound(&call, batch, w));
         set.used = Some(gpu.queue.submit([encoder.finish()]));
     }
     let mut encoder = gpu.encoder("segloss.stream_finalize");
@@ -249,8 +256,8 @@ fn grad_pass(
     // The window's gradient, `[rows, len]`, straight from the mapping into each row.
     let mut scatter = |w: &Window, pending: Pending| -> Result<()> {
         pending.wait_each(|_, chunk| {
-            for (r, src) in chunk.chunks_exact(w.len).take(rows).enumerate() {
-                grad[r * n + w.n0..r * n + w.n0 + w.len].copy_from_slice(src);
+            for (r, src) in chunk.chunks_exact(w.len()).take(rows).enumerate() {
+                grad[r * n + w.n0()..r * n + w.n0() + w.len()].copy_from_slice(src);
             }
         })
     };
@@ -265,7 +272,7 @@ fn grad_pass(
         set.wait(gpu)?;
         set.fill(gpu, options, batch, w)?;
         let g = &grads[slot];
-        let bytes = words(rows * w.len);
+        let bytes = words(rows * w.len());
         let mut encoder = gpu.encoder("segloss.stream_grad");
         call.grad(
             &mut encoder,

@@ -9,11 +9,11 @@
 
 use futures::channel::oneshot;
 
-use crate::call::words;
 use crate::context::Gpu;
+use crate::error::{Error, Result};
+use crate::plan::bytes_of_words as words;
 use crate::pool::Pooled;
 use crate::readback::Pending;
-use crate::{Error, Result};
 
 /// A pooled buffer of `size` bytes with `usage` (plus what writing it needs), holding
 /// `parts`: `(byte offset, bytes)`, offsets and lengths multiples of 4. Bytes not
@@ -157,4 +157,31 @@ pub(crate) fn grad_buffer(gpu: &Gpu, len: usize) -> Pooled {
         usage |= wgpu::BufferUsages::MAP_READ;
     }
     gpu.pool.take("segloss.grad", usage, words(len))
+}
+
+/// A buffer holding `bytes` (padded to 4), written through a mapping at creation (the
+/// fast path on lavapipe: ~7 GB/s against ~1.5 GB/s for `queue.write_buffer`). Unlike
+/// `wgpu::util::DeviceExt::create_buffer_init`, which panics when the mapping fails
+/// (a lost or destroyed device), this returns an error.
+pub(crate) fn upload(
+    dev: &wgpu::Device,
+    label: &str,
+    bytes: &[u8],
+    usage: wgpu::BufferUsages,
+) -> Result<wgpu::Buffer> {
+    let size = (bytes.len() as u64).div_ceil(4).max(1) * 4;
+    let buf = dev.create_buffer(&wgpu::BufferDescriptor {
+        label: Some(label),
+        size,
+        usage,
+        mapped_at_creation: true,
+    });
+    {
+        let mut view = buf
+            .get_mapped_range_mut(..)
+            .map_err(|e| Error::DeviceLost(format!("cannot map `{label}`: {e}")))?;
+        view.slice(..bytes.len()).copy_from_slice(bytes);
+    }
+    buf.unmap();
+    Ok(buf)
 }

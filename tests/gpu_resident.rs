@@ -140,7 +140,7 @@ fn async_calls_can_be_in_flight_together() {
     // All four are submitted before any is awaited.
     let futures: Vec<_> = datas
         .iter()
-        .map(|d| loss.evaluate_async(&d.batch(), true))
+        .map(|d| loss.forward_backward_async(&d.batch()))
         .collect();
     let outs = pollster::block_on(futures::future::join_all(futures));
     for (d, out) in datas.iter().zip(outs) {

@@ -103,12 +103,15 @@ fn streamed_host_calls_are_bit_identical_to_direct_ones() {
             }
             let what = format!("{dims:?} {o:?}");
             for with_grad in [true, false] {
-                let a = common::loss(&small, o.clone())
-                    .evaluate(&data.batch(), with_grad)
-                    .unwrap();
-                let b = common::loss(&big, o.clone())
-                    .evaluate(&data.batch(), with_grad)
-                    .unwrap();
+                let run = |ctx| {
+                    let l = common::loss(ctx, o.clone());
+                    if with_grad {
+                        l.forward_backward(&data.batch()).unwrap()
+                    } else {
+                        l.forward(&data.batch()).unwrap()
+                    }
+                };
+                let (a, b) = (run(&small), run(&big));
                 assert_bit_identical(&what, &a, &b);
                 if with_grad {
                     common::assert_close(&what, &b, &data.reference(&o), 1e-4);
@@ -149,7 +152,7 @@ fn streamed_calls_take_i64_targets_async_calls_and_report_bad_data() {
         .forward_backward(&batch_i64(&data, &i64s))
         .unwrap();
     assert_bit_identical("i64 targets", &a, &b);
-    let fut = loss.evaluate_async(&batch_i64(&data, &i64s), true);
+    let fut = loss.forward_backward_async(&batch_i64(&data, &i64s));
     assert_bit_identical("async", &pollster::block_on(fut).unwrap(), &b);
 
     // Bad data in a late window: a typed error, its position global.

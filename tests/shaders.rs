@@ -161,7 +161,7 @@ fn bindings_and_workgroup_sizes_match_the_rust_side() {
 
 #[test]
 fn params_struct_matches_wgsl_layout() {
-    let src = Kernel::Stats.source(Geometry::GPU, true);
+    let src = Kernel::TileSums.source(Geometry::GPU, true);
     let module = naga::front::wgsl::parse_str(&src).expect("parses");
     let span = module
         .types

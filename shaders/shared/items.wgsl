@@ -2,6 +2,8 @@
 // `finalize` and `coef` (SPEC §2 steps 5-8, §3). CPU twin: src/reference/finalize.rs.
 // Each kernel declares `weights` (per kept class, or a dummy) itself.
 
+#import common
+
 // Below this T, −ln T is clamped (keeps log_loss finite when an item has no overlap).
 const LOG_T_MIN: f32 = 1e-12;
 

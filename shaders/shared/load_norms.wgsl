@@ -1,5 +1,7 @@
 // The softmax normalisers of a chunked softmax (CHUNKED), from the partials that
 // `norm.wgsl` wrote per class chunk, merged in chunk order.
+
+#import pixels
 @group(0) @binding(7) var<storage, read> norms: array<vec4<f32>>; // [B, chunks, quads] × 2
 
 fn load_norms(b: u32, load_tile: u32, t: u32, out: ptr<function, array<Norm, VPT>>) {

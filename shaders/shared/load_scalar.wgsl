@@ -1,5 +1,7 @@
 // Input access for any N: a quad is assembled from scalar loads, lanes past the row's
 // end read as 0 (and are never kept). Twin: shared/load_vec4.wgsl.
+
+#import common
 @group(0) @binding(1) var<storage, read> input: array<f32>;
 @group(0) @binding(2) var<storage, read> labels: array<u32>;
 @group(0) @binding(3) var<storage, read> mask: array<u32>;

@@ -3,6 +3,8 @@
 // lavapipe). Twin: shared/load_scalar.wgsl (same functions, any N).
 // input:  f32 [B, C, N];  labels: soft f32 bits [B, C, N] or class indices u32 [B, N]
 // mask:   keep-mask, one byte per pixel [B, N], four to a word (bool tensor layout)
+
+#import common
 @group(0) @binding(1) var<storage, read> input: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> labels: array<vec4<u32>>;
 @group(0) @binding(3) var<storage, read> mask: array<u32>;

@@ -4,6 +4,8 @@
 // [2c] (ce weight, pos_weight, α a1, α a0), [2c + 1] (focal weight, 0, 0, 0); a dropped
 // background has focal weight 0.
 
+#import common
+
 @group(0) @binding(6) var<storage, read> aux: array<vec4<f32>>; // [C, 2]
 
 // ln(1 + eˣ) without overflow.

@@ -1,5 +1,8 @@
 // Per-quad pixel facts shared by `stats` and `grad`, on top of a load_*.wgsl file.
 
+#import common
+#import load
+
 // Which pixels of quad q of image b are kept, and their class index (index targets).
 struct Quad {
     keep: vec4<bool>,

@@ -1,6 +1,8 @@
 // Fixed-order workgroup reductions (trees, no atomics) shared by `stats_reduce`,
 // `reduce_items` and `finalize`.
 
+#import common
+
 // Fixed-order sum over the 256 invocations of a workgroup (a tree; no atomics), uniform
 // in the result. Call from uniform control flow.
 const RWG: u32 = 256u;

@@ -1,6 +1,9 @@
 // Shared by `grad` and `softmax_dot`: the gradient w.r.t. the probabilities, and a
 // softmax's Σ_j h_j over a range of classes (h_j = p_j · dL/dp_j, plus the pixel terms).
 
+#import pixels
+#import pixel_terms
+
 // d loss / d p for one quad with coefficients g = d loss/d(tp, fp, fn).
 fn prob_grad(g: vec4<f32>, p: vec4<f32>, y: vec4<f32>) -> vec4<f32> {
     switch FORMULATION {

@@ -8,6 +8,9 @@
 //   class c: sh[2 + 2c] = Σ_b (tp, fp, fn, present), sh[3 + 2c] = (Σ_b active ℓ_bc,
 //            active images, 0, 0) (zero for a dropped background).
 
+#import reduce
+#import items
+
 @group(0) @binding(0) var<storage, read> params: Params;
 @group(0) @binding(1) var<storage, read> stats: array<vec4<f32>>; // [B, C] (+ [B, C])
 @group(0) @binding(2) var<storage, read> weights: array<f32>;     // [C'] or dummy

@@ -1,8 +1,12 @@
-//! The split-phase API's statistics block: what data-parallel workers exchange.
+//! The split-phase API's statistics: what data-parallel workers exchange (the shared
+//! block) and what each keeps for its gradient.
 
-use crate::gpu::GpuStats;
+use crate::cpu::HostBatch;
+use crate::error::{Error, Result};
+use crate::options::LossOptions;
 use crate::reference::{SHARED_HEADER, SHARED_ROW};
-use crate::{Error, LossOptions, Result, Shape};
+use crate::resident::{GpuStats, Uploaded};
+use crate::shape::Shape;
 
 /// The local phase of a split loss call ([`crate::Loss::stats`]): this worker's
 /// statistics, ready to be summed across workers before [`crate::Loss::finish`].
@@ -59,11 +63,11 @@ pub struct Stats {
 pub(crate) enum Held {
     /// The CPU reference: the batch widened to f64 and the f64 item statistics.
     Cpu {
-        batch: crate::loss::HostBatch,
+        batch: HostBatch,
         items: Vec<[f64; 4]>,
     },
     /// A GPU context: the uploaded batch and the local phase's buffers.
-    Gpu(Box<(crate::loss::Uploaded, GpuStats)>),
+    Gpu(Box<(Uploaded, GpuStats)>),
 }
 
 impl Stats {

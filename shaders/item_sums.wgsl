@@ -5,6 +5,8 @@
 // item's tiles, then a fixed tree over its row: the order never depends on timing, so
 // results are bit-identical run to run.
 
+#import reduce
+
 @group(0) @binding(0) var<storage, read> params: Params;
 @group(0) @binding(1) var<storage, read> partials: array<vec4<f32>>; // [B, C, tiles]
 @group(0) @binding(2) var<storage, read_write> stats: array<vec4<f32>>; // [B, C]

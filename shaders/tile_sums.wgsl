@@ -6,6 +6,10 @@
 // quads and the workgroup tree-reduces them in a fixed order (no float atomics). All
 // loops are class-outer: one row of the input streams at a time.
 
+#import pixels
+#import pixel_terms
+#import load_norms
+
 @group(0) @binding(0) var<storage, read> params: Params;
 @group(0) @binding(4) var<storage, read_write> partials: array<vec4<f32>>; // [B, C, tiles]
 @group(0) @binding(5) var<storage, read_write> status: array<atomic<u32>>; // [1]

@@ -1,0 +1,187 @@
+//! The public loss object and its entry points: the host API here and in [`host`], the
+//! split-phase (data-parallel) API in [`split`], the GPU-resident API in [`resident`].
+//! The CPU backend is [`crate::cpu`]; every GPU path plans and records a call through
+//! [`crate::plan`] and [`crate::record`].
+
+mod host;
+mod resident;
+mod split;
+
+use std::future::Future;
+
+use crate::context::{Context, Gpu, Inner};
+use crate::cpu;
+use crate::error::{Error, Result};
+use crate::options::LossOptions;
+use crate::output::LossOutput;
+use crate::shape::Batch;
+
+/// A validated loss bound to a context. `Send + Sync`; share it across threads.
+///
+/// ```
+/// use segloss::{Batch, Context, Loss, LossOptions, Shape};
+/// let ctx = Context::new_or_cpu();
+/// let loss = Loss::new(&ctx, LossOptions::dice()).unwrap();
+/// let shape = Shape::new(&[1, 2, 4]).unwrap();
+/// let logits = [2.0, -1.0, 0.5, 0.0, -2.0, 1.0, 0.5, 0.0];
+/// let target = [1.0, 0.0, 0.5, 0.5, 0.0, 1.0, 0.5, 0.5];
+/// let out = loss.forward_backward(&Batch::soft(&shape, &logits, &target)).unwrap();
+/// assert!(out.loss > 0.0);
+/// assert_eq!(out.grad.unwrap().len(), 8);
+/// ```
+#[derive(Clone, Debug)]
+pub struct Loss {
+    ctx: Context,
+    options: LossOptions,
+}
+
+impl Loss {
+    /// Validates `options` and binds them to `ctx`.
+    pub fn new(ctx: &Context, options: LossOptions) -> Result<Self> {
+        options.validate()?;
+        Ok(Loss {
+            ctx: ctx.clone(),
+            options,
+        })
+    }
+
+    /// The options of this loss.
+    pub fn options(&self) -> &LossOptions {
+        &self.options
+    }
+
+    /// The context this loss runs on.
+    pub fn context(&self) -> &Context {
+        &self.ctx
+    }
+
+    /// The loss (and per-item values) of one batch, without the gradient.
+    pub fn forward(&self, batch: &Batch<'_>) -> Result<LossOutput> {
+        self.evaluate(batch, false)
+    }
+
+    /// The loss and d(loss)/d(input).
+    pub fn forward_backward(&self, batch: &Batch<'_>) -> Result<LossOutput> {
+        self.evaluate(batch, true)
+    }
+
+    /// Async loss (no gradient). The data is uploaded and the work submitted before this
+    /// returns, so the borrowed slices are free at once and several calls can be in
+    /// flight; the future resolves when the GPU is done (a helper thread waits on the
+    /// device, so no executor thread blocks).
+    pub fn forward_async(
+        &self,
+        batch: &Batch<'_>,
+    ) -> impl Future<Output = Result<LossOutput>> + Send + 'static {
+        self.evaluate_async(batch, false)
+    }
+
+    /// Async loss and gradient: as [`Loss::forward_async`], with d(loss)/d(input).
+    pub fn forward_backward_async(
+        &self,
+        batch: &Batch<'_>,
+    ) -> impl Future<Output = Result<LossOutput>> + Send + 'static {
+        self.evaluate_async(batch, true)
+    }
+
+    /// Blocking host call: uploads, computes in one submission, reads back.
+    pub(crate) fn evaluate(&self, batch: &Batch<'_>, with_grad: bool) -> Result<LossOutput> {
+        let mut owned = None;
+        let batch = &self.prepared(batch, &mut owned)?;
+        if let Inner::Cpu = &*self.ctx.inner {
+            return cpu::evaluate(&self.options, batch, with_grad);
+        }
+        if !with_grad {
+            return self.evaluate_into(batch, None);
+        }
+        // Zeroed pages come from the allocator untouched: filled once, by the readback.
+        let mut grad = vec![0.0f32; batch.shape.len()];
+        let out = self.evaluate_into(batch, Some(&mut grad))?;
+        Ok(LossOutput {
+            grad: Some(grad),
+            ..out
+        })
+    }
+
+    /// The loss, with d(loss)/d(input) written into `grad` (`[B, C, S...]`, the input's
+    /// length) rather than into a new vector: for training loops that keep one gradient
+    /// buffer, or write straight into a framework's tensor. The returned
+    /// [`LossOutput::grad`] is `None`. On error `grad` may be partly written.
+    ///
+    /// ```
+    /// use segloss::{Batch, Context, Loss, LossOptions, Shape};
+    /// let ctx = Context::new_or_cpu();
+    /// let loss = Loss::new(&ctx, LossOptions::dice()).unwrap();
+    /// let shape = Shape::new(&[1, 2, 2]).unwrap();
+    /// let mut grad = vec![0.0; 4];
+    /// for step in 0..3 {
+    ///     let x = [0.5, -0.5 * step as f32, 0.25, 1.0];
+    ///     let out = loss
+    ///         .forward_backward_into(&Batch::soft(&shape, &x, &[1.0, 0.0, 0.0, 1.0]), &mut grad)
+    ///         .unwrap();
+    ///     assert!(out.loss > 0.0 && out.grad.is_none());
+    /// }
+    /// ```
+    pub fn forward_backward_into(&self, batch: &Batch<'_>, grad: &mut [f32]) -> Result<LossOutput> {
+        let mut owned = None;
+        let batch = &self.prepared(batch, &mut owned)?;
+        crate::shape::check_len("grad", grad.len(), batch.shape.len())?;
+        if let Inner::Cpu = &*self.ctx.inner {
+            let out = cpu::evaluate(&self.options, batch, true)?;
+            if let Some(g) = &out.grad {
+                grad.copy_from_slice(g);
+            }
+            return Ok(LossOutput { grad: None, ..out });
+        }
+        self.evaluate_into(batch, Some(grad))
+    }
+
+    /// The batch a host call computes: every length and option checked before anything
+    /// is allocated (a valid huge shape with short slices is an error, not an
+    /// allocation of the shape's size), and `ignore_index`'s soft-target rule folded into
+    /// the keep-mask (held by `owned`).
+    fn prepared<'a>(
+        &self,
+        batch: &Batch<'a>,
+        owned: &'a mut Option<Vec<bool>>,
+    ) -> Result<Batch<'a>> {
+        batch.check_lengths()?;
+        self.options.validate_for(batch.shape.classes())?;
+        *owned = batch.soft_ignore_mask(self.options.ignore_index)?;
+        let owned: &'a Option<Vec<bool>> = owned;
+        Ok(match owned {
+            Some(m) => Batch {
+                mask: Some(m.as_slice()),
+                ..*batch
+            },
+            None => *batch,
+        })
+    }
+}
+
+/// Runs `f` inside validation and out-of-memory error scopes, returning the first wgpu
+/// error as a segloss error instead of letting wgpu's default handler panic.
+pub(crate) fn scoped<T>(gpu: &Gpu, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    let oom = gpu.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+    let validation = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
+    let r = f();
+    let v = pollster::block_on(validation.pop());
+    let o = pollster::block_on(oom.pop());
+    // Out of memory first: the buffers it left invalid then fail validation too. The
+    // pool's free buffers go back to the driver, so that a retry has the room.
+    if o.is_some() {
+        gpu.pool.clear();
+    }
+    if let Some(e) = o.or(v) {
+        return Err(Error::from_wgpu(e));
+    }
+    gpu.check_alive()?;
+    r
+}
+
+// Compile-time check: losses and contexts are shared across threads.
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<Loss>();
+    send_sync::<Context>();
+};

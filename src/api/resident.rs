@@ -1,0 +1,118 @@
+//! The GPU-resident API: caller buffers in, results left on the device.
+
+use super::{scoped, Loss};
+use crate::error::{Error, Result};
+use crate::output::{parse, LossOutput};
+use crate::plan::Phase;
+use crate::record::Encoded;
+use crate::resident::{encode, GpuBatch, GpuResult, GpuStats, GpuTarget, Request};
+use crate::transfer::{read_back, whole};
+
+impl Loss {
+    /// GPU-resident API: records the whole call into the caller's `encoder` (nothing is
+    /// submitted or read back). The gradient, when `grad` is given (f32 `[B, C, S...]`,
+    /// usage `STORAGE`), is written there; the loss stays in the returned [`GpuResult`].
+    ///
+    /// Data errors (non-finite input, soft targets outside [0, 1], class indices out of
+    /// range) cannot be seen before the GPU runs: they set the status word of the result
+    /// (and make the loss NaN and the gradient 0), and [`Loss::read`] reports them.
+    ///
+    /// ```
+    /// use segloss::{Context, GpuBatch, GpuTarget, Loss, LossOptions, Shape};
+    /// let ctx = Context::new_or_cpu();
+    /// # // The GPU-resident API needs a GPU context; the CPU fallback has no buffers.
+    /// if let (Some(dev), Some(queue)) = (ctx.device(), ctx.queue()) {
+    ///     let shape = Shape::new(&[1, 2, 8]).unwrap();
+    ///     let storage = |data: &[f32]| {
+    ///         let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST;
+    ///         let b = dev.create_buffer(&wgpu::BufferDescriptor {
+    ///             label: None, size: 4 * data.len() as u64, usage, mapped_at_creation: false,
+    ///         });
+    ///         queue.write_buffer(&b, 0, bytemuck::cast_slice(data));
+    ///         b
+    ///     };
+    ///     let logits = storage(&[0.5; 16]);
+    ///     let target = storage(&[1.0, 0.0, 0.5, 0.5, 1.0, 0.0, 0.25, 0.75, 0.0, 1.0, 0.5, 0.5, 0.0, 1.0, 0.75, 0.25]);
+    ///     let grad = storage(&[0.0; 16]);
+    ///     let loss = Loss::new(&ctx, LossOptions::dice()).unwrap();
+    ///     let batch = GpuBatch { shape: &shape, input: &logits, target: GpuTarget::Soft(&target), mask: None };
+    ///     let mut encoder = dev.create_command_encoder(&Default::default());
+    ///     let result = loss.encode(&mut encoder, &batch, Some(&grad)).unwrap();
+    ///     queue.submit([encoder.finish()]);
+    ///     // `grad` now holds d loss / d logits; read the loss only when it is wanted.
+    ///     let out = loss.read(&result).unwrap();
+    ///     assert!(out.loss > 0.0 && out.loss < 1.0);
+    /// }
+    /// ```
+    pub fn encode(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        batch: &GpuBatch<'_>,
+        grad: Option<&wgpu::Buffer>,
+    ) -> Result<GpuResult> {
+        let enc = self.record(encoder, batch, grad, Phase::Whole, None)?;
+        Ok(GpuResult::from_encoded(enc, batch.shape.classes()))
+    }
+
+    /// Records `phase` of a GPU-resident call on caller buffers (a finishing phase
+    /// continues `from`).
+    pub(super) fn record(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        batch: &GpuBatch<'_>,
+        grad: Option<&wgpu::Buffer>,
+        phase: Phase,
+        from: Option<&GpuStats>,
+    ) -> Result<Encoded> {
+        let gpu = self.ctx.gpu()?;
+        gpu.check_alive()?;
+        if let (GpuTarget::Soft(_), Some(_)) = (batch.target, self.options.ignore_index) {
+            return Err(Error::option(
+                "ignore_index",
+                "with soft targets it applies on the host API only (the rule reads every \
+                 channel of a pixel): pass a keep-mask to the GPU-resident API instead",
+            ));
+        }
+        let request = Request {
+            batch,
+            ignore: self.gpu_ignore(),
+            grad,
+            phase,
+            from,
+        };
+        encode(gpu, &self.options, request, encoder)
+    }
+
+    /// The ignore value as the kernels see it in a caller's u32 target buffer.
+    pub(super) fn gpu_ignore(&self) -> Option<u32> {
+        self.options
+            .ignore_index
+            .and_then(|i| u32::try_from(i).ok())
+    }
+
+    /// GPU-resident API: [`Loss::encode`] into a fresh encoder and submit it. wgpu
+    /// validation and out-of-memory errors (e.g. a buffer of another device, or one the
+    /// caller has mapped) are returned, not raised.
+    pub fn run(&self, batch: &GpuBatch<'_>, grad: Option<&wgpu::Buffer>) -> Result<GpuResult> {
+        let gpu = self.ctx.gpu()?;
+        scoped(gpu, || {
+            let mut encoder = gpu.encoder("segloss.run");
+            let out = self.encode(&mut encoder, batch, grad)?;
+            gpu.queue.submit([encoder.finish()]);
+            Ok(out)
+        })
+    }
+
+    /// Reads a [`GpuResult`] back to the host (blocking), turning its status into an error.
+    pub fn read(&self, result: &GpuResult) -> Result<LossOutput> {
+        let gpu = self.ctx.gpu()?;
+        let pending = scoped(gpu, || {
+            Ok(read_back(
+                gpu,
+                gpu.encoder("segloss.read"),
+                vec![whole(&result.buffer)],
+            ))
+        })?;
+        parse(pending.wait()?, result.values_len, result.classes)
+    }
+}

@@ -1,0 +1,116 @@
+//! The CPU backend: a context without a GPU computes with the f64 reference, on the
+//! batch widened to f64 / i64, and rounds the results to f32.
+
+use crate::error::Result;
+use crate::options::LossOptions;
+use crate::output::{finite, narrow, LossOutput};
+use crate::reference::{self, RefBatch, RefTarget};
+use crate::shape::{Batch, Shape, Target};
+
+/// A host batch widened to f64 / i64 for the CPU reference (kept by [`Stats`] for the
+/// gradient).
+#[derive(Debug)]
+pub(crate) struct HostBatch {
+    shape: Shape,
+    input: Vec<f64>,
+    soft: Vec<f64>,
+    index: Vec<i64>,
+    index_target: bool,
+    mask: Option<Vec<bool>>,
+}
+
+impl HostBatch {
+    pub fn new(batch: &Batch<'_>) -> Self {
+        let (soft, index) = match batch.target {
+            Target::Soft(t) => (t.iter().map(|&v| f64::from(v)).collect(), Vec::new()),
+            Target::Index(t) => (Vec::new(), t.iter().map(|&v| i64::from(v)).collect()),
+            Target::IndexI64(t) => (Vec::new(), t.to_vec()),
+        };
+        HostBatch {
+            shape: batch.shape.clone(),
+            input: batch.input.iter().map(|&v| f64::from(v)).collect(),
+            soft,
+            index,
+            index_target: batch.target.is_index(),
+            mask: batch.mask.map(<[bool]>::to_vec),
+        }
+    }
+
+    pub fn as_ref(&self) -> RefBatch<'_> {
+        RefBatch {
+            shape: &self.shape,
+            input: &self.input,
+            target: if self.index_target {
+                RefTarget::Index(&self.index)
+            } else {
+                RefTarget::Soft(&self.soft)
+            },
+            mask: self.mask.as_deref(),
+        }
+    }
+}
+
+/// A host call on the CPU reference.
+pub(crate) fn evaluate(
+    options: &LossOptions,
+    batch: &Batch<'_>,
+    with_grad: bool,
+) -> Result<LossOutput> {
+    batch.check_lengths()?;
+    let host = HostBatch::new(batch);
+    let out = reference::evaluate(options, &host.as_ref(), with_grad)?;
+    finite(LossOutput {
+        loss: out.loss as f32,
+        values: out.values.map(narrow),
+        grad: out.grad.map(narrow),
+    })
+}
+
+/// The split-phase local phase on the CPU reference: the shared block, this worker's
+/// item statistics (f32, as reported), the widened batch and its f64 item statistics
+/// (kept for the gradient).
+pub(crate) struct Local {
+    pub shared: Vec<f32>,
+    pub items: Vec<[f32; 4]>,
+    pub batch: HostBatch,
+    pub items_f64: Vec<[f64; 4]>,
+}
+
+/// The local phase of `batch`.
+pub(crate) fn stats(options: &LossOptions, batch: &Batch<'_>) -> Result<Local> {
+    let host = HostBatch::new(batch);
+    let rb = host.as_ref();
+    let px = reference::Pixels::new(options, &rb)?;
+    let items = reference::stats(options, &rb, &px);
+    let shared = reference::summarize(options, batch.shape, &items);
+    Ok(Local {
+        shared: shared.iter().map(|&v| v as f32).collect(),
+        items: items
+            .iter()
+            .take(batch.shape.batch() * batch.shape.classes())
+            .map(|r| r.map(|v| v as f32))
+            .collect(),
+        batch: host,
+        items_f64: items,
+    })
+}
+
+/// The global phase from the (summed) `shared` block.
+pub(crate) fn finish(
+    options: &LossOptions,
+    shared: &[f32],
+    batch: &HostBatch,
+    items: &[[f64; 4]],
+    with_grad: bool,
+) -> Result<LossOutput> {
+    let rb = batch.as_ref();
+    let shared: Vec<f64> = shared.iter().map(|&v| f64::from(v)).collect();
+    let fin = reference::finish(options, rb.shape, items, &shared);
+    let px = reference::Pixels::new(options, &rb)?;
+    let grad = with_grad.then(|| reference::grad(options, &rb, &px, &fin.coef, fin.pixel_scale));
+    finite(LossOutput {
+        loss: fin.loss as f32,
+        values: fin.values.map(narrow),
+        grad: grad.map(narrow),
+    })
+}

@@ -1,0 +1,151 @@
+//! What a pipeline is specialised on: the tile geometry of the adapter (a source
+//! constant) and the variant of a call (override constants).
+
+use crate::options::{Activation, Formulation};
+
+/// Tile geometry of the elementwise kernels: `wg` invocations × `vpt` quads of 4 pixels.
+/// Chosen per adapter. CPU adapters (lavapipe) run a workgroup on one thread in SIMD
+/// chunks of 8 and pay for every barrier: one SIMD chunk per workgroup ran the stats
+/// pass 3× faster than 256 invocations. More quads per invocation (vpt 64) ran no
+/// faster on lavapipe but made its cold pipeline compile ~40× slower (dynamically
+/// indexed private arrays), so vpt stays 4. GPUs want more invocations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Geometry {
+    pub wg: u32,
+    pub vpt: u32,
+}
+
+impl Geometry {
+    /// For CPU adapters (lavapipe, WARP, SwiftShader).
+    pub const CPU: Geometry = Geometry { wg: 8, vpt: 4 };
+    /// For GPUs.
+    pub const GPU: Geometry = Geometry { wg: 64, vpt: 4 };
+
+    /// The geometry for an adapter; `SEGLOSS_GEOMETRY=wg,vpt` overrides it (tuning).
+    pub fn for_adapter(info: &wgpu::AdapterInfo) -> Geometry {
+        if let Ok(v) = std::env::var("SEGLOSS_GEOMETRY") {
+            let mut it = v.split(',').filter_map(|x| x.trim().parse::<u32>().ok());
+            if let (Some(wg), Some(vpt)) = (it.next(), it.next()) {
+                if wg.is_power_of_two() && (1..=256).contains(&wg) && (1..=256).contains(&vpt) {
+                    return Geometry { wg, vpt };
+                }
+            }
+        }
+        if info.device_type == wgpu::DeviceType::Cpu {
+            Geometry::CPU
+        } else {
+            Geometry::GPU
+        }
+    }
+
+    /// Pixels per tile.
+    pub fn tile(&self) -> u32 {
+        self.wg * self.vpt * 4
+    }
+
+    /// The WGSL constants every kernel is prefixed with.
+    pub fn prelude(&self) -> String {
+        format!(
+            "const WG: u32 = {}u;\nconst VPT: u32 = {}u;\n",
+            self.wg, self.vpt
+        )
+    }
+}
+
+/// A specialisation of the elementwise kernels, set with override constants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct Variant {
+    pub activation: Activation,
+    pub formulation: Formulation,
+    pub index_target: bool,
+    pub has_mask: bool,
+    /// Compound cross-entropy term: 0 none, 1 softmax CE, 2 KL, 3 binary CE (an
+    /// override, not a params field: lavapipe runs both sides of a data-dependent
+    /// branch, so unused terms must be compiled out).
+    pub ce_kind: u8,
+    /// Compound focal term: 0 none, 1 sigmoid, 2 softmax.
+    pub focal_kind: u8,
+    /// N is a multiple of 4: vec4 bindings (a source choice, not an override).
+    pub aligned: bool,
+    /// A softmax over more than one class chunk: normalisers and Σ_j h_j come from
+    /// `norm` and `softmax_dot` through buffers.
+    pub chunked: bool,
+}
+
+impl Variant {
+    /// Whether a cross-entropy or focal term is fused in.
+    pub fn compound(&self) -> bool {
+        self.ce_kind != 0 || self.focal_kind != 0
+    }
+
+    /// Override constants of `shaders/shared/common.wgsl`.
+    pub fn constants(&self) -> [(&'static str, f64); 8] {
+        let act = match self.activation {
+            Activation::Softmax => 0.0,
+            Activation::Sigmoid => 1.0,
+            Activation::None => 2.0,
+        };
+        let form = match self.formulation {
+            Formulation::Soft => 0.0,
+            Formulation::Squared => 1.0,
+            Formulation::Classic => 2.0,
+        };
+        [
+            ("ACTIVATION", act),
+            ("FORMULATION", form),
+            ("INDEX_TARGET", f64::from(u8::from(self.index_target))),
+            ("HAS_MASK", f64::from(u8::from(self.has_mask))),
+            ("COMPOUND", f64::from(u8::from(self.compound()))),
+            ("CE_KIND", f64::from(self.ce_kind)),
+            ("FOCAL_KIND", f64::from(self.focal_kind)),
+            ("CHUNKED", f64::from(u8::from(self.chunked))),
+        ]
+    }
+
+    /// Every variant the library can build (for validation tests).
+    pub fn all() -> Vec<Variant> {
+        let mut v = Vec::new();
+        for activation in [Activation::Softmax, Activation::Sigmoid, Activation::None] {
+            for formulation in [
+                Formulation::Soft,
+                Formulation::Squared,
+                Formulation::Classic,
+            ] {
+                for index_target in [false, true] {
+                    for has_mask in [false, true] {
+                        for aligned in [false, true] {
+                            // Compound terms by activation: softmax takes the softmax
+                            // CE kinds, sigmoid the binary one; focal sigmoid with both.
+                            let (ce, focal): (&[u8], &[u8]) = match activation {
+                                Activation::Softmax => (&[0, 1, 2], &[0, 1, 2]),
+                                Activation::Sigmoid => (&[0, 3], &[0, 1]),
+                                Activation::None => (&[0], &[0]),
+                            };
+                            let chunked: &[bool] = match activation {
+                                Activation::Softmax => &[false, true],
+                                _ => &[false],
+                            };
+                            for &ce_kind in ce {
+                                for &focal_kind in focal {
+                                    for &chunked in chunked {
+                                        v.push(Variant {
+                                            activation,
+                                            formulation,
+                                            index_target,
+                                            has_mask,
+                                            ce_kind,
+                                            focal_kind,
+                                            aligned,
+                                            chunked,
+                                        });
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        v
+    }
+}

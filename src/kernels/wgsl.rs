@@ -1,0 +1,111 @@
+//! WGSL assembly. A shader file names the shared files it uses with `#import NAME` lines
+//! (as vello's shaders do); they are resolved here, depth first, each file once, so a
+//! kernel file says what it uses and nothing is glued by a list in Rust. `load` and
+//! `store` resolve to the vec4 or the scalar twin by the call's alignment.
+
+use super::Geometry;
+
+/// The shared files by import name.
+const SHARED: &[(&str, &str)] = &[
+    ("common", include_str!("../../shaders/shared/common.wgsl")),
+    (
+        "load_vec4",
+        include_str!("../../shaders/shared/load_vec4.wgsl"),
+    ),
+    (
+        "load_scalar",
+        include_str!("../../shaders/shared/load_scalar.wgsl"),
+    ),
+    (
+        "store_vec4",
+        include_str!("../../shaders/shared/store_vec4.wgsl"),
+    ),
+    (
+        "store_scalar",
+        include_str!("../../shaders/shared/store_scalar.wgsl"),
+    ),
+    ("pixels", include_str!("../../shaders/shared/pixels.wgsl")),
+    (
+        "pixel_terms",
+        include_str!("../../shaders/shared/pixel_terms.wgsl"),
+    ),
+    (
+        "load_norms",
+        include_str!("../../shaders/shared/load_norms.wgsl"),
+    ),
+    (
+        "softmax_dot",
+        include_str!("../../shaders/shared/softmax_dot.wgsl"),
+    ),
+    ("items", include_str!("../../shaders/shared/items.wgsl")),
+    ("reduce", include_str!("../../shaders/shared/reduce.wgsl")),
+];
+
+/// The kernel file `body` with its imports resolved, after the geometry constants.
+pub fn assemble(body: &str, g: Geometry, aligned: bool) -> String {
+    let mut out = g.prelude();
+    let mut seen = Vec::new();
+    include(body, aligned, &mut seen, &mut out);
+    out
+}
+
+/// The shared file an import names (`load` / `store`: the twin for the alignment).
+fn resolve(name: &str, aligned: bool) -> (&'static str, Option<&'static str>) {
+    let name: &'static str = match (name, aligned) {
+        ("load", true) => "load_vec4",
+        ("load", false) => "load_scalar",
+        ("store", true) => "store_vec4",
+        ("store", false) => "store_scalar",
+        _ => SHARED
+            .iter()
+            .map(|(n, _)| *n)
+            .find(|n| *n == name)
+            .unwrap_or("unknown"),
+    };
+    let src = SHARED.iter().find(|(n, _)| *n == name).map(|(_, s)| *s);
+    (name, src)
+}
+
+fn include(src: &str, aligned: bool, seen: &mut Vec<&'static str>, out: &mut String) {
+    for line in src.lines() {
+        match line.strip_prefix("#import ") {
+            Some(name) => {
+                let (name, file) = resolve(name.trim(), aligned);
+                if seen.contains(&name) {
+                    continue;
+                }
+                seen.push(name);
+                match file {
+                    Some(file) => include(file, aligned, seen, out),
+                    // Left in place: naga then reports the line (a test covers every
+                    // kernel's assembly).
+                    None => out.push_str(&format!("{line} // unknown import\n")),
+                }
+            }
+            None => {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn imports_resolve_once_in_dependency_order() {
+        let g = Geometry::CPU;
+        let src = assemble("#import pixels\n#import common\nfn main() {}", g, true);
+        assert!(!src.contains("#import"), "{src}");
+        let common = src.find("struct Params").unwrap();
+        let load = src.find("fn load_x").unwrap();
+        let pixels = src.find("fn load_quad").unwrap();
+        assert!(common < load && load < pixels);
+        assert_eq!(src.matches("struct Params").count(), 1);
+        let scalar = assemble("#import load", g, false);
+        assert!(scalar.contains("array<f32>") && !scalar.contains("array<vec4<f32>>;"));
+        assert!(assemble("#import nothing", g, true).contains("unknown import"));
+    }
+}

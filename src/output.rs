@@ -1,0 +1,90 @@
+//! What a host call returns, and the decoding of a result buffer (`[loss, status,
+//! values…]`) into it: the status word becomes a typed error, and no `Ok` carries a NaN
+//! or ±Inf.
+
+use crate::error::{Error, Result};
+
+/// What a host call returns.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LossOutput {
+    /// The scalar loss (for `Reduction::None`, the sum of `values`).
+    pub loss: f32,
+    /// Per-item values for `Reduction::None`: `[C']` (dataset level) or `[B, C']`.
+    pub values: Option<Vec<f32>>,
+    /// d(loss)/d(input) `[B, C, S...]`, when asked for.
+    pub grad: Option<Vec<f32>>,
+}
+
+/// Decodes `[loss, status, values…]` (+ the gradient bytes) into a [`LossOutput`].
+/// `bufs` is `[out]` or `[out, grad]` as read back; the gradient is moved, not copied.
+pub(crate) fn parse(
+    mut bufs: Vec<Vec<f32>>,
+    values_len: usize,
+    classes: usize,
+) -> Result<LossOutput> {
+    let with_grad = bufs.len() > 1;
+    let out = &bufs[0];
+    check_status(out, classes)?;
+    if with_grad && !bufs.last().is_some_and(|g| all_finite(g)) {
+        return Err(overflow());
+    }
+    let (loss, values) = (
+        out[0],
+        (values_len > 0).then(|| out[2..2 + values_len].to_vec()),
+    );
+    Ok(LossOutput {
+        loss,
+        values,
+        grad: bufs.pop().filter(|_| with_grad),
+    })
+}
+
+/// The status word of a result (`[loss, status, …]`) as an error.
+pub(crate) fn check_status(out: &[f32], classes: usize) -> Result<()> {
+    let status = out[1].to_bits();
+    if status & 1 != 0 {
+        return Err(Error::NonFiniteInput { position: None });
+    }
+    if status & 2 != 0 {
+        return Err(Error::SoftTargetOutOfRange { position: None });
+    }
+    if status & 4 != 0 {
+        return Err(Error::ClassIndexOutOfRange {
+            value: None,
+            classes,
+            position: None,
+        });
+    }
+    if status & 8 != 0 {
+        return Err(Error::ProbabilityOutOfRange { position: None });
+    }
+    if status & 16 != 0 || !out[0].is_finite() {
+        return Err(overflow());
+    }
+    Ok(())
+}
+
+pub(crate) fn all_finite(v: &[f32]) -> bool {
+    v.iter().all(|x| x.is_finite())
+}
+
+pub(crate) fn overflow() -> Error {
+    Error::NonFiniteResult(
+        "an option is too large for f32 arithmetic (weights, α, β, smoothing, γ)".into(),
+    )
+}
+
+/// A CPU result whose f32 rounding overflowed is an error, as on the GPU: no `Ok` carries
+/// a NaN or ±Inf that the (finite, checked) input did not.
+pub(crate) fn finite(out: LossOutput) -> Result<LossOutput> {
+    let bad = |v: &Option<Vec<f32>>| v.iter().flatten().any(|x| !x.is_finite());
+    if !out.loss.is_finite() || bad(&out.values) || bad(&out.grad) {
+        return Err(overflow());
+    }
+    Ok(out)
+}
+
+/// f64 reference results rounded to f32.
+pub(crate) fn narrow(v: Vec<f64>) -> Vec<f32> {
+    v.into_iter().map(|x| x as f32).collect()
+}

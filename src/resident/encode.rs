@@ -1,0 +1,257 @@
+//! `encode`: checks a GPU-resident call's buffers (sizes, usages, device, aliasing),
+//! plans the call and records it, binding the caller's buffers in place or copying
+//! them in chunks on the device when an array exceeds one storage binding.
+
+use super::{GpuBatch, GpuStats, GpuTarget};
+use crate::context::Gpu;
+use crate::error::{Error, Result};
+use crate::options::LossOptions;
+use crate::plan::{bytes_of_words as words, Binding, Phase, Plan, Targets, SCRATCH_CAP};
+use crate::record::{prefix, scratch, Bound, Call, Encoded, Window};
+use crate::shape::Shape;
+
+/// Copies pixels `w.n0 .. w.n0 + w.len` of each of `rows` rows between a `[rows, N]`
+/// array and a packed `[rows, w.len]` chunk (`to_full`: chunk → array).
+fn copy_rows(
+    encoder: &mut wgpu::CommandEncoder,
+    src: &wgpu::Buffer,
+    dst: &wgpu::Buffer,
+    rows: usize,
+    n: usize,
+    w: &Window,
+    to_full: bool,
+) {
+    let bytes = words(w.len());
+    for r in 0..rows {
+        let full = words(r * n + w.n0());
+        let packed = words(r * w.len());
+        let (so, d) = if to_full {
+            (packed, full)
+        } else {
+            (full, packed)
+        };
+        encoder.copy_buffer_to_buffer(src, so, dst, d, bytes);
+    }
+}
+
+/// A caller buffer is of `gpu`'s device (bound to a probe layout inside an error scope,
+/// so that wgpu reports rather than panics).
+fn check_owned(gpu: &Gpu, name: &'static str, buf: &wgpu::Buffer) -> Result<()> {
+    let scope = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
+    let _probe = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: Some("segloss.probe"),
+        layout: gpu.kernels.probe(),
+        entries: &[wgpu::BindGroupEntry {
+            binding: 0,
+            resource: prefix(buf, 4),
+        }],
+    });
+    match pollster::block_on(scope.pop()) {
+        Some(e) => Err(Error::InvalidBuffer {
+            name,
+            reason: format!("not usable on this context's device (another device's?): {e}"),
+        }),
+        None => Ok(()),
+    }
+}
+
+fn check_buffer(
+    name: &'static str,
+    buf: &wgpu::Buffer,
+    need: u64,
+    usage: wgpu::BufferUsages,
+) -> Result<()> {
+    if !buf.usage().contains(usage) {
+        return Err(Error::InvalidBuffer {
+            name,
+            reason: format!("usage {:?} lacks {:?}", buf.usage(), usage),
+        });
+    }
+    if buf.size() < need {
+        return Err(Error::InvalidBuffer {
+            name,
+            reason: format!("{} bytes, the shape needs {need}", buf.size()),
+        });
+    }
+    Ok(())
+}
+
+/// What a recorded call reads and which part of it runs.
+pub(crate) struct Request<'a> {
+    pub batch: &'a GpuBatch<'a>,
+    /// The ignore value as the kernels see it in the u32 target buffer.
+    pub ignore: Option<u32>,
+    pub grad: Option<&'a wgpu::Buffer>,
+    pub phase: Phase,
+    /// The local phase a finishing call continues.
+    pub from: Option<&'a GpuStats>,
+}
+
+/// Checks a request's buffers (sizes, usages, device, aliasing) before anything is
+/// recorded; returns the labels buffer and whether the targets are class indices.
+fn check_request<'a>(gpu: &Gpu, r: &Request<'a>) -> Result<(&'a wgpu::Buffer, bool)> {
+    let (shape, batch) = (r.batch.shape, r.batch);
+    let storage = wgpu::BufferUsages::STORAGE;
+    check_buffer("input", batch.input, words(shape.len()), storage)?;
+    let (labels, index) = match batch.target {
+        GpuTarget::Soft(t) => (t, false),
+        GpuTarget::Index(t) => (t, true),
+    };
+    let label_words = if index { shape.map_len() } else { shape.len() };
+    check_buffer("target", labels, words(label_words), storage)?;
+    if let Some(m) = batch.mask {
+        check_buffer("mask", m, mask_bytes(shape), storage)?;
+    }
+    if let Some(g) = r.grad {
+        check_buffer("grad", g, words(shape.len()), storage)?;
+        // The gradient is written while the others are read: it must not be one of them.
+        let others = [
+            ("input", Some(batch.input)),
+            ("target", Some(labels)),
+            ("mask", batch.mask),
+        ];
+        if let Some((other, _)) = others.into_iter().find(|(_, b)| *b == Some(g)) {
+            return Err(Error::InvalidBuffer {
+                name: "grad",
+                reason: format!("is the {other} buffer: the gradient needs a buffer of its own"),
+            });
+        }
+    }
+    let named = [
+        ("input", Some(batch.input)),
+        ("target", Some(labels)),
+        ("mask", batch.mask),
+        ("grad", r.grad),
+    ];
+    for (name, buf) in named {
+        if let Some(buf) = buf {
+            check_owned(gpu, name, buf)?;
+        }
+    }
+    let max_binding = gpu.device.limits().max_storage_buffer_binding_size;
+    if let Some(m) = batch.mask.filter(|m| m.size() > max_binding) {
+        return Err(Error::TooLarge(format!(
+            "the mask needs a {}-byte binding, the device allows {max_binding}",
+            m.size()
+        )));
+    }
+    Ok((labels, index))
+}
+
+fn mask_bytes(shape: &Shape) -> u64 {
+    shape.map_len().div_ceil(4) as u64 * 4
+}
+
+/// Records a call (or one phase of it) into `encoder`.
+pub(crate) fn encode(
+    gpu: &Gpu,
+    options: &LossOptions,
+    r: Request<'_>,
+    encoder: &mut wgpu::CommandEncoder,
+) -> Result<Encoded> {
+    let (shape, batch) = (r.batch.shape, r.batch);
+    let (b, c) = (shape.batch(), shape.classes());
+    options.validate_for(c)?;
+    if let Some(st) = r.from {
+        st.check_device(&gpu.device)?;
+        if st.shape != *shape {
+            return Err(Error::InvalidStats(format!(
+                "statistics of shape {:?}, the batch is {:?}",
+                st.shape.dims(),
+                shape.dims()
+            )));
+        }
+        if st.options != *options {
+            return Err(Error::InvalidStats(
+                "statistics computed with other loss options".into(),
+            ));
+        }
+    }
+    let grad = r.grad.filter(|_| r.phase != Phase::Stats);
+    let (labels, index) = check_request(gpu, &Request { grad, ..r })?;
+
+    // Direct: the caller's buffers bound in place. Chunked (an array over the binding
+    // limit): runs of whole tiles copied, per row, into bounded scratch buffers.
+    let max_binding = gpu.device.limits().max_storage_buffer_binding_size;
+    let label_rows = if index { b } else { b * c };
+    let labels_bytes = words(label_rows * shape.pixels());
+    let direct = words(shape.len()) <= max_binding && labels_bytes <= max_binding;
+    let storage = wgpu::BufferUsages::STORAGE;
+    let (src, dst) = (wgpu::BufferUsages::COPY_SRC, wgpu::BufferUsages::COPY_DST);
+    if !direct {
+        check_buffer("input", batch.input, 0, storage | src)?;
+        check_buffer("target", labels, 0, storage | src)?;
+        if let Some(g) = grad {
+            check_buffer("grad", g, 0, storage | dst)?;
+        }
+    }
+    let binding = if direct {
+        Binding::Direct
+    } else {
+        Binding::Chunk
+    };
+    let targets = Targets {
+        index,
+        ignore: r.ignore,
+        mask: batch.mask.is_some(),
+    };
+    let limits = gpu.device.limits();
+    let geometry = gpu.kernels.geometry();
+    let cap = max_binding.min(SCRATCH_CAP);
+    let plan = Plan::new(
+        options, shape, targets, r.phase, geometry, &limits, binding, cap,
+    )?;
+    let run = plan.windows.iter().map(|w| w.len).max().unwrap_or(0);
+    let call = Call::new(gpu, options, plan, r.from.map(GpuStats::local))?;
+    let windows = call.windows()?;
+    let scratch = |label: &str, bytes: u64, usage| scratch(&gpu.device, label, bytes, usage);
+    let chunk =
+        |label, rows: usize, usage| (!direct).then(|| scratch(label, words(rows * run), usage));
+    let sx = chunk("segloss.chunk_input", b * c, storage | dst);
+    let sy = chunk("segloss.chunk_target", label_rows, storage | dst);
+    let sg = grad.and(chunk("segloss.chunk_grad", b * c, storage | src));
+    let n = shape.pixels();
+    let copy_in = |encoder: &mut wgpu::CommandEncoder, w: &Window| {
+        if let (Some(sx), Some(sy)) = (&sx, &sy) {
+            copy_rows(encoder, batch.input, sx, b * c, n, w, false);
+            copy_rows(encoder, labels, sy, label_rows, n, w, false);
+        }
+    };
+    // Caller buffers are bound for exactly the bytes the shape needs: they may be larger
+    // (pooled, reused), even larger than a binding may be.
+    fn bind<'a>(
+        s: &'a Option<wgpu::Buffer>,
+        full: &'a wgpu::Buffer,
+        bytes: u64,
+    ) -> wgpu::BindingResource<'a> {
+        match s {
+            Some(s) => s.as_entire_binding(),
+            None => prefix(full, bytes),
+        }
+    }
+    let bound = Bound {
+        x: bind(&sx, batch.input, words(shape.len())),
+        y: bind(&sy, labels, labels_bytes),
+        mask: batch
+            .mask
+            .map_or_else(|| call.placeholder(), |m| prefix(m, mask_bytes(shape))),
+    };
+    if call.plan.local() {
+        for w in &windows {
+            copy_in(encoder, w);
+            call.tile_sums(encoder, w, &bound);
+        }
+    }
+    call.finalize(encoder, &windows[0]);
+    if let Some(g) = grad {
+        let g_res = bind(&sg, g, words(shape.len()));
+        for w in &windows {
+            copy_in(encoder, w);
+            call.grad(encoder, w, &bound, g_res.clone());
+            if let Some(sg) = &sg {
+                copy_rows(encoder, sg, g, b * c, n, w, true);
+            }
+        }
+    }
+    Ok(call.into_encoded())
+}
