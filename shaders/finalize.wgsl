@@ -5,8 +5,8 @@
 //
 // Two phases (params.phase bits), so that data-parallel workers can add up their
 // statistics in between (layout: `Stats` in src/stats.rs):
-//   1 summarize: this worker's per-image sums (`reduce_items`) → the shared block's
-//     header (the per-class rows are written by `reduce_items`);
+//   1 summarize: this worker's per-image sums (`row_sums`) → the shared block's
+//     header (the per-class rows are written by `row_sums`);
 //   2 finish: the (possibly all-reduced) shared block → the loss, values and counts.
 // A one-call loss runs both (phase 3).
 

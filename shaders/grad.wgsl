@@ -1,6 +1,6 @@
 // grad: d(loss)/d(input), elementwise (SPEC §3). CPU twin: src/reference/grad.rs.
 // Dispatch: (tiles, rows), the same tile geometry and (image, class chunk) rows as
-// `stats`. Per element the gradient
+// `tile_sums`. Per element the gradient
 // w.r.t. the probability is a combination of the item's coefficients
 // d loss/d(tp, fp, fn) (from `finalize`); it is then chained through the activation.
 // Loops are class-outer (one row streams at a time), with per-quad state in VPT-long

@@ -1,7 +1,7 @@
-// stats_reduce: second reduction level, tiles → one (tp, fp, fn, present) per (b, c).
+// item_sums: second reduction level, tiles → one (tp, fp, fn, present) per (b, c).
 // CPU twin: src/reference/stats.rs. Each item is a row of `lanes(tiles)` invocations
 // (items.wgsl), 256 / lanes items to a workgroup, folded into two dimensions
-// (`kernels::stats_reduce_groups`). Each invocation sums a fixed strided subset of the
+// (`kernels::item_sums_groups`). Each invocation sums a fixed strided subset of the
 // item's tiles, then a fixed tree over its row: the order never depends on timing, so
 // results are bit-identical run to run.
 

@@ -1,5 +1,5 @@
 // norm: a softmax's partial normalisers per (image, class chunk, pixel), for softmaxes
-// of more than one class chunk (CHUNKED). Dispatch: (tiles, rows) as `stats`. `stats`
+// of more than one class chunk (CHUNKED). Dispatch: (tiles, rows) as `tile_sums`. `tile_sums`
 // and `softmax_dot` merge the chunks' partials of a pixel (`load_norms`). CPU twin: the
 // softmax of src/reference/mod.rs (one pass over all classes; the same value).
 

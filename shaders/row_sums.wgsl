@@ -1,7 +1,7 @@
-// reduce_items: the sums over items that `finalize` needs, per image and (summarize
+// row_sums: the sums over items that `finalize` needs, per image and (summarize
 // phase) per class, each a strided loop and a fixed tree over a segment of `lanes`
 // invocations. Dispatch: the image rows' workgroups, then the class rows', folded into
-// two dimensions (`kernels::reduce_items_groups`). CPU twin:
+// two dimensions (`kernels::row_sums_groups`). CPU twin:
 // `summarize` in src/reference/finalize.rs.
 //   image b: work[b] = (active classes, Σ active ℓ_bc, Σ ℓ_bc, 0) over kept classes,
 //            work[B + b] = the compound sums of the image;

@@ -1,4 +1,4 @@
-// stats: per-(image, class, tile) partial sums of tp, fp, fn and the present count
+// tile_sums: per-(image, class, tile) partial sums of tp, fp, fn and the present count
 // (SPEC §2 steps 1-4), and for compound losses the tile's (ce, focal, kept, ce
 // normaliser) in a second [B, C] block (at each chunk's first class). CPU twin:
 // src/reference/stats.rs. Dispatch: (tiles, rows), one row per (image, class chunk). Invocation t owns quads t, t + WG, … of the tile (coalesced),
@@ -70,10 +70,9 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     }
 
     let zero = vec4<f32>(0.0);
-    // Compound: this invocation's kept pixels. (Plain vec4 accumulators below, not
-    // per-quad arrays: one more per-quad array updated inside the class loop measured
-    // ~55 x86 instructions per element on lavapipe, with callgrind.)
-    // (Counted by the first chunk of a row only: the pixel terms' normalisers.)
+    // Compound: this invocation's kept pixels, counted by the first chunk of a row only
+    // (the pixel terms' normalisers). Plain vec4 accumulators below, not per-quad
+    // arrays (docs/performance.md).
     var kept_px = 0.0;
     if COMPOUND && row.chunk == 0u {
         for (var k = 0u; k < VPT; k++) {
@@ -104,8 +103,8 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
             if !any(valid) {
                 continue;
             }
-            // Every in-range element is validated, kept or not. Branch-free: a per-quad
-            // `if any(..)` cost as much as an exp per element on lavapipe (callgrind).
+            // Every in-range element is validated, kept or not, branch-free
+            // (docs/performance.md).
             let x = load_x(b * C + c, q);
             bad_x |= valid & !finite4(x);
             if ACTIVATION == 2u && params.check_probabilities != 0u {
@@ -122,7 +121,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                 let norm = norms[k];
                 let p = activate(x, norm);
                 // Compound, softmax: log-normaliser from the loaded norm (recomputed per
-                // class; a per-quad array of it measured the same instruction count).
+                // class).
                 var lse = zero;
                 if COMPOUND && ACTIVATION == 0u {
                     lse = norm.m + log(norm.s);

@@ -11,7 +11,7 @@
 //! * [`Context`]: a wgpu device (its own or the application's), or the CPU reference.
 //! * [`LossOptions`] (+ [`monai`] and [`jdt`] constructors): the SPEC's options.
 //! * [`Loss`]: host API ([`Loss::forward_backward`], [`Loss::forward_backward_into`],
-//!   [`Loss::evaluate_async`]; batches of any size, streamed over the binding limit) and
+//!   [`Loss::forward_async`]; batches of any size, streamed over the binding limit) and
 //!   GPU-resident API ([`Loss::encode`], [`Loss::run`], [`Loss::read`]).
 //! * Compound losses: [`CrossEntropy`] and [`Focal`] terms fused into the same passes.
 //! * Data-parallel training: the split-phase API ([`Loss::stats`] → sum
@@ -59,5 +59,10 @@ pub use output::LossOutput;
 pub use peers::{jdt, monai};
 pub use plan::{MAX_CLASSES, MAX_ITEMS};
 pub use resident::{GpuBatch, GpuResult, GpuStats, GpuTarget};
+
+/// Former name of [`GpuResult`], kept so that old code compiles.
+#[doc(hidden)]
+#[deprecated(note = "renamed `GpuResult`")]
+pub type GpuLoss = GpuResult;
 pub use shape::{Batch, Shape, Target};
 pub use split::Stats;

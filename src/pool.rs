@@ -47,11 +47,10 @@ impl Pool {
     /// A buffer of at least `size` bytes with exactly `usage`: a free one no more than
     /// twice as large (the kernels bind only the bytes a shape needs) whose last work
     /// has finished, else a new one. Only idle buffers are reused, so a call never
-    /// waits on another call still in flight (`Loss::evaluate_async`): each owns its
-    /// buffers until it is done. (No poll here to refresh the idle flags: on wgpu's GL
-    /// backend a poll from this thread while another thread waits on the device left
-    /// EGL unusable for the next context, 1 run in 15. Buffers whose work a call has
-    /// waited for come back idle through [`Pooled::done`] instead.)
+    /// waits on another call still in flight (`Loss::forward_async`): each owns its
+    /// buffers until it is done. No poll here to refresh the idle flags (on wgpu's GL
+    /// backend it races a waiting thread: docs/performance.md); buffers whose work a
+    /// call has waited for come back idle through [`Pooled::done`].
     pub fn take(self: &Arc<Self>, label: &str, usage: wgpu::BufferUsages, size: u64) -> Pooled {
         let size = size.max(4).div_ceil(4) * 4;
         let buffer = self.find(usage, size).unwrap_or_else(|| {

@@ -3,7 +3,7 @@
 //! the device never holds more than a few chunks of it.
 //!
 //! Pass 1 writes each window's pixels of every row (input, labels, mask) into pooled
-//! chunk buffers and runs `stats` on them; `stats_reduce` and `finalize` follow, and the
+//! chunk buffers and runs `tile_sums` on them; `item_sums` and `finalize` follow, and the
 //! loss is read back. Pass 2 (gradient) writes each window again, runs `grad` into a
 //! chunk buffer and copies it into the window's pixels of every row of the host
 //! gradient. Two sets of chunk buffers, taken once per call, alternate, so the host fills

@@ -1,10 +1,8 @@
 // Shared by every segloss kernel: the params block, the tile geometry and the variant
-// constants. Keep `Params` in sync with `src/kernels.rs` (`Params`), which a test checks.
+// constants. Keep `Params` in sync with `src/kernels/params.rs`, which a test checks.
 //
 // Every kernel binds `params` as a read-only storage buffer at binding 0, not as a
-// uniform: lavapipe (Mesa 22.3) specialises shaders on uniform values ("inline
-// uniforms") and re-JITs per new value set; for `finalize` it did so on every dispatch
-// and kept each variant (measured: +7 ms and +400 KB of RSS per call).
+// uniform (lavapipe re-JITs shaders per uniform value set: docs/performance.md).
 
 // One loss call's shape and options (SPEC §1-§2).
 struct Params {
@@ -59,8 +57,8 @@ fn finite4(x: vec4<f32>) -> vec4<bool> {
 
 // y in [0, 1] per lane, on the bits too: non-negative floats order as their bit
 // patterns, 1.0 is 0x3f800000, and every NaN, infinity and negative number (sign bit set)
-// lies above it, except −0.0 (0x80000000), which is 0. Two integer compares: the float
-// form (finite, ≥ 0, ≤ 1) cost ~30 x86 instructions per element on lavapipe (callgrind).
+// lies above it, except −0.0 (0x80000000), which is 0. Two integer compares, cheaper
+// than the float form (docs/performance.md).
 fn in_unit4(y: vec4<f32>) -> vec4<bool> {
     let u = bitcast<vec4<u32>>(y);
     return (u <= vec4<u32>(0x3f800000u)) | (u == vec4<u32>(0x80000000u));
@@ -68,13 +66,13 @@ fn in_unit4(y: vec4<f32>) -> vec4<bool> {
 
 
 // Tile geometry. `WG` (workgroup size) and `VPT` (pixel quads per invocation) are
-// prepended as constants by `src/kernels.rs` (`Geometry`), chosen per adapter. A tile,
+// prepended as constants by `src/kernels/variant.rs` (`Geometry`), chosen per adapter. A tile,
 // WG·VPT quads of 4 pixels, is the unit of the first reduction level: its partial sum
 // depends only on its pixels, so results do not depend on how tiles are dispatched.
 const QUADS: u32 = WG * VPT;  // quads per tile
 const TILE: u32 = QUADS * 4u; // pixels per tile
 
-// Variants, set as pipeline-overridable constants (`src/kernels.rs`, `Variant`).
+// Variants, set as pipeline-overridable constants (`src/kernels/variant.rs`, `Variant`).
 override ACTIVATION: u32 = 0u;  // 0 softmax, 1 sigmoid, 2 none
 override FORMULATION: u32 = 0u; // 0 soft (L1), 1 squared (L2), 2 classic (product)
 override INDEX_TARGET: bool = false;

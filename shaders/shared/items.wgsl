@@ -1,4 +1,4 @@
-// Per-item losses and the fixed-order workgroup sums shared by `reduce_items`,
+// Per-item losses and the fixed-order workgroup sums shared by `row_sums`,
 // `finalize` and `coef` (SPEC §2 steps 5-8, §3). CPU twin: src/reference/finalize.rs.
 // Each kernel declares `weights` (per kept class, or a dummy) itself.
 

@@ -1,4 +1,4 @@
-// The pixelwise terms of a compound loss, per quad and class, shared by `stats` (values)
+// The pixelwise terms of a compound loss, per quad and class, shared by `tile_sums` (values)
 // and `grad` (gradients). CPU twin: src/reference/pixel.rs. Only reached when the
 // COMPOUND override is set. `aux` holds per-class constants, two vec4 per class:
 // [2c] (ce weight, pos_weight, α a1, α a0), [2c + 1] (focal weight, 0, 0, 0); a dropped

@@ -1,4 +1,4 @@
-// Per-quad pixel facts shared by `stats` and `grad`, on top of a load_*.wgsl file.
+// Per-quad pixel facts shared by the elementwise kernels, on top of a load_*.wgsl file.
 
 #import common
 #import load

@@ -1,5 +1,5 @@
-// Fixed-order workgroup reductions (trees, no atomics) shared by `stats_reduce`,
-// `reduce_items` and `finalize`.
+// Fixed-order workgroup reductions (trees, no atomics) shared by `item_sums`,
+// `row_sums` and `finalize`.
 
 #import common
 
@@ -22,9 +22,9 @@ fn tree_sum(t: u32, v: vec4<f32>) -> vec4<f32> {
     return r;
 }
 
-// Invocations that share one row of `len` items in `reduce_items`: a power of two, as
+// Invocations that share one row of `len` items in `row_sums`: a power of two, as
 // few as keep each invocation's loop at ≤ 32 items (≤ len / 256 past 8192 items), so
-// that short rows do not pay a 256-wide tree. Twin: `kernels::lanes` in src/kernels.rs.
+// that short rows do not pay a 256-wide tree. Twin: `kernels::lanes` in src/kernels/mod.rs.
 fn lanes(len: u32) -> u32 {
     let want = (len + 31u) / 32u;
     if want <= 1u {

@@ -51,7 +51,7 @@ impl Loss {
     /// so the borrowed slices are free at once and several calls can be in flight; the
     /// future resolves when the GPU is done (a helper thread waits on the device, so no
     /// executor thread blocks).
-    pub(super) fn evaluate_async(
+    pub(super) fn host_async(
         &self,
         batch: &Batch<'_>,
         with_grad: bool,
@@ -67,7 +67,7 @@ impl Loss {
                 }
                 // The CPU reference, and streamed batches (their passes need the slices),
                 // compute before returning.
-                _ => Err(self.evaluate(&batch, with_grad)),
+                _ => Err(self.run_host(&batch, with_grad)),
             },
         };
         async move {

@@ -57,12 +57,12 @@ impl Loss {
 
     /// The loss (and per-item values) of one batch, without the gradient.
     pub fn forward(&self, batch: &Batch<'_>) -> Result<LossOutput> {
-        self.evaluate(batch, false)
+        self.run_host(batch, false)
     }
 
     /// The loss and d(loss)/d(input).
     pub fn forward_backward(&self, batch: &Batch<'_>) -> Result<LossOutput> {
-        self.evaluate(batch, true)
+        self.run_host(batch, true)
     }
 
     /// Async loss (no gradient). The data is uploaded and the work submitted before this
@@ -73,7 +73,26 @@ impl Loss {
         &self,
         batch: &Batch<'_>,
     ) -> impl Future<Output = Result<LossOutput>> + Send + 'static {
-        self.evaluate_async(batch, false)
+        self.host_async(batch, false)
+    }
+
+    /// Former name of [`Loss::forward`] / [`Loss::forward_backward`], kept so that old
+    /// code compiles.
+    #[doc(hidden)]
+    #[deprecated(note = "use `forward` or `forward_backward`")]
+    pub fn evaluate(&self, batch: &Batch<'_>, with_grad: bool) -> Result<LossOutput> {
+        self.run_host(batch, with_grad)
+    }
+
+    /// Former name of [`Loss::forward_async`] / [`Loss::forward_backward_async`].
+    #[doc(hidden)]
+    #[deprecated(note = "use `forward_async` or `forward_backward_async`")]
+    pub fn evaluate_async(
+        &self,
+        batch: &Batch<'_>,
+        with_grad: bool,
+    ) -> impl Future<Output = Result<LossOutput>> + Send + 'static {
+        self.host_async(batch, with_grad)
     }
 
     /// Async loss and gradient: as [`Loss::forward_async`], with d(loss)/d(input).
@@ -81,11 +100,11 @@ impl Loss {
         &self,
         batch: &Batch<'_>,
     ) -> impl Future<Output = Result<LossOutput>> + Send + 'static {
-        self.evaluate_async(batch, true)
+        self.host_async(batch, true)
     }
 
     /// Blocking host call: uploads, computes in one submission, reads back.
-    pub(crate) fn evaluate(&self, batch: &Batch<'_>, with_grad: bool) -> Result<LossOutput> {
+    pub(crate) fn run_host(&self, batch: &Batch<'_>, with_grad: bool) -> Result<LossOutput> {
         let mut owned = None;
         let batch = &self.prepared(batch, &mut owned)?;
         if let Inner::Cpu = &*self.ctx.inner {

@@ -189,7 +189,7 @@ impl Kernel {
 }
 
 /// Checks that a device's limits cover what the kernels need: storage buffers per
-/// stage (8, in `stats`, `coef` and `grad`), workgroup storage and invocations (`item_sums`). Every
+/// stage (8, in `tile_sums`, `coef` and `grad`), workgroup storage and invocations (`item_sums`). Every
 /// adapter with WebGPU's default limits passes; an OpenGL ES device at the GLES 3.1
 /// minimum (4 storage buffers) does not.
 pub fn check_limits(limits: &wgpu::Limits, g: Geometry) -> Result<(), String> {

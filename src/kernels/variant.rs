@@ -3,12 +3,9 @@
 
 use crate::options::{Activation, Formulation};
 
-/// Tile geometry of the elementwise kernels: `wg` invocations × `vpt` quads of 4 pixels.
-/// Chosen per adapter. CPU adapters (lavapipe) run a workgroup on one thread in SIMD
-/// chunks of 8 and pay for every barrier: one SIMD chunk per workgroup ran the stats
-/// pass 3× faster than 256 invocations. More quads per invocation (vpt 64) ran no
-/// faster on lavapipe but made its cold pipeline compile ~40× slower (dynamically
-/// indexed private arrays), so vpt stays 4. GPUs want more invocations.
+/// Tile geometry of the elementwise kernels: `wg` invocations × `vpt` quads of 4 pixels,
+/// chosen per adapter: one SIMD chunk per workgroup on CPU adapters, more invocations on
+/// GPUs (the measurements behind it: docs/performance.md).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Geometry {
     pub wg: u32,

@@ -1,6 +1,7 @@
 //! The CPU reference in f64: the same SPEC as the GPU kernels, shaped like them
-//! (`stats` ↔ `shaders/stats.wgsl` + `stats_reduce.wgsl`, `finalize` ↔
-//! `shaders/finalize.wgsl`, `grad` ↔ `shaders/grad.wgsl`). The tests check the GPU
+//! (`stats` ↔ `tile_sums` + `item_sums`; `summarize` ↔ `row_sums` + `finalize`'s first
+//! phase; `finish` ↔ `finalize`'s second phase + `coef`; `grad` ↔ `norm` +
+//! `softmax_dot` + `grad`). The tests check the GPU
 //! against it, and a [`crate::Context`] without a GPU computes with it.
 //!
 //! ```

@@ -1,6 +1,6 @@
 //! The pixelwise terms of a compound loss (cross-entropy, KL, binary CE, focal): per
 //! class tables, per-pixel values and gradients. Twin of the `COMPOUND` parts of
-//! `shaders/stats.wgsl` and `shaders/grad.wgsl` (helpers in `shaders/shared/pixel_terms.wgsl`).
+//! `shaders/tile_sums.wgsl` and `shaders/grad.wgsl` (helpers in `shaders/shared/pixel_terms.wgsl`).
 
 use crate::options::{CrossEntropyKind, FocalAlpha, LossOptions};
 

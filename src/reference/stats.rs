@@ -1,4 +1,4 @@
-//! Twin of `shaders/stats.wgsl` + `shaders/stats_reduce.wgsl`: per-(b, c) sums of
+//! Twin of `shaders/tile_sums.wgsl` + `shaders/item_sums.wgsl`: per-(b, c) sums of
 //! (tp, fp, fn, present count) over the kept pixels, and for compound losses a second
 //! block of per-(b, c) sums of the pixel terms.
 
