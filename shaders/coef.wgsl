@@ -17,6 +17,34 @@
 
 const COEF_WG: u32 = 64u;
 
+// A Generalized Dice's coefficients for item (b, c), scaled by the aggregation; at image
+// level with `reduction = none` the first kept class also writes the image's value.
+fn gdl_coef(j: u32, b: u32, c: u32) -> vec3<f32> {
+    if params.w_dataset > 0.0 {
+        let gl = work[gdl_globals_slot()];
+        let s = sh[HEADER + 2u * c];
+        let grad = gdl_grad(gl.xy, gdl_weight(s.x + s.z, gl.z));
+        return select(params.w_dataset, 1.0, params.reduction == 2u) * grad;
+    }
+    let gi = work[gdl_image_slot(b)];
+    let s = stats[j];
+    let grad = gdl_grad(gi.xy, gdl_weight(s.x + s.z, gi.z));
+    if params.reduction == 2u {
+        if c == params.class_start {
+            let v = params.overlap_weight * work[b].y;
+            out[2u + b] = v;
+            if (bitcast<u32>(v) & 0x7f800000u) == 0x7f800000u {
+                atomicOr(&status[0], STATUS_NONFINITE_RESULT);
+            }
+        }
+        return grad;
+    }
+    if params.reduction == 1u {
+        return params.w_image * grad;
+    }
+    return params.w_image / sh[0].y * grad;
+}
+
 @compute @workgroup_size(COEF_WG)
 fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
     let j = flat_group(wid) * COEF_WG + lid.x;
@@ -33,7 +61,11 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     let c = j % C;
     let c0 = params.class_start;
     var g = vec3<f32>(0.0);
-    if c >= c0 {
+    if is_gdl() {
+        if c >= c0 {
+            g = gdl_coef(j, b, c);
+        }
+    } else if c >= c0 {
         let k = c - c0;
         let w = class_weight(k);
         let globals = work[globals_slot()];

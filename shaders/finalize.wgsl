@@ -58,7 +58,54 @@ fn finite(v: f32) -> bool {
     return (bitcast<u32>(v) & 0x7f800000u) != 0x7f800000u;
 }
 
-// The loss from the shared block; the global counts into work[2B].
+// A Generalized Dice's overlap part: (loss before λ, values that overflowed). Dataset
+// level: one item from the global class sums, its (N, D, largest finite weight) into
+// work[3B + 1] for `coef`; image level: the images' terms from the shared block.
+fn finish_gdl(t: u32) -> vec2<f32> {
+    let B = params.batch;
+    let C = params.classes;
+    let c0 = params.class_start;
+    if params.w_dataset > 0.0 {
+        var m = 0.0;
+        for (var c = c0 + t; c < C; c += RWG) {
+            let s = sh[HEADER + 2u * c];
+            m = max(m, gdl_raw(s.x + s.z));
+        }
+        let wmax = segment_max(t, RWG, m);
+        var nd = vec2<f32>(0.0);
+        for (var c = c0 + t; c < C; c += RWG) {
+            let s = sh[HEADER + 2u * c];
+            nd += gdl_terms(s.xyz, gdl_weight(s.x + s.z, wmax));
+        }
+        let r = tree_sum(t, vec4<f32>(nd, 0.0, 0.0));
+        let l = gdl_loss(r.xy);
+        if t == 0u {
+            work[gdl_globals_slot()] = vec4<f32>(r.xy, wmax, 0.0);
+        }
+        if params.reduction == 2u {
+            let v = params.overlap_weight * l;
+            if t == 0u {
+                out[2] = v;
+            }
+            return vec2<f32>(l, select(1.0, 0.0, finite(v)));
+        }
+        return vec2<f32>(params.w_dataset * l, 0.0);
+    }
+    // Image level: (images, Σ image terms) in the header.
+    if params.reduction == 0u {
+        return vec2<f32>(select(0.0, params.w_image * sh[0].z / sh[0].y, sh[0].y > 0.0), 0.0);
+    }
+    if params.reduction == 1u {
+        return vec2<f32>(params.w_image * sh[0].z, 0.0);
+    }
+    var sum = 0.0;
+    for (var b = t; b < B; b += RWG) {
+        sum += work[b].z;
+    }
+    return vec2<f32>(tree_sum(t, vec4<f32>(sum, 0.0, 0.0, 0.0)).x, 0.0);
+}
+
+// The loss from the shared block; the global counts into work[3B].
 fn finish(t: u32) {
     let B = params.batch;
     let C = params.classes;
@@ -67,9 +114,14 @@ fn finish(t: u32) {
     var total = 0.0;
     var globals = vec4<f32>(0.0);
     var overflow = 0.0; // values that came out non-finite
+    if is_gdl() {
+        let g = finish_gdl(t);
+        total = g.x;
+        overflow = g.y;
+    }
 
     // Dataset level: the global per-class sums (mIoU^D, MONAI batch=True).
-    if params.w_dataset > 0.0 {
+    if !is_gdl() && params.w_dataset > 0.0 {
         var n = 0.0;
         for (var c = c0 + t; c < C; c += RWG) {
             n += select(0.0, 1.0, is_active(sh[HEADER + 2u * c].w));
@@ -101,7 +153,7 @@ fn finish(t: u32) {
 
     // Image and class levels (mIoU^I, mIoU^C, MONAI batch=False): the loss from the
     // global sums of item terms (`coef` scales this worker's items by the global counts).
-    if params.w_image > 0.0 || params.w_class > 0.0 {
+    if !is_gdl() && (params.w_image > 0.0 || params.w_class > 0.0) {
         let n_images = sh[0].y;
         // (classes active somewhere, Σ_c mean over its images, Σ active ℓ, Σ all ℓ)
         var acc = vec4<f32>(0.0);

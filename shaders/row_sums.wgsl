@@ -4,7 +4,8 @@
 // two dimensions (`kernels::row_sums_groups`). CPU twin:
 // `summarize` in src/reference/finalize.rs.
 //   image b: work[b] = (active classes, Σ active ℓ_bc, Σ ℓ_bc, 0) over kept classes,
-//            work[B + b] = the compound sums of the image;
+//            work[B + b] = the compound sums of the image; a Generalized Dice's
+//            image is one item: work[b] = (1, ℓ_b, ℓ_b, 0), work[2B + b] its sums;
 //   class c: sh[2 + 2c] = Σ_b (tp, fp, fn, present), sh[3 + 2c] = (Σ_b active ℓ_bc,
 //            active images, 0, 0) (zero for a dropped background).
 
@@ -52,8 +53,34 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                 }
             }
         }
-        let r = segment_sum(t, li, acc);
         let r2 = segment_sum(t, li, comp);
+        if is_gdl() {
+            // One item per image: its largest finite weight, then the weighted sums.
+            var m = 0.0;
+            if b < B {
+                for (var c = c0 + t % li; c < C; c += li) {
+                    let s = stats[b * C + c];
+                    m = max(m, gdl_raw(s.x + s.z));
+                }
+            }
+            let wmax = segment_max(t, li, m);
+            var nd = vec2<f32>(0.0);
+            if b < B {
+                for (var c = c0 + t % li; c < C; c += li) {
+                    let s = stats[b * C + c];
+                    nd += gdl_terms(s.xyz, gdl_weight(s.x + s.z, wmax));
+                }
+            }
+            let r = segment_sum(t, li, vec4<f32>(nd, 0.0, 0.0));
+            if b < B && t % li == 0u {
+                let l = gdl_loss(r.xy);
+                work[b] = vec4<f32>(1.0, l, l, 0.0);
+                work[B + b] = r2;
+                work[gdl_image_slot(b)] = vec4<f32>(r.xy, wmax, 0.0);
+            }
+            return;
+        }
+        let r = segment_sum(t, li, acc);
         if b < B && t % li == 0u {
             work[b] = r;
             work[B + b] = r2;
@@ -68,7 +95,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
         for (var b = t % lc; b < B; b += lc) {
             let s = stats[b * C + c];
             sum += s;
-            if c >= c0 && is_active(s.w) {
+            if c >= c0 && !is_gdl() && is_active(s.w) {
                 act += vec4<f32>(item_loss(s.xyz, class_weight(c - c0)).loss, 1.0, 0.0, 0.0);
             }
         }

@@ -53,7 +53,7 @@ pub use context::{Backend, Context};
 pub use error::{Error, Result};
 pub use options::{
     Activation, ActiveClasses, Aggregation, CrossEntropy, CrossEntropyKind, Focal, FocalAlpha,
-    Formulation, LossOptions, Overlap, Reduction, SingleChannelSoftmax,
+    Formulation, GdlWeight, LossOptions, Overlap, Reduction, SingleChannelSoftmax,
 };
 pub use output::LossOutput;
 pub use peers::{jdt, monai};

@@ -320,7 +320,11 @@ pub(crate) fn params(
         focal_gamma: focal.map_or(0.0, |f| f.gamma as f32),
         alpha_mode: crate::reference::pixel::alpha_mode(options),
         check_probabilities: u32::from(options.checks_probabilities()),
-        _pad1: 0,
+        gdl_weight: options.overlap.generalized().map_or(0, |w| match w {
+            crate::options::GdlWeight::Simple => 1,
+            crate::options::GdlWeight::Square => 2,
+            crate::options::GdlWeight::Uniform => 3,
+        }),
         _pad2: 0,
     }
 }

@@ -159,7 +159,7 @@ impl<'g> Call<'g> {
             out,
             // 16 bytes: the smallest binding of an array<vec4<f32>>.
             placeholder: scratch("segloss.placeholder", 16, rw),
-            work: scratch("segloss.work", 16 * (2 * b + 1) as u64, rw),
+            work: scratch("segloss.work", 16 * (3 * b + 2) as u64, rw),
             norms,
             pix,
             plan,

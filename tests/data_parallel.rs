@@ -6,8 +6,8 @@ mod common;
 
 use common::{Data, Rng};
 use segloss::{
-    ActiveClasses, Aggregation, Context, CrossEntropy, Focal, GpuBatch, GpuStats, GpuTarget, Loss,
-    LossOptions, LossOutput, Reduction, Shape, Stats,
+    ActiveClasses, Aggregation, Context, CrossEntropy, Focal, GdlWeight, GpuBatch, GpuStats,
+    GpuTarget, Loss, LossOptions, LossOutput, Overlap, Reduction, Shape, Stats,
 };
 
 /// Images `b0..b1` of `d`, as their own batch.
@@ -110,6 +110,26 @@ fn option_sets() -> Vec<(String, LossOptions)> {
                         .cross_entropy(ce)
                         .focal(Focal::softmax(0.3, 2.0));
                     out.push((format!("{name}/{r:?}/present={present}/compound"), o));
+                }
+            }
+        }
+    }
+    // Generalized Dice at both of its levels (dataset: weights from the global class
+    // volumes, computed after the all-reduce; image: per-image items), every reduction,
+    // and with its focal term.
+    for (name, agg) in [
+        ("dataset", Aggregation::DATASET),
+        ("image", Aggregation::IMAGE),
+    ] {
+        for r in [Reduction::Mean, Reduction::Sum, Reduction::None] {
+            for weight in [GdlWeight::Square, GdlWeight::Simple, GdlWeight::Uniform] {
+                let mut o = LossOptions::dice().aggregation(agg).reduction(r);
+                o.overlap = Overlap::GeneralizedDice { weight };
+                o.include_background = weight != GdlWeight::Simple;
+                out.push((format!("gdl/{name}/{r:?}/{weight:?}"), o.clone()));
+                if r != Reduction::None && weight == GdlWeight::Square {
+                    let o = o.overlap_weight(0.8).focal(Focal::sigmoid(0.6, 2.0));
+                    out.push((format!("gdl/{name}/{r:?}/focal"), o));
                 }
             }
         }

@@ -60,9 +60,72 @@ fn is_compound() -> bool {
 }
 
 // The per-call work block (`work`, vec4s): [b] per image (active classes, Σ active ℓ,
-// Σ ℓ, 0); [B + b] per image the compound sums; [2B] (active classes at dataset level,
-// 0, classes active in some image, 0), from `finalize` for `coef`.
+// Σ ℓ, 0); [B + b] per image the compound sums; [2B + b] per image a Generalized Dice's
+// (N, D, largest finite weight, 0); [3B] (active classes at dataset level, 0, classes
+// active in some image, 0) and [3B + 1] a dataset-level Generalized Dice's (N, D, largest
+// finite weight, 0), from `finalize` for `coef`.
+fn gdl_image_slot(b: u32) -> u32 {
+    return 2u * params.batch + b;
+}
 fn globals_slot() -> u32 {
-    return 2u * params.batch;
+    return 3u * params.batch;
+}
+fn gdl_globals_slot() -> u32 {
+    return 3u * params.batch + 1u;
+}
+
+// A Generalized Dice (SPEC §6.1): items pool their classes with weights w(g) of the
+// target volume g = tp + fn = Σ y.
+fn is_gdl() -> bool {
+    return params.gdl_weight != 0u;
+}
+
+// w(g) in f32, or −1 where it is infinite (g = 0, or 1/g² past f32): the caller puts the
+// item's largest finite weight there.
+fn gdl_raw(g: f32) -> f32 {
+    var w = 1.0;
+    if params.gdl_weight == 1u {
+        if g <= 0.0 {
+            return -1.0;
+        }
+        w = 1.0 / g;
+    } else if params.gdl_weight == 2u {
+        let g2 = g * g;
+        if g2 <= 0.0 {
+            return -1.0;
+        }
+        w = 1.0 / g2;
+    }
+    if (bitcast<u32>(w) & 0x7f800000u) == 0x7f800000u {
+        return -1.0;
+    }
+    return w;
+}
+
+fn gdl_weight(g: f32, wmax: f32) -> f32 {
+    let w = gdl_raw(g);
+    return select(w, wmax, w < 0.0);
+}
+
+// (w·tp, w·(tp + α fp + β fn)) of one class.
+fn gdl_terms(s: vec3<f32>, w: f32) -> vec2<f32> {
+    return vec2<f32>(w * s.x, w * (s.x + params.alpha * s.y + params.beta * s.z));
+}
+
+// ℓ = 1 − (N + s_nr)/(D + s_dr) from the sums (N, D); 0 for a zero denominator.
+fn gdl_loss(nd: vec2<f32>) -> f32 {
+    let d = nd.y + params.smooth_dr;
+    return select(0.0, 1.0 - (nd.x + params.smooth_nr) / d, d > 0.0);
+}
+
+// dℓ/d(tp, fp, fn) of a class of weight w, from the item's sums (N, D).
+fn gdl_grad(nd: vec2<f32>, w: f32) -> vec3<f32> {
+    let n = nd.x + params.smooth_nr;
+    let d = nd.y + params.smooth_dr;
+    if d <= 0.0 {
+        return vec3<f32>(0.0);
+    }
+    let q = n * w / (d * d);
+    return vec3<f32>(q - w / d, params.alpha * q, params.beta * q);
 }
 

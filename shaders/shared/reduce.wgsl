@@ -49,3 +49,19 @@ fn segment_sum(t: u32, lanes: u32, v: vec4<f32>) -> vec4<f32> {
     workgroupBarrier();
     return r;
 }
+
+// Max of `v` (≥ 0) over segments of `lanes` invocations, as `segment_sum`.
+fn segment_max(t: u32, lanes: u32, v: f32) -> f32 {
+    red[t] = vec4<f32>(v, 0.0, 0.0, 0.0);
+    workgroupBarrier();
+    let lane = t % lanes;
+    for (var s = lanes / 2u; s > 0u; s >>= 1u) {
+        if lane < s {
+            red[t].x = max(red[t].x, red[t + s].x);
+        }
+        workgroupBarrier();
+    }
+    let r = red[t - lane].x;
+    workgroupBarrier();
+    return r;
+}

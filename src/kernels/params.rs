@@ -44,6 +44,7 @@ pub struct Params {
     pub alpha_mode: u32,
     /// 1: `Activation::None` inputs must lie in [0, 1] (status bit 8 otherwise).
     pub check_probabilities: u32,
-    pub _pad1: u32,
+    /// Generalized Dice weights: 0 none (per-class items), 1 simple, 2 square, 3 uniform.
+    pub gdl_weight: u32,
     pub _pad2: u32,
 }

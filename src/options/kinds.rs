@@ -15,15 +15,77 @@ pub enum Overlap {
         /// Weight of false negatives.
         beta: f64,
     },
+    /// Generalized Dice (Sudre et al. 2017; MONAI's `GeneralizedDiceLoss`): one item per
+    /// image (or per batch at dataset level) pooling its classes with weights from the
+    /// target volume g_c = Σ y:
+    /// `1 − (Σ_c w_c tp_c + s_nr) / (Σ_c w_c (tp_c + fp_c/2 + fn_c/2) + s_dr)`. A class
+    /// with an empty target (infinite weight) takes the item's largest finite weight, or
+    /// 0 when none is finite. The weights depend on the target only: constants for the
+    /// gradient.
+    GeneralizedDice {
+        /// How g_c becomes w_c.
+        weight: GdlWeight,
+    },
 }
 
 impl Overlap {
-    /// (α, β) of this index.
+    /// (α, β) of this index (Generalized Dice: Dice's).
     pub fn alpha_beta(&self) -> (f64, f64) {
         match *self {
             Overlap::Jaccard => (1.0, 1.0),
-            Overlap::Dice => (0.5, 0.5),
+            Overlap::Dice | Overlap::GeneralizedDice { .. } => (0.5, 0.5),
             Overlap::Tversky { alpha, beta } => (alpha, beta),
+        }
+    }
+
+    /// The class-volume weighting of a Generalized Dice, else `None`.
+    pub fn generalized(&self) -> Option<GdlWeight> {
+        match *self {
+            Overlap::GeneralizedDice { weight } => Some(weight),
+            _ => None,
+        }
+    }
+}
+
+/// Generalized Dice class weights from the target volume g (MONAI's `w_type`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum GdlWeight {
+    /// 1/g (`"simple"`).
+    Simple,
+    /// 1/g² (`"square"`, MONAI's default).
+    #[default]
+    Square,
+    /// 1 (`"uniform"`).
+    Uniform,
+}
+
+impl GdlWeight {
+    /// w(g) as the kernels compute it: in f32 (as MONAI, which computes the weights of
+    /// `ground_o.float()`), +∞ for an empty class (g = 0).
+    pub fn of(self, g: f64) -> f64 {
+        let g = g as f32;
+        f64::from(match self {
+            GdlWeight::Simple => 1.0 / g,
+            GdlWeight::Square => 1.0 / (g * g),
+            GdlWeight::Uniform => 1.0,
+        })
+    }
+}
+
+impl std::str::FromStr for GdlWeight {
+    type Err = crate::error::Error;
+
+    /// MONAI's `w_type` strings: `"simple"`, `"square"`, `"uniform"` (surrounding
+    /// whitespace ignored); anything else is [`crate::Error::InvalidOption`].
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "simple" => Ok(GdlWeight::Simple),
+            "square" => Ok(GdlWeight::Square),
+            "uniform" => Ok(GdlWeight::Uniform),
+            other => Err(crate::error::Error::InvalidOption {
+                name: "w_type",
+                reason: format!("{other:?}: expected \"simple\", \"square\" or \"uniform\""),
+            }),
         }
     }
 }

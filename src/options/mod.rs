@@ -6,7 +6,8 @@ mod validate;
 
 pub use compound::{CrossEntropy, CrossEntropyKind, Focal, FocalAlpha};
 pub use kinds::{
-    Activation, ActiveClasses, Aggregation, Formulation, Overlap, Reduction, SingleChannelSoftmax,
+    Activation, ActiveClasses, Aggregation, Formulation, GdlWeight, Overlap, Reduction,
+    SingleChannelSoftmax,
 };
 
 /// Every option of a segloss loss, in the SPEC's vocabulary.

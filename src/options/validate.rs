@@ -2,7 +2,7 @@
 //! from them per call.
 
 use super::{
-    Activation, ActiveClasses, CrossEntropyKind, FocalAlpha, LossOptions, Reduction,
+    Activation, ActiveClasses, CrossEntropyKind, FocalAlpha, Formulation, LossOptions, Reduction,
     SingleChannelSoftmax,
 };
 use crate::error::{Error, Result};
@@ -139,6 +139,9 @@ impl LossOptions {
                 ));
             }
         }
+        if self.overlap.generalized().is_some() {
+            self.validate_generalized()?;
+        }
         if self.is_compound() && self.reduction == Reduction::None {
             return Err(Error::option(
                 "reduction",
@@ -154,6 +157,43 @@ impl LossOptions {
     }
 
     /// Checks the options that depend on the number of classes.
+    /// What a Generalized Dice takes: one aggregation level (dataset: MONAI
+    /// `batch=True`; image: `batch=False`), the soft or classic formulation, and none of
+    /// the per-(image, class) item options (active classes, class weights, log, γ).
+    fn validate_generalized(&self) -> Result<()> {
+        let a = self.aggregation;
+        let rule = |name: &'static str, reason: &str| Err(Error::option(name, reason));
+        if a.class > 0.0 || (a.dataset > 0.0) == (a.image > 0.0) {
+            return rule(
+                "aggregation",
+                "a Generalized Dice pools classes: dataset level (batch = true) or image \
+                 level (batch = false), one of them",
+            );
+        }
+        if self.formulation == Formulation::Squared {
+            return rule(
+                "formulation",
+                "a Generalized Dice takes the soft or classic form",
+            );
+        }
+        if self.active_classes != ActiveClasses::All {
+            return rule("active_classes", "a Generalized Dice counts every class");
+        }
+        if self.class_weights.is_some() {
+            return rule(
+                "class_weights",
+                "a Generalized Dice weighs classes by their target volume (w_type)",
+            );
+        }
+        if self.log_loss || self.gamma != 1.0 {
+            return rule(
+                "log_loss",
+                "a Generalized Dice takes neither log_loss nor γ ≠ 1",
+            );
+        }
+        Ok(())
+    }
+
     /// The activation applied to an input of `classes` channels (a one-channel softmax
     /// under [`SingleChannelSoftmax::Identity`] applies none).
     pub fn activation_for(&self, classes: usize) -> Activation {
@@ -225,6 +265,14 @@ impl LossOptions {
     /// Number of per-item values with `Reduction::None`: C' (dataset) or B·C'.
     pub fn values_len(&self, batch: usize, classes: usize) -> usize {
         let kept = classes - self.class_start(classes);
+        if self.overlap.generalized().is_some() {
+            // One item per image, or one for the batch at dataset level.
+            return if self.aggregation.dataset > 0.0 {
+                1
+            } else {
+                batch
+            };
+        }
         if self.aggregation.dataset > 0.0 {
             kept
         } else {

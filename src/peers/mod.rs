@@ -29,3 +29,4 @@ pub(crate) fn monai_formulation(soft_label: bool, squared_pred: bool) -> Formula
 
 pub mod jdt;
 pub mod monai;
+mod monai_gdl;

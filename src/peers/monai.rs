@@ -2,6 +2,8 @@
 
 use super::*;
 
+pub use super::monai_gdl::{GeneralizedDiceFocalLoss, GeneralizedDiceLoss};
+
 /// MONAI 1.6 `DiceLoss` arguments, with MONAI's defaults.
 ///
 /// MONAI's `smooth_nr`/`smooth_dr` enter its Dice as (2·tp + s)/(2·tp + fp + fn + s),

@@ -1,7 +1,7 @@
 //! Twin of `shaders/finalize.wgsl`: item losses, aggregation, scalar loss and the
 //! per-(b, c) gradient coefficients d loss/d(tp, fp, fn).
 
-use crate::options::{ActiveClasses, LossOptions, Reduction};
+use crate::options::{ActiveClasses, GdlWeight, LossOptions, Reduction};
 use crate::Shape;
 
 /// Below this T, −ln T is clamped (the same constant as the shader).
@@ -50,6 +50,65 @@ fn item_loss(o: &LossOptions, s: [f64; 3], w: f64) -> (f64, [f64; 3]) {
     (w * l, dt.map(|d| w * dl * d))
 }
 
+/// A Generalized Dice item over its classes' `(tp, fp, fn)` (SPEC §6.1): the weights
+/// w_c = w(tp_c + fn_c) (empty classes: the largest finite weight, or 0), the sums
+/// N = Σ w tp and D = Σ w (tp + α fp + β fn), and the loss 1 − (N + s_nr)/(D + s_dr).
+struct Gdl {
+    weights: Vec<f64>,
+    num: f64,
+    den: f64,
+    loss: f64,
+}
+
+fn gdl(o: &LossOptions, weight: GdlWeight, rows: &[[f64; 3]]) -> Gdl {
+    let (alpha, beta) = o.overlap.alpha_beta();
+    let raw: Vec<f64> = rows.iter().map(|s| weight.of(s[0] + s[2])).collect();
+    let max = raw
+        .iter()
+        .copied()
+        .filter(|w| w.is_finite())
+        .fold(0.0, f64::max);
+    let weights: Vec<f64> = raw
+        .iter()
+        .map(|&w| if w.is_finite() { w } else { max })
+        .collect();
+    let num: f64 = rows.iter().zip(&weights).map(|(s, w)| w * s[0]).sum();
+    let den: f64 = rows
+        .iter()
+        .zip(&weights)
+        .map(|(s, w)| w * (s[0] + alpha * s[1] + beta * s[2]))
+        .sum();
+    let d = den + o.smooth_dr;
+    let loss = if d > 0.0 {
+        1.0 - (num + o.smooth_nr) / d
+    } else {
+        0.0
+    };
+    Gdl {
+        weights,
+        num,
+        den,
+        loss,
+    }
+}
+
+impl Gdl {
+    /// dℓ/d(tp, fp, fn) of class k.
+    fn grad(&self, o: &LossOptions, k: usize) -> [f64; 3] {
+        let (alpha, beta) = o.overlap.alpha_beta();
+        let (n, d) = (self.num + o.smooth_nr, self.den + o.smooth_dr);
+        if d <= 0.0 {
+            return [0.0; 3];
+        }
+        let w = self.weights[k];
+        [
+            -w / d + n * w / (d * d),
+            n * alpha * w / (d * d),
+            n * beta * w / (d * d),
+        ]
+    }
+}
+
 /// Words of the shared block before the class rows (see [`crate::Stats`]).
 pub const SHARED_HEADER: usize = 8;
 /// Words per class row of the shared block.
@@ -87,6 +146,18 @@ pub fn summarize(o: &LossOptions, shape: &Shape, stats: &[[f64; 4]]) -> Vec<f64>
         }
     }
     for b in 0..nb {
+        if let Some(weight) = o.overlap.generalized() {
+            // One item per image: every image counts.
+            let rows: Vec<[f64; 3]> = (c0..c_all)
+                .map(|c| {
+                    let s = stats[b * c_all + c];
+                    [s[0], s[1], s[2]]
+                })
+                .collect();
+            sh[1] += 1.0;
+            sh[2] += gdl(o, weight, &rows).loss;
+            continue;
+        }
         let n_act = (c0..c_all)
             .filter(|&c| is_active(o, stats[b * c_all + c][3]))
             .count();
@@ -160,6 +231,60 @@ pub fn finish(o: &LossOptions, shape: &Shape, stats: &[[f64; 4]], shared: &[f64]
             c[j] += scale * g[j];
         }
     };
+
+    if let Some(weight) = o.overlap.generalized() {
+        let rows = |s: &dyn Fn(usize) -> [f64; 4]| -> Vec<[f64; 3]> {
+            (c0..c_all)
+                .map(|c| s(c))
+                .map(|r| [r[0], r[1], r[2]])
+                .collect()
+        };
+        if agg.dataset > 0.0 {
+            // One item: the batch, from the global per-class sums.
+            let g = gdl(
+                o,
+                weight,
+                &rows(&|c| row(c)[..4].try_into().unwrap_or([0.0; 4])),
+            );
+            let scale = match &mut values {
+                Some(v) => {
+                    v[0] = g.loss;
+                    1.0
+                }
+                None => agg.dataset,
+            };
+            total += scale * g.loss;
+            for b in 0..nb {
+                for k in 0..k_n {
+                    add(&mut coef[b * c_all + c0 + k], scale, g.grad(o, k));
+                }
+            }
+        } else {
+            // One item per image: the global mean divides by the global image count.
+            let (n_images, image_terms) = (shared[1], shared[2]);
+            match o.reduction {
+                Reduction::Mean if n_images > 0.0 => total += agg.image * image_terms / n_images,
+                Reduction::Sum => total += agg.image * image_terms,
+                _ => {}
+            }
+            for b in 0..nb {
+                let g = gdl(o, weight, &rows(&|c| stats[b * c_all + c]));
+                let scale = match (&mut values, o.reduction) {
+                    (Some(v), _) => {
+                        v[b] = g.loss;
+                        total += g.loss;
+                        1.0
+                    }
+                    (_, Reduction::Sum) => agg.image,
+                    _ => agg.image / n_images,
+                };
+                for k in 0..k_n {
+                    add(&mut coef[b * c_all + c0 + k], scale, g.grad(o, k));
+                }
+            }
+        }
+        return done(o, c_all, shared, total, values, coef);
+    }
 
     // Dataset level: the global per-class sums.
     if agg.dataset > 0.0 {
@@ -237,8 +362,20 @@ pub fn finish(o: &LossOptions, shape: &Shape, stats: &[[f64; 4]], shared: &[f64]
             }
         }
     }
+    done(o, c_all, shared, total, values, coef)
+}
+
+/// The compound terms added, and λ_overlap applied to the overlap part: loss, per-item
+/// values and coefficients.
+fn done(
+    o: &LossOptions,
+    c_all: usize,
+    shared: &[f64],
+    total: f64,
+    mut values: Option<Vec<f64>>,
+    mut coef: Vec<[f64; 3]>,
+) -> Finalized {
     let (pixel, pixel_scale) = pixel_terms(o, c_all, shared);
-    // λ_overlap weighs the overlap part: loss, per-item values and coefficients.
     let lo = o.overlap_weight;
     coef.iter_mut().flatten().for_each(|g| *g *= lo);
     values.iter_mut().flatten().for_each(|v| *v *= lo);
