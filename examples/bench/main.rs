@@ -231,6 +231,15 @@ fn main() -> segloss::Result<()> {
             .overlap_weight(0.5)
             .cross_entropy(segloss::CrossEntropy::softmax(0.5)),
     )?;
+    let gdl = Loss::new(
+        &ctx,
+        LossOptions {
+            overlap: segloss::Overlap::GeneralizedDice {
+                weight: segloss::GdlWeight::Square,
+            },
+            ..LossOptions::dice()
+        },
+    )?;
     if !args.json {
         println!(
             "adapter: {adapter}; soft Dice, softmax logits; median of {} runs\n",
@@ -325,10 +334,16 @@ fn main() -> segloss::Result<()> {
                 || resident(&compound, true),
             );
             let overhead = ratio - 1.0;
+            // Generalized Dice (the same passes, classes pooled per image), alternated
+            // with Dice.
+            let (_, t_gdl, ratio_gdl) =
+                time_pair(args.runs, || resident(&loss, true), || resident(&gdl, true));
+            let gdl_overhead = ratio_gdl - 1.0;
             for (op, with_grad, l) in [
                 ("loss", false, &loss),
                 ("loss+grad", true, &loss),
                 ("loss+grad CE+Dice", true, &compound),
+                ("loss+grad GDL", true, &gdl),
             ] {
                 // Bytes the pipeline must move: input + target per pass, plus the gradient.
                 let passes = if with_grad { 2.0 } else { 1.0 };
@@ -345,6 +360,7 @@ fn main() -> segloss::Result<()> {
                     let t = match (api, op) {
                         ("gpu-resident", "loss+grad") => t_plain,
                         ("gpu-resident", "loss+grad CE+Dice") => t_compound,
+                        ("gpu-resident", "loss+grad GDL") => t_gdl,
                         ("gpu-resident", _) => time(args.runs, || resident(l, with_grad)),
                         ("host", _) => time(args.runs, || {
                             host_call(l, &host_batch, with_grad);
@@ -356,8 +372,11 @@ fn main() -> segloss::Result<()> {
                     };
                     let melem = len as f64 / t / 1e6;
                     let gbs = bytes / t / 1e9;
+                    let is_gdl = l.options().overlap.generalized().is_some();
                     let note = if api == "gpu-resident" && l.options().is_compound() {
                         format!(" (+{:.1}% vs Dice alone)", 100.0 * overhead)
+                    } else if api == "gpu-resident" && is_gdl {
+                        format!(" ({:+.1}% vs Dice)", 100.0 * gdl_overhead)
                     } else {
                         String::new()
                     };
@@ -371,6 +390,8 @@ fn main() -> segloss::Result<()> {
                                 "peak_rss_mib": peak_rss_mib(),
                                 "compound_overhead": (api == "gpu-resident"
                                     && l.options().is_compound()).then_some(overhead),
+                                "gdl_overhead": (api == "gpu-resident" && is_gdl)
+                                    .then_some(gdl_overhead),
                             })
                         );
                     } else {
