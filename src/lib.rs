@@ -30,6 +30,7 @@ mod cpu;
 mod error;
 #[doc(hidden)]
 pub mod kernels;
+pub mod metrics;
 mod options;
 mod output;
 mod peers;

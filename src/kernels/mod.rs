@@ -9,6 +9,7 @@
 
 mod cache;
 pub mod coef;
+pub mod counts;
 pub mod finalize;
 pub mod grad;
 pub mod item_sums;
@@ -108,11 +109,13 @@ pub enum Kernel {
     SoftmaxDot,
     /// d(loss)/d(input).
     Grad,
+    /// The metrics' per-(image, class) counts.
+    Counts,
 }
 
 impl Kernel {
     /// Every kernel, in the order a call runs them.
-    pub const ALL: [Kernel; 8] = [
+    pub const ALL: [Kernel; 9] = [
         Kernel::Norm,
         Kernel::TileSums,
         Kernel::ItemSums,
@@ -121,6 +124,7 @@ impl Kernel {
         Kernel::Coef,
         Kernel::SoftmaxDot,
         Kernel::Grad,
+        Kernel::Counts,
     ];
 
     /// File stem under `shaders/` = pipeline label suffix.
@@ -134,6 +138,7 @@ impl Kernel {
             Kernel::Coef => "coef",
             Kernel::SoftmaxDot => "softmax_dot",
             Kernel::Grad => "grad",
+            Kernel::Counts => "counts",
         }
     }
 
@@ -147,6 +152,7 @@ impl Kernel {
             Kernel::Coef => coef::SOURCE,
             Kernel::SoftmaxDot => softmax_dot::SOURCE,
             Kernel::Grad => grad::SOURCE,
+            Kernel::Counts => counts::SOURCE,
         }
     }
 
@@ -167,6 +173,7 @@ impl Kernel {
             Kernel::Coef => coef::ACCESS,
             Kernel::SoftmaxDot => softmax_dot::ACCESS,
             Kernel::Grad => grad::ACCESS,
+            Kernel::Counts => counts::ACCESS,
         }
     }
 
@@ -182,6 +189,7 @@ impl Kernel {
     pub fn workgroup_size(self, g: Geometry) -> u32 {
         match self {
             Kernel::Norm | Kernel::TileSums | Kernel::SoftmaxDot | Kernel::Grad => g.wg,
+            Kernel::Counts => g.wg,
             Kernel::ItemSums | Kernel::RowSums | Kernel::Finalize => REDUCE_WG,
             Kernel::Coef => COEF_WG,
         }
@@ -199,7 +207,8 @@ pub fn check_limits(limits: &wgpu::Limits, g: Geometry) -> Result<(), String> {
         .max()
         .unwrap_or(0);
     let invocations = REDUCE_WG.max(g.wg);
-    let shared = 16 * invocations;
+    // The reductions' trees (16 bytes per invocation), the metrics' class histogram.
+    let shared = (16 * invocations).max(3 * 1024 * 4);
     let checks = [
         (
             "max_storage_buffers_per_shader_stage",

@@ -1,0 +1,123 @@
+// counts: per-(image, class) counts of a hard prediction against a label map, for the
+// metrics: (tp, predicted, labelled) pixels, u32, exact. The prediction is a label map
+// [B, N] or scores [B, C, N] (argmax over the classes, the first maximum, as PyTorch).
+// Dispatch: per window of pixels, (groups, rows) with rows = B · class chunks folded into
+// two dimensions; each invocation takes PX pixels. A workgroup counts into a histogram
+// of its chunk's classes in workgroup memory (integer atomics: exact and deterministic),
+// then adds it to the global counts. CPU twin: `metrics::count` in src/metrics/count.rs.
+
+// One window's parameters.
+struct CountParams {
+    batch: u32,
+    classes: u32,
+    pixels: u32,      // N of each image
+    scores: u32,      // 1: `pred` holds f32 scores [B, C, N]
+    ignore: u32,      // the ignore label (with has_ignore)
+    has_ignore: u32,
+    has_mask: u32,
+    pixel_base: u32,  // this window's first pixel
+}
+
+@group(0) @binding(0) var<storage, read> params: CountParams;
+@group(0) @binding(1) var<storage, read> pred: array<u32>;
+@group(0) @binding(2) var<storage, read> label_map: array<u32>;
+@group(0) @binding(3) var<storage, read> mask: array<u32>;
+// [B, C] × (tp, predicted, labelled), then one status word (1 label out of range,
+// 2 prediction out of range, 4 non-finite score).
+@group(0) @binding(4) var<storage, read_write> counts: array<atomic<u32>>;
+
+const PX: u32 = 4u;          // pixels per invocation
+const CHUNK: u32 = 1024u;    // classes per workgroup row
+const DIM_MAX: u32 = 65535u;
+var<workgroup> hist: array<atomic<u32>, 3072>;
+
+fn keep(b: u32, i: u32) -> bool {
+    if params.has_mask == 0u {
+        return true;
+    }
+    let j = b * params.pixels + i;
+    return ((mask[j >> 2u] >> ((j & 3u) * 8u)) & 0xffu) != 0u;
+}
+
+// The predicted class of pixel i of image b, or C when it is invalid (status set).
+fn predicted(b: u32, i: u32) -> u32 {
+    let C = params.classes;
+    let N = params.pixels;
+    if params.scores == 0u {
+        let p = pred[b * N + i];
+        if p >= C {
+            atomicOr(&counts[3u * params.batch * C], 2u);
+            return C;
+        }
+        return p;
+    }
+    var best = 0u;
+    var m = bitcast<f32>(pred[b * C * N + i]);
+    var bad = false;
+    for (var c = 0u; c < C; c++) {
+        let bits = pred[(b * C + c) * N + i];
+        bad = bad || (bits & 0x7f800000u) == 0x7f800000u;
+        let x = bitcast<f32>(bits);
+        if x > m {
+            m = x;
+            best = c;
+        }
+    }
+    if bad {
+        atomicOr(&counts[3u * params.batch * C], 4u);
+        return C;
+    }
+    return best;
+}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let C = params.classes;
+    let chunks = (C + CHUNK - 1u) / CHUNK;
+    let row = wid.y + wid.z * DIM_MAX;
+    if row >= params.batch * chunks {
+        return;
+    }
+    let b = row / chunks;
+    let c_lo = (row % chunks) * CHUNK;
+    let c_hi = min(c_lo + CHUNK, C);
+    let t = lid.x;
+    for (var j = t; j < 3u * CHUNK; j += WG) {
+        atomicStore(&hist[j], 0u);
+    }
+    workgroupBarrier();
+    for (var k = 0u; k < PX; k++) {
+        let i = params.pixel_base + (wid.x * PX + k) * WG + t;
+        if i >= params.pixels || !keep(b, i) {
+            continue;
+        }
+        let y = label_map[b * params.pixels + i];
+        if params.has_ignore != 0u && y == params.ignore {
+            continue;
+        }
+        if y >= C {
+            atomicOr(&counts[3u * params.batch * C], 1u);
+            continue;
+        }
+        let p = predicted(b, i);
+        if p >= C {
+            continue;
+        }
+        if p >= c_lo && p < c_hi {
+            atomicAdd(&hist[3u * (p - c_lo) + 1u], 1u);
+            if p == y {
+                atomicAdd(&hist[3u * (p - c_lo)], 1u);
+            }
+        }
+        if y >= c_lo && y < c_hi {
+            atomicAdd(&hist[3u * (y - c_lo) + 2u], 1u);
+        }
+    }
+    workgroupBarrier();
+    for (var j = t; j < 3u * (c_hi - c_lo); j += WG) {
+        let v = atomicLoad(&hist[j]);
+        if v != 0u {
+            atomicAdd(&counts[3u * (b * C + c_lo) + j], v);
+        }
+    }
+}

@@ -1,0 +1,99 @@
+//! Counting on the GPU: `shaders/counts.wgsl` over windows of pixels into a `[B, C, 3]`
+//! u32 buffer (plus a status word) that stays on the device until the result is asked
+//! for.
+
+use crate::context::Gpu;
+use crate::error::{Error, Result};
+use crate::kernels::counts::{Bindings, CountParams, PX};
+use crate::kernels::fold;
+use crate::record::{prefix, scratch};
+use crate::transfer::upload;
+
+/// A batch's counts on the device, not yet read back.
+pub(crate) struct DeviceCounts {
+    pub buffer: wgpu::Buffer,
+    pub batch: usize,
+}
+
+/// What one GPU count reads: caller buffers (or segloss's uploads) on the device.
+pub(crate) struct CountInput<'a> {
+    /// u32 labels `[B, N]`, or f32 scores `[B, C, N]` when `scores`.
+    pub pred: &'a wgpu::Buffer,
+    pub scores: bool,
+    /// u32 labels `[B, N]`.
+    pub target: &'a wgpu::Buffer,
+    /// Keep-mask bytes `[B, N]`, padded to whole words.
+    pub mask: Option<&'a wgpu::Buffer>,
+    /// The ignore label as it is in `target`.
+    pub ignore: Option<u32>,
+    pub batch: usize,
+    pub classes: usize,
+    pub pixels: usize,
+}
+
+/// Records the counting of one batch into `encoder`.
+pub(crate) fn record(
+    gpu: &Gpu,
+    encoder: &mut wgpu::CommandEncoder,
+    input: &CountInput<'_>,
+) -> Result<DeviceCounts> {
+    let (b, c, n) = (input.batch, input.classes, input.pixels);
+    let dev = &gpu.device;
+    let max_binding = dev.limits().max_storage_buffer_binding_size;
+    let pred_words = if input.scores { b * c * n } else { b * n };
+    for (name, words) in [("pred", pred_words), ("target", b * n)] {
+        if 4 * words as u64 > max_binding {
+            return Err(Error::TooLarge(format!(
+                "metrics: `{name}` needs a {}-byte binding, the device allows {max_binding}",
+                4 * words
+            )));
+        }
+    }
+    let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
+    let zeros = vec![0u32; 3 * b * c + 1];
+    let counts = upload(dev, "segloss.counts", bytemuck::cast_slice(&zeros), usage)?;
+    let placeholder = scratch(dev, "segloss.placeholder", 16, wgpu::BufferUsages::STORAGE);
+    let wg = gpu.kernels.geometry().wg;
+    let per_group = (wg * PX) as usize;
+    let window = per_group * crate::kernels::DIM_MAX as usize;
+    let rows = b * c.div_ceil(1024);
+    let (y, z) = fold(rows);
+    for base in (0..n).step_by(window) {
+        let len = window.min(n - base);
+        let params = CountParams {
+            batch: b as u32,
+            classes: c as u32,
+            pixels: n as u32,
+            scores: u32::from(input.scores),
+            ignore: input.ignore.unwrap_or(0),
+            has_ignore: u32::from(input.ignore.is_some()),
+            has_mask: u32::from(input.mask.is_some()),
+            pixel_base: base as u32,
+        };
+        let params = upload(
+            dev,
+            "segloss.count_params",
+            bytemuck::bytes_of(&params),
+            wgpu::BufferUsages::STORAGE,
+        )?;
+        Bindings {
+            params: params.as_entire_binding(),
+            pred: prefix(input.pred, 4 * pred_words as u64),
+            target: prefix(input.target, 4 * (b * n) as u64),
+            mask: match input.mask {
+                Some(m) => prefix(m, (b * n).div_ceil(4) as u64 * 4),
+                None => placeholder.as_entire_binding(),
+            },
+            counts: counts.as_entire_binding(),
+        }
+        .record(
+            &gpu.kernels,
+            encoder,
+            (len.div_ceil(per_group) as u32, y, z),
+        );
+    }
+    Ok(DeviceCounts {
+        buffer: counts,
+        batch: b,
+    })
+}

@@ -1,0 +1,355 @@
+//! Segmentation metrics on the GPU: mIoU and Dice at dataset, image and class level,
+//! worst-case over the lowest q % (Wang & Blaschko, *Revisiting Evaluation Metrics for
+//! Semantic Segmentation*, NeurIPS 2023, as JDTLosses implements them), per class and per
+//! image, accumulated over a dataset.
+//!
+//! A [`Metrics`] accumulator takes batches of hard predictions — label maps `[B, S...]`,
+//! or scores `[B, C, S...]` whose argmax is taken in the shader — against label maps
+//! (with `ignore_index` and a keep-mask), and counts per (image, class) the true
+//! positives, predicted and labelled pixels, exactly (u32 counts, integer atomics). On a
+//! GPU context the counts stay on the device until [`Metrics::result`]; on the CPU
+//! context they are counted on the host.
+//!
+//! ```
+//! use segloss::metrics::{Labels, Metrics, Prediction};
+//! use segloss::{Context, Shape};
+//! let ctx = Context::new_or_cpu();
+//! let mut m = Metrics::new(&ctx, 3, Some(255)).unwrap();
+//! let shape = Shape::new(&[1, 3, 4]).unwrap(); // [B, C, S...]
+//! let pred = [0u32, 1, 2, 2];
+//! let label = [0u32, 1, 1, 255];
+//! m.update(&shape, Prediction::Labels(&pred), Labels::U32(&label), None).unwrap();
+//! let r = m.result().unwrap();
+//! // class 0: IoU 1; class 1: 1/2; class 2: 0/1 → mIoU^D = 0.5
+//! assert!((r.miou_d - 0.5).abs() < 1e-12);
+//! ```
+
+mod count;
+mod gpu;
+mod result;
+mod state;
+
+pub use count::{Labels, Prediction};
+pub use result::{ImageScore, MetricsResult, WorstCase};
+pub use state::{ImageCounts, MetricsState};
+
+use crate::context::{Context, Gpu, Inner};
+use crate::error::{Error, Result};
+use crate::shape::{check_len, index_from_i64, Shape};
+use crate::transfer::{read_back, upload, whole};
+use gpu::{CountInput, DeviceCounts};
+
+/// A prediction in device buffers.
+#[derive(Clone, Copy, Debug)]
+pub enum GpuPrediction<'a> {
+    /// u32 labels `[B, S...]`.
+    Labels(&'a wgpu::Buffer),
+    /// f32 scores `[B, C, S...]` (argmax in the shader).
+    Scores(&'a wgpu::Buffer),
+}
+
+/// A batch in device buffers (usage `STORAGE`), on the accumulator's device.
+#[derive(Clone, Copy, Debug)]
+pub struct GpuMetricBatch<'a> {
+    /// `[B, C, S...]` (C = the accumulator's classes, also for label predictions).
+    pub shape: &'a Shape,
+    /// The prediction.
+    pub pred: GpuPrediction<'a>,
+    /// u32 labels `[B, S...]`.
+    pub target: &'a wgpu::Buffer,
+    /// Keep-mask bytes `[B, S...]` (0 = ignore), padded to whole words.
+    pub mask: Option<&'a wgpu::Buffer>,
+}
+
+/// Records and submits one batch's counting.
+fn submit(gpu: &Gpu, input: &CountInput<'_>) -> Result<DeviceCounts> {
+    let mut encoder = gpu.encoder("segloss.metrics");
+    let counts = gpu::record(gpu, &mut encoder, input)?;
+    gpu.queue.submit([encoder.finish()]);
+    Ok(counts)
+}
+
+/// Accumulates per-(image, class) counts over batches and computes the metrics.
+pub struct Metrics {
+    ctx: Context,
+    classes: usize,
+    ignore_index: Option<i64>,
+    state: MetricsState,
+    pending: Vec<DeviceCounts>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics")
+            .field("classes", &self.classes)
+            .field("ignore_index", &self.ignore_index)
+            .field("images", &(self.state.images.len() + self.pending_images()))
+            .finish()
+    }
+}
+
+impl Metrics {
+    /// An empty accumulator for `classes` classes; label pixels equal to `ignore_index`
+    /// are left out.
+    pub fn new(ctx: &Context, classes: usize, ignore_index: Option<i64>) -> Result<Self> {
+        if classes == 0 {
+            return Err(Error::option("classes", "at least one class"));
+        }
+        Ok(Metrics {
+            ctx: ctx.clone(),
+            classes,
+            ignore_index,
+            state: MetricsState::new(classes),
+            pending: Vec::new(),
+        })
+    }
+
+    fn pending_images(&self) -> usize {
+        self.pending.iter().map(|p| p.batch).sum()
+    }
+
+    fn check_shape(&self, shape: &Shape) -> Result<()> {
+        if shape.classes() != self.classes {
+            return Err(Error::InvalidShape {
+                shape: shape.dims().to_vec(),
+                reason: format!(
+                    "C = {}, the metrics count {} classes",
+                    shape.classes(),
+                    self.classes
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Adds a batch from host slices: `shape` is `[B, C, S...]`, `pred` a label map
+    /// `[B, S...]` or scores `[B, C, S...]`, `target` a label map `[B, S...]`, `mask` a
+    /// keep-mask `[B, S...]`. Labels outside `0..C` (other than the ignore index) are
+    /// errors.
+    pub fn update(
+        &mut self,
+        shape: &Shape,
+        pred: Prediction<'_>,
+        target: Labels<'_>,
+        mask: Option<&[bool]>,
+    ) -> Result<()> {
+        self.check_shape(shape)?;
+        let (b, c, n) = (shape.batch(), shape.classes(), shape.pixels());
+        let pred_len = match pred {
+            Prediction::Labels(p) => p.len(),
+            Prediction::LabelsI64(p) => p.len(),
+            Prediction::Scores(p) => p.len(),
+        };
+        let want = if matches!(pred, Prediction::Scores(_)) {
+            shape.len()
+        } else {
+            shape.map_len()
+        };
+        check_len("pred", pred_len, want)?;
+        check_len("target", target.len(), shape.map_len())?;
+        if let Some(m) = mask {
+            check_len("mask", m.len(), shape.map_len())?;
+        }
+        let gpu = match &*self.ctx.inner {
+            Inner::Cpu => {
+                let images = count::count(&pred, &target, mask, self.ignore_index, (b, c, n))?;
+                self.state.images.extend(images);
+                return Ok(());
+            }
+            Inner::Gpu(gpu) => gpu,
+        };
+        if matches!(pred, Prediction::Scores(_)) && c > crate::kernels::counts::MAX_SCORED_CLASSES {
+            // Scored predictions over many classes: counted on the host.
+            let images = count::count(&pred, &target, mask, self.ignore_index, (b, c, n))?;
+            self.flush()?;
+            self.state.images.extend(images);
+            return Ok(());
+        }
+        let dev = &gpu.device;
+        let usage = wgpu::BufferUsages::STORAGE;
+        let labels = |name: &str, l: Labels<'_>| -> Result<(wgpu::Buffer, Option<u32>)> {
+            match l {
+                Labels::U32(t) => {
+                    let ignore = self.ignore_index.and_then(|i| u32::try_from(i).ok());
+                    Ok((upload(dev, name, bytemuck::cast_slice(t), usage)?, ignore))
+                }
+                Labels::I64(t) => {
+                    let m = index_from_i64(t, self.ignore_index, c, 0)?;
+                    let ignore = self.ignore_index.map(|_| u32::MAX);
+                    Ok((upload(dev, name, bytemuck::cast_slice(&m), usage)?, ignore))
+                }
+            }
+        };
+        let (target, ignore) = labels("segloss.metric_target", target)?;
+        let (pred, scores) = match pred {
+            Prediction::Labels(p) => (labels("segloss.metric_pred", Labels::U32(p))?.0, false),
+            Prediction::LabelsI64(p) => {
+                // Any value outside 0..C is an error here (no ignore value in predictions).
+                let m = index_from_i64(p, None, c, 0)?;
+                (
+                    upload(dev, "segloss.metric_pred", bytemuck::cast_slice(&m), usage)?,
+                    false,
+                )
+            }
+            Prediction::Scores(x) => (
+                upload(dev, "segloss.metric_pred", bytemuck::cast_slice(x), usage)?,
+                true,
+            ),
+        };
+        let mask = match mask {
+            Some(m) => {
+                let mut bytes: Vec<u8> = m.iter().map(|&k| u8::from(k)).collect();
+                bytes.resize(bytes.len().div_ceil(4) * 4, 0);
+                Some(upload(dev, "segloss.metric_mask", &bytes, usage)?)
+            }
+            None => None,
+        };
+        let input = CountInput {
+            pred: &pred,
+            scores,
+            target: &target,
+            mask: mask.as_ref(),
+            ignore,
+            batch: b,
+            classes: c,
+            pixels: n,
+        };
+        let counts = submit(gpu, &input)?;
+        self.pending.push(counts);
+        Ok(())
+    }
+
+    /// GPU-resident: records the counting of a batch of device buffers into `encoder`
+    /// (the caller submits it). Nothing is read back until [`Metrics::result`].
+    pub fn encode(
+        &mut self,
+        encoder: &mut wgpu::CommandEncoder,
+        batch: &GpuMetricBatch<'_>,
+    ) -> Result<()> {
+        self.check_shape(batch.shape)?;
+        let Inner::Gpu(gpu) = &*self.ctx.inner else {
+            return Err(Error::NotOnGpu);
+        };
+        let (pred, scores) = match batch.pred {
+            GpuPrediction::Labels(p) => (p, false),
+            GpuPrediction::Scores(p) => (p, true),
+        };
+        let shape = batch.shape;
+        if scores && shape.classes() > crate::kernels::counts::MAX_SCORED_CLASSES {
+            return Err(Error::TooLarge(format!(
+                "scored predictions over more than {} classes: pass label maps",
+                crate::kernels::counts::MAX_SCORED_CLASSES
+            )));
+        }
+        let pred_bytes = 4 * if scores { shape.len() } else { shape.map_len() } as u64;
+        for (name, buf, need) in [
+            ("pred", pred, pred_bytes),
+            ("target", batch.target, 4 * shape.map_len() as u64),
+        ] {
+            if buf.size() < need || !buf.usage().contains(wgpu::BufferUsages::STORAGE) {
+                return Err(Error::InvalidBuffer {
+                    name,
+                    reason: format!(
+                        "{} bytes, usage {:?}: needs {need} bytes and STORAGE",
+                        buf.size(),
+                        buf.usage()
+                    ),
+                });
+            }
+        }
+        let input = CountInput {
+            pred,
+            scores,
+            target: batch.target,
+            mask: batch.mask,
+            ignore: self.ignore_index.and_then(|i| u32::try_from(i).ok()),
+            batch: shape.batch(),
+            classes: shape.classes(),
+            pixels: shape.pixels(),
+        };
+        let counts = gpu::record(gpu, encoder, &input)?;
+        self.pending.push(counts);
+        Ok(())
+    }
+
+    /// Reads back the counts still on the device, in the order they were added.
+    fn flush(&mut self) -> Result<()> {
+        let Inner::Gpu(gpu) = &*self.ctx.inner else {
+            return Ok(());
+        };
+        for p in std::mem::take(&mut self.pending) {
+            let words = read_back(
+                gpu,
+                gpu.encoder("segloss.metrics_read"),
+                vec![whole(&p.buffer)],
+            )
+            .wait()?
+            .pop()
+            .unwrap_or_default();
+            let c = self.classes;
+            let status = words.get(3 * p.batch * c).map_or(0, |w| w.to_bits());
+            if status & 1 != 0 {
+                return Err(Error::ClassIndexOutOfRange {
+                    value: None,
+                    classes: c,
+                    position: None,
+                });
+            }
+            if status & 2 != 0 {
+                return Err(Error::ClassIndexOutOfRange {
+                    value: None,
+                    classes: c,
+                    position: None,
+                });
+            }
+            if status & 4 != 0 {
+                return Err(Error::NonFiniteInput { position: None });
+            }
+            for b in 0..p.batch {
+                let counts: Vec<[u64; 3]> = (0..c)
+                    .map(|k| {
+                        let j = 3 * (b * c + k);
+                        [0, 1, 2].map(|q| u64::from(words[j + q].to_bits()))
+                    })
+                    .collect();
+                let valid = counts.iter().map(|x| x[2]).sum();
+                self.state.images.push(ImageCounts { counts, valid });
+            }
+        }
+        Ok(())
+    }
+
+    /// The accumulated state (reads back what is still on the device): plain data that
+    /// workers combine with [`Metrics::merge`] / [`MetricsState::merge`].
+    pub fn state(&mut self) -> Result<&MetricsState> {
+        self.flush()?;
+        Ok(&self.state)
+    }
+
+    /// Appends another worker's images.
+    pub fn merge(&mut self, other: &MetricsState) -> Result<()> {
+        self.flush()?;
+        self.state.merge(other)
+    }
+
+    /// The metrics of every image added so far.
+    pub fn result(&mut self) -> Result<MetricsResult> {
+        self.flush()?;
+        Ok(self.state.result())
+    }
+
+    /// The worst-case metrics over the lowest `q` % of images (0 < q ≤ 100).
+    pub fn worst(&mut self, q: f64) -> Result<WorstCase> {
+        if !(q > 0.0 && q <= 100.0) {
+            return Err(Error::option("q", format!("must lie in (0, 100], got {q}")));
+        }
+        self.flush()?;
+        Ok(self.state.worst(q))
+    }
+
+    /// Forgets every image.
+    pub fn reset(&mut self) {
+        self.pending.clear();
+        self.state = MetricsState::new(self.classes);
+    }
+}
