@@ -1,0 +1,150 @@
+//! segloss's metrics against the peers' (`tests/golden/make_metrics.py`): the JDTLosses
+//! definitions (D, I, C and worst case at 5, 10, 25, 50, 100 %) within 1e-12,
+//! torchmetrics' per-class IoU and Dice (f32) within 1e-6, MONAI's per-image, per-class
+//! Dice and IoU within 1e-12 — on the CPU and on the GPU.
+
+mod common;
+
+use segloss::metrics::{Labels, Metrics, Prediction};
+use segloss::{Context, Shape};
+use serde_json::Value;
+
+fn f64s(v: &Value) -> Vec<f64> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap_or(f64::NAN))
+        .collect()
+}
+
+fn close(id: &str, what: &str, got: f64, want: f64, tol: f64) {
+    assert!(
+        (got - want).abs() <= tol,
+        "{id}: {what} {got} vs peer {want}"
+    );
+}
+
+fn check(ctx: &Context, case: &Value) {
+    let id = case["id"].as_str().unwrap();
+    let c = case["classes"].as_u64().unwrap() as usize;
+    let dims: Vec<usize> = f64s(&case["shape"]).iter().map(|&d| d as usize).collect();
+    let mut full = vec![dims[0], c];
+    full.extend(&dims[1..]);
+    let shape = Shape::new(&full).unwrap();
+    let label: Vec<i64> = f64s(&case["label"]).iter().map(|&v| v as i64).collect();
+    let ignore = case["ignore_index"].as_i64();
+    let mut m = Metrics::new(ctx, c, ignore).unwrap();
+    let (scores, pred): (Vec<f32>, Vec<i64>) = (
+        case.get("scores")
+            .map_or(vec![], |s| f64s(s).iter().map(|&v| v as f32).collect()),
+        case.get("pred")
+            .map_or(vec![], |p| f64s(p).iter().map(|&v| v as i64).collect()),
+    );
+    let p = if scores.is_empty() {
+        Prediction::LabelsI64(&pred)
+    } else {
+        Prediction::Scores(&scores)
+    };
+    m.update(&shape, p, Labels::I64(&label), None).unwrap();
+    let r = m.result().unwrap();
+    let j = &case["jdt"];
+    for (k, v) in [
+        ("miou_d", r.miou_d),
+        ("mdice_d", r.mdice_d),
+        ("miou_i", r.miou_i),
+        ("mdice_i", r.mdice_i),
+        ("miou_c", r.miou_c),
+        ("mdice_c", r.mdice_c),
+    ] {
+        close(id, k, v, j[k].as_f64().unwrap(), 1e-12);
+    }
+    for (q, w) in j["worst"].as_object().unwrap() {
+        let got = m.worst(q.parse().unwrap()).unwrap();
+        for (k, v) in [
+            ("miou_i", got.miou_i),
+            ("mdice_i", got.mdice_i),
+            ("miou_c", got.miou_c),
+            ("mdice_c", got.mdice_c),
+        ] {
+            close(
+                id,
+                &format!("worst {q} {k}"),
+                v,
+                w[k].as_f64().unwrap(),
+                1e-12,
+            );
+        }
+    }
+    // torchmetrics: classes with a union (absent ones are 0 there, `None` here).
+    for (name, ours, theirs) in [
+        (
+            "torchmetrics IoU",
+            &r.iou_d_per_class,
+            f64s(&case["torchmetrics_iou_per_class"]),
+        ),
+        (
+            "torchmetrics Dice",
+            &r.dice_d_per_class,
+            f64s(&case["torchmetrics_dice_per_class"]),
+        ),
+    ] {
+        for (k, (o, t)) in ours.iter().zip(theirs).enumerate() {
+            match o {
+                Some(o) => close(id, &format!("{name}[{k}]"), *o, t, 1e-6),
+                None => assert_eq!(t, 0.0, "{id}: {name}[{k}] of an absent class"),
+            }
+        }
+    }
+    // MONAI: per image, the mean over the classes its label holds (multi-class data).
+    if let (Some(d), Some(iou)) = (case["monai_dice"].as_array(), case["monai_iou"].as_array()) {
+        if c > 2 {
+            for (b, (dr, ir)) in d.iter().zip(iou).enumerate() {
+                let mean = |row: &Value| {
+                    let v: Vec<f64> = row
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .filter_map(Value::as_f64)
+                        .collect();
+                    v.iter().sum::<f64>() / v.len() as f64
+                };
+                close(
+                    id,
+                    &format!("MONAI Dice image {b}"),
+                    r.per_image[b].mdice.unwrap(),
+                    mean(dr),
+                    1e-12,
+                );
+                close(
+                    id,
+                    &format!("MONAI IoU image {b}"),
+                    r.per_image[b].miou.unwrap(),
+                    mean(ir),
+                    1e-12,
+                );
+            }
+        }
+    }
+}
+
+fn cases() -> Vec<Value> {
+    let v: Value = serde_json::from_str(include_str!("golden/metrics.json")).unwrap();
+    v["cases"].as_array().unwrap().clone()
+}
+
+#[test]
+fn metrics_match_the_peers_on_the_cpu() {
+    let cases = cases();
+    assert_eq!(cases.len(), 7);
+    for c in &cases {
+        check(&Context::cpu(), c);
+    }
+}
+
+#[test]
+fn metrics_match_the_peers_on_the_gpu() {
+    let Some(ctx) = common::gpu() else { return };
+    for c in &cases() {
+        check(&ctx, c);
+    }
+}
