@@ -411,6 +411,40 @@ fn main() -> segloss::Result<()> {
                 }
             }
         }
+        // Metrics: one batch of scores (argmax in the shader) against the index map,
+        // counted on the device and read back (GPU-resident), per call.
+        if shape.classes() <= segloss::kernels::counts::MAX_SCORED_CLASSES {
+            let yi = up(bytemuck::cast_slice(&index));
+            let mut m = segloss::metrics::Metrics::new(&ctx, shape.classes(), None)?;
+            let t = time(args.runs, || {
+                let mut enc = dev.create_command_encoder(&Default::default());
+                let batch = segloss::metrics::GpuMetricBatch {
+                    shape: &shape,
+                    pred: segloss::metrics::GpuPrediction::Scores(&x),
+                    target: &yi,
+                    mask: None,
+                };
+                m.encode(&mut enc, &batch).expect("metrics encode");
+                ctx.queue().unwrap().submit([enc.finish()]);
+                m.state().expect("metrics state");
+            });
+            let melem = len as f64 / t / 1e6;
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "shape": dims, "target": "index", "op": "metrics (argmax + counts)",
+                        "api": "gpu-resident", "ms": t * 1e3, "melem_per_s": melem,
+                        "adapter": adapter,
+                    })
+                );
+            } else {
+                println!(
+                    "| {dims:?} | index | metrics (argmax + counts) | gpu-resident | {:.1} | {melem:.0} | | | |",
+                    t * 1e3
+                );
+            }
+        }
         if !args.json {
             eprintln!("after {dims:?}: peak host RSS {:.0} MiB", peak_rss_mib());
         }
