@@ -1,7 +1,8 @@
 //! segloss's metrics against the peers' (`tests/golden/make_metrics.py`): the JDTLosses
 //! definitions (D, I, C and worst case at 5, 10, 25, 50, 100 %) within 1e-12,
 //! torchmetrics' per-class IoU and Dice (f32) within 1e-6, MONAI's per-image, per-class
-//! Dice and IoU within 1e-12 — on the CPU and on the GPU.
+//! Dice and IoU within 1e-12 and its `DiceMetric` / `MeanIoU` with every flag and
+//! reduction (f32 reductions) within 1e-6 — on the CPU and on the GPU.
 
 mod common;
 
@@ -127,6 +128,74 @@ fn check(ctx: &Context, case: &Value) {
     }
 }
 
+/// MONAI's `DiceMetric` / `MeanIoU` with every flag and reduction, from the counts.
+fn check_monai_runs(ctx: &Context, case: &Value) -> usize {
+    use segloss::metrics::monai::{DiceMetric, MeanIoU, MetricReduction};
+    let Some(runs) = case["monai_runs"].as_array() else {
+        return 0;
+    };
+    let id = case["id"].as_str().unwrap();
+    let c = case["classes"].as_u64().unwrap() as usize;
+    let dims: Vec<usize> = f64s(&case["shape"]).iter().map(|&d| d as usize).collect();
+    let mut full = vec![dims[0], c];
+    full.extend(&dims[1..]);
+    let shape = Shape::new(&full).unwrap();
+    let label: Vec<i64> = f64s(&case["label"]).iter().map(|&v| v as i64).collect();
+    let scores: Vec<f32> = case
+        .get("scores")
+        .map_or(vec![], |s| f64s(s).iter().map(|&v| v as f32).collect());
+    let pred: Vec<i64> = case
+        .get("pred")
+        .map_or(vec![], |p| f64s(p).iter().map(|&v| v as i64).collect());
+    let p = if scores.is_empty() {
+        Prediction::LabelsI64(&pred)
+    } else {
+        Prediction::Scores(&scores)
+    };
+    let mut m = Metrics::new(ctx, c, None).unwrap();
+    m.update(&shape, p, Labels::I64(&label), None).unwrap();
+    let state = m.state().unwrap().clone();
+    for run in runs {
+        let reduction = match run["reduction"].as_str().unwrap() {
+            "none" => MetricReduction::None,
+            "mean" => MetricReduction::Mean,
+            "sum" => MetricReduction::Sum,
+            "mean_batch" => MetricReduction::MeanBatch,
+            "sum_batch" => MetricReduction::SumBatch,
+            "mean_channel" => MetricReduction::MeanChannel,
+            _ => MetricReduction::SumChannel,
+        };
+        let (bg, ie) = (
+            run["include_background"].as_bool().unwrap(),
+            run["ignore_empty"].as_bool().unwrap(),
+        );
+        let got = if run["metric"] == "dice" {
+            DiceMetric {
+                include_background: bg,
+                reduction,
+                ignore_empty: ie,
+            }
+            .compute(&state)
+        } else {
+            MeanIoU {
+                include_background: bg,
+                reduction,
+                ignore_empty: ie,
+            }
+            .compute(&state)
+        };
+        let want = f64s(&run["values"]);
+        assert_eq!(got.reduced.len(), want.len(), "{id}: {run}");
+        for (g, w) in got.reduced.iter().zip(&want) {
+            assert!(
+                (g - w).abs() < 1e-6 || (g.is_nan() && w.is_nan()),
+                "{id}: {run}: {g} vs MONAI {w}"
+            );
+        }
+    }
+    runs.len()
+}
+
 fn cases() -> Vec<Value> {
     let v: Value = serde_json::from_str(include_str!("golden/metrics.json")).unwrap();
     v["cases"].as_array().unwrap().clone()
@@ -136,9 +205,12 @@ fn cases() -> Vec<Value> {
 fn metrics_match_the_peers_on_the_cpu() {
     let cases = cases();
     assert_eq!(cases.len(), 7);
+    let mut runs = 0;
     for c in &cases {
         check(&Context::cpu(), c);
+        runs += check_monai_runs(&Context::cpu(), c);
     }
+    assert_eq!(runs, 168);
 }
 
 #[test]
@@ -146,5 +218,6 @@ fn metrics_match_the_peers_on_the_gpu() {
     let Some(ctx) = common::gpu() else { return };
     for c in &cases() {
         check(&ctx, c);
+        check_monai_runs(&ctx, c);
     }
 }

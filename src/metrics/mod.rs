@@ -26,6 +26,7 @@
 
 mod count;
 mod gpu;
+pub mod monai;
 mod result;
 mod state;
 

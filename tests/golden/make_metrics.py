@@ -5,8 +5,8 @@
     those definitions (JDTLosses is not on PyPI) and returned as fractions;
   * torchmetrics 1.9 `MulticlassJaccardIndex(average=None, ignore_index)` (dataset-level
     per-class IoU) and `MulticlassF1Score(average=None, ignore_index)` (dataset Dice);
-  * MONAI 1.6.1 `DiceMetric` / `MeanIoU(include_background=True, reduction="none",
-    ignore_empty=True)` per image and class (cases without ignored pixels).
+  * MONAI 1.6.1 `DiceMetric` / `MeanIoU` per image and class, and with every
+    include_background / ignore_empty / reduction (cases without ignored pixels).
 Label maps with ignored pixels, classes missing from some images, two-class data,
 2D and 3D, label and score predictions.
 
@@ -149,6 +149,22 @@ for i, (b, c, spatial, ignore, scores, missing) in enumerate([
         nan = lambda v: [[None if math.isnan(x) else x for x in row] for row in v.tolist()]
         case["monai_dice"] = nan(d)
         case["monai_iou"] = nan(m)
+        # MONAI's reductions and flags, on the same data.
+        runs = []
+        for metric, cls in [("dice", DiceMetric), ("iou", MeanIoU)]:
+            for bg in [True, False]:
+                for ie in [True, False]:
+                    for red in ["none", "mean", "sum", "mean_batch", "sum_batch",
+                                "mean_channel", "sum_channel"]:
+                        mm = cls(include_background=bg, reduction=red, ignore_empty=ie)
+                        mm(oh(pred), oh(label))
+                        v = mm.aggregate()
+                        v = v[0] if isinstance(v, (list, tuple)) else v
+                        runs.append({"metric": metric, "include_background": bg,
+                                     "ignore_empty": ie, "reduction": red,
+                                     "values": [None if math.isnan(x) else x
+                                                for x in v.flatten().tolist()]})
+        case["monai_runs"] = runs
     cases.append(case)
 
 json.dump({"schema": "segloss-golden-metrics-1", "torch": torch.__version__,
