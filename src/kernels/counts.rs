@@ -3,7 +3,6 @@
 //! `metrics::count`.
 
 use super::Access::{self, *};
-use super::{Kernel, Kernels, Variant};
 
 /// The WGSL file.
 pub const SOURCE: &str = include_str!("../../shaders/counts.wgsl");
@@ -32,40 +31,16 @@ pub struct CountParams {
     pub pixel_base: u32,
 }
 
-/// What one dispatch binds, by name.
-pub struct Bindings<'a> {
+bindings! {
+    super::Kernel::Counts;
     /// 0: the window's params.
-    pub params: wgpu::BindingResource<'a>,
+    params,
     /// 1: label map `[B, N]` (u32) or scores `[B, C, N]` (f32).
-    pub pred: wgpu::BindingResource<'a>,
+    pred,
     /// 2: label map `[B, N]` (u32).
-    pub target: wgpu::BindingResource<'a>,
+    target,
     /// 3: keep-mask bytes, or a placeholder.
-    pub mask: wgpu::BindingResource<'a>,
+    mask,
     /// 4: `[B, C, 3]` counts + a status word.
-    pub counts: wgpu::BindingResource<'a>,
-}
-
-impl Bindings<'_> {
-    /// Records one dispatch of `groups` workgroups.
-    pub fn record(
-        &self,
-        kernels: &Kernels,
-        encoder: &mut wgpu::CommandEncoder,
-        groups: (u32, u32, u32),
-    ) {
-        kernels.dispatch(
-            encoder,
-            Kernel::Counts,
-            Variant::default(),
-            &[
-                self.params.clone(),
-                self.pred.clone(),
-                self.target.clone(),
-                self.mask.clone(),
-                self.counts.clone(),
-            ],
-            groups,
-        );
-    }
+    counts,
 }

@@ -1,7 +1,7 @@
-//! `finalize`: The loss, the dataset-level values and the global counts. File: `shaders/finalize.wgsl`. CPU twin: `reference::finish` (its loss).
+//! `finalize`: The loss, the dataset-level values and the global counts. File:
+//! `shaders/finalize.wgsl`. CPU twin: `reference::finish` (its loss).
 
 use super::Access::{self, *};
-use super::{Kernel, Kernels, Variant};
 
 /// The WGSL file (its `#import`s resolved by `Kernel::source`).
 pub const SOURCE: &str = include_str!("../../shaders/finalize.wgsl");
@@ -11,47 +11,20 @@ pub const ACCESS: &[Access] = &[
     Read, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite,
 ];
 
-/// What one dispatch binds, by name.
-pub struct Bindings<'a> {
+bindings! {
+    super::Kernel::Finalize;
     /// 0: the call's params.
-    pub params: wgpu::BindingResource<'a>,
+    params,
     /// 1: class weights, or a placeholder.
-    pub weights: wgpu::BindingResource<'a>,
+    weights,
     /// 2: status bits (atomic).
-    pub status: wgpu::BindingResource<'a>,
+    status,
     /// 3: `[loss, status, values…]`.
-    pub out: wgpu::BindingResource<'a>,
+    out,
     /// 4: the pixel terms' scales at `[B·C]`.
-    pub coef: wgpu::BindingResource<'a>,
+    coef,
     /// 5: the shared block.
-    pub shared: wgpu::BindingResource<'a>,
+    shared,
     /// 6: per-image sums and global counts.
-    pub work: wgpu::BindingResource<'a>,
-}
-
-impl Bindings<'_> {
-    /// Records one dispatch of `groups` workgroups.
-    pub fn record(
-        &self,
-        kernels: &Kernels,
-        encoder: &mut wgpu::CommandEncoder,
-        variant: Variant,
-        groups: (u32, u32, u32),
-    ) {
-        kernels.dispatch(
-            encoder,
-            Kernel::Finalize,
-            variant,
-            &[
-                self.params.clone(),
-                self.weights.clone(),
-                self.status.clone(),
-                self.out.clone(),
-                self.coef.clone(),
-                self.shared.clone(),
-                self.work.clone(),
-            ],
-            groups,
-        );
-    }
+    work,
 }

@@ -7,6 +7,30 @@
 //! softmax) → `grad`. Bindings follow one convention: 0 = [`Params`], then read-only
 //! inputs, then outputs. Each kernel's CPU twin lives in [`crate::reference`].
 
+/// Declares a kernel's typed bindings: a `Bindings` struct with one named field per
+/// binding, in binding order, and its `record`.
+macro_rules! bindings {
+    ($kernel:expr; $($(#[$doc:meta])* $field:ident),+ $(,)?) => {
+        /// What one dispatch binds, by name (field i is binding i).
+        pub struct Bindings<'a> {
+            $($(#[$doc])* pub $field: wgpu::BindingResource<'a>,)+
+        }
+
+        impl Bindings<'_> {
+            /// Records one dispatch of `groups` workgroups.
+            pub fn record(
+                &self,
+                kernels: &super::Kernels,
+                encoder: &mut wgpu::CommandEncoder,
+                variant: super::Variant,
+                groups: (u32, u32, u32),
+            ) {
+                kernels.dispatch(encoder, $kernel, variant, &[$(self.$field.clone()),+], groups);
+            }
+        }
+    };
+}
+
 mod cache;
 pub mod coef;
 pub mod counts;

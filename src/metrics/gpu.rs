@@ -89,6 +89,7 @@ pub(crate) fn record(
         .record(
             &gpu.kernels,
             encoder,
+            Default::default(),
             (len.div_ceil(per_group) as u32, y, z),
         );
     }
