@@ -249,7 +249,8 @@ fn evaluate_on_npy_and_nifti_folders_matches_the_library() {
 #[test]
 fn bad_inputs_name_the_file_and_write_no_json() {
     let c = 3;
-    let cases: [(&str, Box<dyn Fn(&Path)>); 4] = [
+    type Make = Box<dyn Fn(&Path)>;
+    let cases: [(&str, Make); 4] = [
         (
             "no target named",
             Box::new(|d: &Path| {

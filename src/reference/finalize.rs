@@ -234,10 +234,7 @@ pub fn finish(o: &LossOptions, shape: &Shape, stats: &[[f64; 4]], shared: &[f64]
 
     if let Some(weight) = o.overlap.generalized() {
         let rows = |s: &dyn Fn(usize) -> [f64; 4]| -> Vec<[f64; 3]> {
-            (c0..c_all)
-                .map(|c| s(c))
-                .map(|r| [r[0], r[1], r[2]])
-                .collect()
+            (c0..c_all).map(s).map(|r| [r[0], r[1], r[2]]).collect()
         };
         if agg.dataset > 0.0 {
             // One item: the batch, from the global per-class sums.
