@@ -2,7 +2,8 @@
 //! definitions (D, I, C and worst case at 5, 10, 25, 50, 100 %) within 1e-12,
 //! torchmetrics' per-class IoU and Dice (f32) within 1e-6, MONAI's per-image, per-class
 //! Dice and IoU within 1e-12 and its `DiceMetric` / `MeanIoU` with every flag and
-//! reduction (f32 reductions) within 1e-6 — on the CPU and on the GPU.
+//! reduction (f32 reductions) within 1e-6, and smp 0.6's `get_stats` + `iou_score` /
+//! `f1_score` with every reduction within 1e-12 — on the CPU and on the GPU.
 
 mod common;
 
@@ -25,7 +26,7 @@ fn close(id: &str, what: &str, got: f64, want: f64, tol: f64) {
     );
 }
 
-fn check(ctx: &Context, case: &Value) {
+fn check(ctx: &Context, case: &Value) -> usize {
     let id = case["id"].as_str().unwrap();
     let c = case["classes"].as_u64().unwrap() as usize;
     let dims: Vec<usize> = f64s(&case["shape"]).iter().map(|&d| d as usize).collect();
@@ -126,6 +127,7 @@ fn check(ctx: &Context, case: &Value) {
             }
         }
     }
+    check_smp_runs(m.state().unwrap(), case)
 }
 
 /// MONAI's `DiceMetric` / `MeanIoU` with every flag and reduction, from the counts.
@@ -196,6 +198,43 @@ fn check_monai_runs(ctx: &Context, case: &Value) -> usize {
     runs.len()
 }
 
+/// smp's `get_stats` + `iou_score` / `f1_score` with every reduction.
+fn check_smp_runs(state: &segloss::metrics::MetricsState, case: &Value) -> usize {
+    use segloss::metrics::smp::{f1_score, get_stats, iou_score, SmpReduction};
+    let id = case["id"].as_str().unwrap();
+    let stats = get_stats(state);
+    let runs = case["smp_runs"].as_array().unwrap();
+    for run in runs {
+        let reduction = match run["reduction"].as_str().unwrap() {
+            "micro" => SmpReduction::Micro,
+            "macro" => SmpReduction::Macro,
+            "weighted" => SmpReduction::Weighted,
+            "micro-imagewise" => SmpReduction::MicroImagewise,
+            "macro-imagewise" => SmpReduction::MacroImagewise,
+            "weighted-imagewise" => SmpReduction::WeightedImagewise,
+            _ => SmpReduction::None,
+        };
+        let w = run["class_weights"]
+            .as_array()
+            .map(|_| f64s(&run["class_weights"]));
+        let f = if run["metric"] == "iou" {
+            iou_score
+        } else {
+            f1_score
+        };
+        let got = f(&stats, reduction, w.as_deref(), 1.0).unwrap();
+        let want = f64s(&run["values"]);
+        assert_eq!(got.len(), want.len(), "{id}: {run}");
+        for (g, w) in got.iter().zip(&want) {
+            assert!(
+                (g - w).abs() < 1e-12 || (g.is_nan() && w.is_nan()),
+                "{id}: {run}: {g} vs smp {w}"
+            );
+        }
+    }
+    runs.len()
+}
+
 fn cases() -> Vec<Value> {
     let v: Value = serde_json::from_str(include_str!("golden/metrics.json")).unwrap();
     v["cases"].as_array().unwrap().clone()
@@ -205,12 +244,12 @@ fn cases() -> Vec<Value> {
 fn metrics_match_the_peers_on_the_cpu() {
     let cases = cases();
     assert_eq!(cases.len(), 7);
-    let mut runs = 0;
+    let (mut runs, mut smp) = (0, 0);
     for c in &cases {
-        check(&Context::cpu(), c);
+        smp += check(&Context::cpu(), c);
         runs += check_monai_runs(&Context::cpu(), c);
     }
-    assert_eq!(runs, 168);
+    assert_eq!((runs, smp), (168, 168));
 }
 
 #[test]

@@ -28,6 +28,7 @@ mod count;
 mod gpu;
 pub mod monai;
 mod result;
+pub mod smp;
 mod state;
 
 pub use count::{Labels, Prediction};

@@ -6,18 +6,24 @@
   * torchmetrics 1.9 `MulticlassJaccardIndex(average=None, ignore_index)` (dataset-level
     per-class IoU) and `MulticlassF1Score(average=None, ignore_index)` (dataset Dice);
   * MONAI 1.6.1 `DiceMetric` / `MeanIoU` per image and class, and with every
-    include_background / ignore_empty / reduction (cases without ignored pixels).
+    include_background / ignore_empty / reduction (cases without ignored pixels);
+  * segmentation_models_pytorch 0.6.0 `metrics.get_stats(mode="multiclass",
+    ignore_index)` + `iou_score` / `f1_score` with every reduction, with and without
+    class weights.
 Label maps with ignored pixels, classes missing from some images, two-class data,
 2D and 3D, label and score predictions.
 
     venv/bin/pip install torch==2.15.0 torchmetrics==1.9.0 numpy && \
-        venv/bin/pip install --no-deps monai==1.6.1
+        venv/bin/pip install --no-deps monai==1.6.1 segmentation-models-pytorch==0.6.0
     venv/bin/python tests/golden/make_metrics.py > tests/golden/metrics.json
 """
 
 import json
 import math
 import sys
+
+import importlib.util
+import os
 
 import monai
 import numpy as np
@@ -28,6 +34,14 @@ from torchmetrics.classification import MulticlassF1Score, MulticlassJaccardInde
 
 torch.set_default_dtype(torch.float64)
 rng = np.random.default_rng(20261130)
+
+# smp 0.6.0's metrics module alone (the package's __init__ imports its models and their
+# dependencies): `pip install --no-deps segmentation-models-pytorch==0.6.0`.
+_spec = importlib.util.find_spec("segmentation_models_pytorch")
+_path = os.path.join(os.path.dirname(_spec.origin), "metrics", "functional.py")
+_s = importlib.util.spec_from_file_location("smp_functional", _path)
+smpf = importlib.util.module_from_spec(_s)
+_s.loader.exec_module(smpf)
 
 
 def jdt(pred, label, c, ignore, qs):
@@ -140,6 +154,22 @@ for i, (b, c, spatial, ignore, scores, missing) in enumerate([
     f1 = MulticlassF1Score(num_classes=c, average=None, ignore_index=ignore)
     case["torchmetrics_iou_per_class"] = ji(tp_, lb).tolist()
     case["torchmetrics_dice_per_class"] = f1(tp_, lb).tolist()
+    # smp: get_stats (multiclass, ignore_index) and iou / f1 with every reduction.
+    st = smpf.get_stats(torch.tensor(pred), torch.tensor(label), mode="multiclass",
+                        num_classes=c, ignore_index=ignore)
+    weights = [float(k + 1) for k in range(c)]
+    smp_runs = []
+    for metric, fn in [("iou", smpf.iou_score), ("f1", smpf.f1_score)]:
+        for red in ["micro", "macro", "weighted", "micro-imagewise", "macro-imagewise",
+                    "weighted-imagewise", "none"]:
+            for w in [None, weights]:
+                if w is None and "weighted" in red:
+                    continue
+                v = fn(*st, reduction=red, class_weights=w, zero_division=1.0)
+                smp_runs.append({"metric": metric, "reduction": red, "class_weights": w,
+                                 "values": [None if math.isnan(x) else x
+                                            for x in torch.as_tensor(v).flatten().tolist()]})
+    case["smp_runs"] = smp_runs
     if ignore is None:
         oh = lambda t: torch.nn.functional.one_hot(torch.tensor(t), c).movedim(-1, 1).double()
         dm = DiceMetric(include_background=True, reduction="none", ignore_empty=True)
