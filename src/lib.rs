@@ -14,6 +14,10 @@
 //!   [`Loss::forward_async`]; batches of any size, streamed over the binding limit) and
 //!   GPU-resident API ([`Loss::encode`], [`Loss::run`], [`Loss::read`]).
 //! * Compound losses: [`CrossEntropy`] and [`Focal`] terms fused into the same passes.
+//! * Generalized Dice ([`Overlap::GeneralizedDice`], [`monai::GeneralizedDiceLoss`],
+//!   [`monai::GeneralizedDiceFocalLoss`]) in the same kernels.
+//! * [`metrics`]: mIoU / Dice at dataset, image and class level, worst case, per class
+//!   and per image, accumulated on the GPU; MONAI's and smp's metric semantics.
 //! * Data-parallel training: the split-phase API ([`Loss::stats`] → sum
 //!   [`Stats::shared`] over workers → [`Loss::finish`]; [`Loss::encode_stats`] /
 //!   [`Loss::encode_finish`] on the GPU).
