@@ -84,19 +84,7 @@ fn batch_or_classes_above_one_dispatch_dimension_on_every_path() {
         let fin = loss.finish(&st, true).unwrap();
         assert_close(&format!("{what} split"), &fin, &data.reference(&o), 2e-4);
         // GPU-resident.
-        let (dev, queue) = (ctx.device().unwrap(), ctx.queue().unwrap());
-        let storage = |v: &[f32]| {
-            let b = dev.create_buffer(&wgpu::BufferDescriptor {
-                label: None,
-                size: 4 * v.len() as u64,
-                usage: wgpu::BufferUsages::STORAGE
-                    | wgpu::BufferUsages::COPY_DST
-                    | wgpu::BufferUsages::COPY_SRC,
-                mapped_at_creation: false,
-            });
-            queue.write_buffer(&b, 0, bytemuck::cast_slice(v));
-            b
-        };
+        let storage = |v: &[f32]| common::storage(&ctx, v);
         let (x, y, g) = (
             storage(&data.input),
             storage(&data.soft),

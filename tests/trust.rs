@@ -119,20 +119,6 @@ fn a_target_equal_to_the_present_threshold_is_the_same_on_every_path() {
     assert!(reference::present(f64::from(0.31f32), 0.3));
 }
 
-fn storage(ctx: &Context, v: &[f32]) -> wgpu::Buffer {
-    let (dev, queue) = (ctx.device().unwrap(), ctx.queue().unwrap());
-    let b = dev.create_buffer(&wgpu::BufferDescriptor {
-        label: None,
-        size: 4 * v.len() as u64,
-        usage: wgpu::BufferUsages::STORAGE
-            | wgpu::BufferUsages::COPY_DST
-            | wgpu::BufferUsages::COPY_SRC,
-        mapped_at_creation: false,
-    });
-    queue.write_buffer(&b, 0, bytemuck::cast_slice(v));
-    b
-}
-
 #[test]
 fn encode_refuses_foreign_and_aliased_buffers_with_typed_errors() {
     let Some(ctx) = common::gpu() else { return };
@@ -140,8 +126,11 @@ fn encode_refuses_foreign_and_aliased_buffers_with_typed_errors() {
                                         // different instances apart: one instance here)
     let mut rng = Rng::new(5);
     let d = Data::random(&mut rng, &[1, 2, 16], false, false);
-    let (x, y) = (storage(&ctx, &d.input), storage(&ctx, &d.soft));
-    let foreign = storage(&other, &d.input);
+    let (x, y) = (
+        common::storage(&ctx, &d.input),
+        common::storage(&ctx, &d.soft),
+    );
+    let foreign = common::storage(&other, &d.input);
     let loss = common::loss(&ctx, LossOptions::dice());
     let dev = ctx.device().unwrap();
     let mut enc = dev.create_command_encoder(&Default::default());
@@ -156,7 +145,7 @@ fn encode_refuses_foreign_and_aliased_buffers_with_typed_errors() {
         matches!(r, Err(Error::InvalidBuffer { name: "input", .. })),
         "{r:?}"
     );
-    let g = storage(&ctx, &vec![0.0; d.input.len()]);
+    let g = common::storage(&ctx, &vec![0.0; d.input.len()]);
     let r = loss.encode(&mut enc, &gb(&foreign), Some(&g));
     assert!(matches!(r, Err(Error::InvalidBuffer { .. })), "{r:?}");
     // The gradient aliasing the input (or the target).
@@ -204,8 +193,11 @@ fn a_nan_input_gives_an_error_and_a_zero_gradient() {
     for act in [Activation::Softmax, Activation::Sigmoid] {
         let mut d = Data::random(&mut rng, &[2, 3, 8], false, false);
         d.input[5] = f32::NAN;
-        let (x, y) = (storage(&ctx, &d.input), storage(&ctx, &d.soft));
-        let g = storage(&ctx, &vec![1.0; d.input.len()]);
+        let (x, y) = (
+            common::storage(&ctx, &d.input),
+            common::storage(&ctx, &d.soft),
+        );
+        let g = common::storage(&ctx, &vec![1.0; d.input.len()]);
         let loss = common::loss(&ctx, LossOptions::dice().activation(act));
         let gb = GpuBatch {
             shape: &d.shape,

@@ -285,3 +285,18 @@ pub fn fit(o: &mut LossOptions, data: &mut Data) {
             .for_each(|x| *x = (*x + 4.0).clamp(0.0, 8.0) / 8.0);
     }
 }
+
+/// A `STORAGE | COPY_DST | COPY_SRC` buffer of `ctx`'s device holding `v`.
+pub fn storage(ctx: &Context, v: &[f32]) -> wgpu::Buffer {
+    let (dev, queue) = (ctx.device().unwrap(), ctx.queue().unwrap());
+    let b = dev.create_buffer(&wgpu::BufferDescriptor {
+        label: None,
+        size: 4 * v.len() as u64,
+        usage: wgpu::BufferUsages::STORAGE
+            | wgpu::BufferUsages::COPY_DST
+            | wgpu::BufferUsages::COPY_SRC,
+        mapped_at_creation: false,
+    });
+    queue.write_buffer(&b, 0, bytemuck::cast_slice(v));
+    b
+}
