@@ -19,15 +19,18 @@ use crate::shape::Batch;
 /// A validated loss bound to a context. `Send + Sync`; share it across threads.
 ///
 /// ```
+/// # fn main() -> segloss::Result<()> {
 /// use segloss::{Batch, Context, Loss, LossOptions, Shape};
 /// let ctx = Context::new_or_cpu();
-/// let loss = Loss::new(&ctx, LossOptions::dice()).unwrap();
-/// let shape = Shape::new(&[1, 2, 4]).unwrap();
+/// let loss = Loss::new(&ctx, LossOptions::dice())?;
+/// let shape = Shape::new(&[1, 2, 4])?;
 /// let logits = [2.0, -1.0, 0.5, 0.0, -2.0, 1.0, 0.5, 0.0];
 /// let target = [1.0, 0.0, 0.5, 0.5, 0.0, 1.0, 0.5, 0.5];
-/// let out = loss.forward_backward(&Batch::soft(&shape, &logits, &target)).unwrap();
+/// let out = loss.forward_backward(&Batch::soft(&shape, &logits, &target))?;
 /// assert!(out.loss > 0.0);
-/// assert_eq!(out.grad.unwrap().len(), 8);
+/// assert_eq!(out.grad.map(|g| g.len()), Some(8));
+/// # Ok(())
+/// # }
 /// ```
 #[derive(Clone, Debug)]
 pub struct Loss {
@@ -128,18 +131,21 @@ impl Loss {
     /// [`LossOutput::grad`] is `None`. On error `grad` may be partly written.
     ///
     /// ```
+    /// # fn main() -> segloss::Result<()> {
     /// use segloss::{Batch, Context, Loss, LossOptions, Shape};
     /// let ctx = Context::new_or_cpu();
-    /// let loss = Loss::new(&ctx, LossOptions::dice()).unwrap();
-    /// let shape = Shape::new(&[1, 2, 2]).unwrap();
+    /// let loss = Loss::new(&ctx, LossOptions::dice())?;
+    /// let shape = Shape::new(&[1, 2, 2])?;
     /// let mut grad = vec![0.0; 4];
     /// for step in 0..3 {
     ///     let x = [0.5, -0.5 * step as f32, 0.25, 1.0];
     ///     let out = loss
     ///         .forward_backward_into(&Batch::soft(&shape, &x, &[1.0, 0.0, 0.0, 1.0]), &mut grad)
-    ///         .unwrap();
+    ///         ?;
     ///     assert!(out.loss > 0.0 && out.grad.is_none());
     /// }
+    /// # Ok(())
+    /// # }
     /// ```
     pub fn forward_backward_into(&self, batch: &Batch<'_>, grad: &mut [f32]) -> Result<LossOutput> {
         let mut owned = None;

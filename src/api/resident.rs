@@ -18,11 +18,12 @@ impl Loss {
     /// (and make the loss NaN and the gradient 0), and [`Loss::read`] reports them.
     ///
     /// ```
+    /// # fn main() -> segloss::Result<()> {
     /// use segloss::{Context, GpuBatch, GpuTarget, Loss, LossOptions, Shape};
     /// let ctx = Context::new_or_cpu();
     /// # // The GPU-resident API needs a GPU context; the CPU fallback has no buffers.
     /// if let (Some(dev), Some(queue)) = (ctx.device(), ctx.queue()) {
-    ///     let shape = Shape::new(&[1, 2, 8]).unwrap();
+    ///     let shape = Shape::new(&[1, 2, 8])?;
     ///     let storage = |data: &[f32]| {
     ///         let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST;
     ///         let b = dev.create_buffer(&wgpu::BufferDescriptor {
@@ -34,15 +35,17 @@ impl Loss {
     ///     let logits = storage(&[0.5; 16]);
     ///     let target = storage(&[1.0, 0.0, 0.5, 0.5, 1.0, 0.0, 0.25, 0.75, 0.0, 1.0, 0.5, 0.5, 0.0, 1.0, 0.75, 0.25]);
     ///     let grad = storage(&[0.0; 16]);
-    ///     let loss = Loss::new(&ctx, LossOptions::dice()).unwrap();
+    ///     let loss = Loss::new(&ctx, LossOptions::dice())?;
     ///     let batch = GpuBatch { shape: &shape, input: &logits, target: GpuTarget::Soft(&target), mask: None };
     ///     let mut encoder = dev.create_command_encoder(&Default::default());
-    ///     let result = loss.encode(&mut encoder, &batch, Some(&grad)).unwrap();
+    ///     let result = loss.encode(&mut encoder, &batch, Some(&grad))?;
     ///     queue.submit([encoder.finish()]);
     ///     // `grad` now holds d loss / d logits; read the loss only when it is wanted.
-    ///     let out = loss.read(&result).unwrap();
+    ///     let out = loss.read(&result)?;
     ///     assert!(out.loss > 0.0 && out.loss < 1.0);
     /// }
+    /// # Ok(())
+    /// # }
     /// ```
     pub fn encode(
         &self,

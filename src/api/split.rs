@@ -22,20 +22,23 @@ impl Loss {
     /// [`Error::TooLarge`]); the one-call host API has no such limit.
     ///
     /// ```
+    /// # fn main() -> segloss::Result<()> {
     /// use segloss::{Batch, Context, Loss, LossOptions, Shape};
     /// let ctx = Context::new_or_cpu();
-    /// let loss = Loss::new(&ctx, LossOptions::dice()).unwrap();
-    /// let shape = Shape::new(&[1, 2, 2]).unwrap();
+    /// let loss = Loss::new(&ctx, LossOptions::dice())?;
+    /// let shape = Shape::new(&[1, 2, 2])?;
     /// let (x1, y1) = ([1.0, 0.0, -1.0, 0.5], [1.0, 0.0, 0.0, 1.0]);
     /// let (x2, y2) = ([0.2, 0.3, 0.1, -0.5], [0.5, 1.0, 0.5, 0.0]);
     /// // Two workers, each with one image of a batch of two.
-    /// let mut a = loss.stats(&Batch::soft(&shape, &x1, &y1)).unwrap();
-    /// let mut b = loss.stats(&Batch::soft(&shape, &x2, &y2)).unwrap();
+    /// let mut a = loss.stats(&Batch::soft(&shape, &x1, &y1))?;
+    /// let mut b = loss.stats(&Batch::soft(&shape, &x2, &y2))?;
     /// let sum: Vec<f32> = a.shared().iter().zip(b.shared()).map(|(u, v)| u + v).collect();
     /// a.shared_mut().copy_from_slice(&sum);
     /// b.shared_mut().copy_from_slice(&sum);
-    /// let (la, lb) = (loss.finish(&a, true).unwrap(), loss.finish(&b, true).unwrap());
+    /// let (la, lb) = (loss.finish(&a, true)?, loss.finish(&b, true)?);
     /// assert_eq!(la.loss, lb.loss); // the loss of the whole batch, on both workers
+    /// # Ok(())
+    /// # }
     /// ```
     pub fn stats(&self, batch: &Batch<'_>) -> Result<Stats> {
         let mut owned = None;

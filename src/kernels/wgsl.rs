@@ -99,10 +99,10 @@ mod tests {
         let g = Geometry::CPU;
         let src = assemble("#import pixels\n#import common\nfn main() {}", g, true);
         assert!(!src.contains("#import"), "{src}");
-        let common = src.find("struct Params").unwrap();
-        let load = src.find("fn load_x").unwrap();
-        let pixels = src.find("fn load_quad").unwrap();
-        assert!(common < load && load < pixels);
+        // Positions in the assembled source (usize::MAX when missing fails the asserts).
+        let at = |s: &str| src.find(s).unwrap_or(usize::MAX);
+        let (common, load, pixels) = (at("struct Params"), at("fn load_x"), at("fn load_quad"));
+        assert!(common < load && load < pixels && pixels < usize::MAX);
         assert_eq!(src.matches("struct Params").count(), 1);
         let scalar = assemble("#import load", g, false);
         assert!(scalar.contains("array<f32>") && !scalar.contains("array<vec4<f32>>;"));

@@ -11,17 +11,20 @@
 //! context they are counted on the host.
 //!
 //! ```
+//! # fn main() -> segloss::Result<()> {
 //! use segloss::metrics::{Labels, Metrics, Prediction};
 //! use segloss::{Context, Shape};
 //! let ctx = Context::new_or_cpu();
-//! let mut m = Metrics::new(&ctx, 3, Some(255)).unwrap();
-//! let shape = Shape::new(&[1, 3, 4]).unwrap(); // [B, C, S...]
+//! let mut m = Metrics::new(&ctx, 3, Some(255))?;
+//! let shape = Shape::new(&[1, 3, 4])?; // [B, C, S...]
 //! let pred = [0u32, 1, 2, 2];
 //! let label = [0u32, 1, 1, 255];
-//! m.update(&shape, Prediction::Labels(&pred), Labels::U32(&label), None).unwrap();
-//! let r = m.result().unwrap();
+//! m.update(&shape, Prediction::Labels(&pred), Labels::U32(&label), None)?;
+//! let r = m.result()?;
 //! // class 0: IoU 1; class 1: 1/2; class 2: 0/1 → mIoU^D = 0.5
 //! assert!((r.miou_d - 0.5).abs() < 1e-12);
+//! # Ok(())
+//! # }
 //! ```
 
 mod count;

@@ -185,7 +185,7 @@ impl TverskyLoss {
 /// use segloss::monai::DiceCELoss;
 /// let o = DiceCELoss { softmax: true, lambda_ce: 0.5, soft_label: true, ..Default::default() }
 ///     .options();
-/// assert_eq!(o.cross_entropy.unwrap().weight, 0.5);
+/// assert_eq!(o.cross_entropy.map(|ce| ce.weight), Some(0.5));
 /// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct DiceCELoss {

@@ -102,7 +102,7 @@ impl GeneralizedDiceLoss {
 /// use segloss::monai::GeneralizedDiceFocalLoss;
 /// let o = GeneralizedDiceFocalLoss { softmax: true, lambda_focal: 0.5, ..Default::default() }
 ///     .options();
-/// assert_eq!(o.focal.unwrap().weight, 0.5);
+/// assert_eq!(o.focal.map(|f| f.weight), Some(0.5));
 /// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct GeneralizedDiceFocalLoss {

@@ -5,13 +5,16 @@
 //! against it, and a [`crate::Context`] without a GPU computes with it.
 //!
 //! ```
+//! # fn main() -> segloss::Result<()> {
 //! use segloss::{reference, LossOptions, Shape};
-//! let shape = Shape::new(&[1, 2, 3]).unwrap();
+//! let shape = Shape::new(&[1, 2, 3])?;
 //! let input = [0.5, -1.0, 2.0, 0.1, 0.3, -0.2];
 //! let target = [1.0, 0.0, 0.5, 0.0, 1.0, 0.5];
 //! let batch = reference::RefBatch::soft(&shape, &input, &target);
-//! let out = reference::evaluate(&LossOptions::dice(), &batch, true).unwrap();
-//! assert!(out.loss > 0.0 && out.grad.unwrap().len() == 6);
+//! let out = reference::evaluate(&LossOptions::dice(), &batch, true)?;
+//! assert!(out.loss > 0.0 && out.grad.map(|g| g.len()) == Some(6));
+//! # Ok(())
+//! # }
 //! ```
 
 mod finalize;
