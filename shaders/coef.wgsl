@@ -33,7 +33,7 @@ fn gdl_coef(j: u32, b: u32, c: u32) -> vec3<f32> {
         if c == params.class_start {
             let v = params.overlap_weight * work[b].y;
             out[2u + b] = v;
-            if (bitcast<u32>(v) & 0x7f800000u) == 0x7f800000u {
+            if !finite(v) {
                 atomicOr(&status[0], STATUS_NONFINITE_RESULT);
             }
         }
@@ -90,7 +90,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
             if params.reduction == 2u {
                 let v = params.overlap_weight * it.loss;
                 out[2u + b * (C - c0) + k] = v;
-                if (bitcast<u32>(v) & 0x7f800000u) == 0x7f800000u {
+                if !finite(v) {
                     atomicOr(&status[0], STATUS_NONFINITE_RESULT);
                 }
                 scale = 1.0;
@@ -111,8 +111,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     }
     let cj = params.overlap_weight * g;
     coef[j] = vec4<f32>(cj, 0.0);
-    let bits = bitcast<vec3<u32>>(cj) & vec3<u32>(0x7f800000u);
-    if any(bits == vec3<u32>(0x7f800000u)) {
+    if !all(finite4(vec4<f32>(cj, 0.0))) {
         atomicOr(&status[0], STATUS_NONFINITE_RESULT);
     }
 }

@@ -54,10 +54,6 @@ fn summarize(t: u32) {
 
 var<workgroup> wg_status: u32;
 
-fn finite(v: f32) -> bool {
-    return (bitcast<u32>(v) & 0x7f800000u) != 0x7f800000u;
-}
-
 // A Generalized Dice's overlap part: (loss before λ, values that overflowed). Dataset
 // level: one item from the global class sums, its (N, D, largest finite weight) into
 // work[3B + 1] for `coef`; image level: the images' terms from the shared block.

@@ -200,13 +200,13 @@ impl Plan {
         })
     }
 
-    /// Whether the call computes statistics (its local phase).
-    pub fn local(&self) -> bool {
-        self.phase != Phase::Finish
+    /// Pixels of the widest window (the size of a window's chunk buffers, per row).
+    pub fn widest_window(&self) -> usize {
+        self.windows.iter().map(|w| w.len).max().unwrap_or(0)
     }
 
-    /// Whether the call summarizes into the shared block (`row_sums` class rows too).
-    pub fn summarizes(&self) -> bool {
+    /// Whether the call computes statistics (its local phase).
+    pub fn local(&self) -> bool {
         self.phase != Phase::Finish
     }
 
@@ -248,7 +248,8 @@ impl Plan {
 
     /// Workgroups of `row_sums`: image rows, and class rows when the call summarizes.
     pub fn row_sums_groups(&self) -> (u32, u32, u32) {
-        let g = kernels::row_sums_groups(self.batch, self.classes, self.summarizes());
+        // A local phase also summarizes the class rows of the shared block.
+        let g = kernels::row_sums_groups(self.batch, self.classes, self.local());
         let (x, y) = kernels::fold(g);
         (x, y, 1)
     }

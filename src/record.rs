@@ -285,8 +285,8 @@ impl<'g> Call<'g> {
     }
 
     /// `grad` over window `w` into `grad` (the window's pixels of every row); for a
-    /// chunked softmax `norm` and `softmax_dot` first (the window's normalisers may have
-    /// been overwritten by later windows').
+    /// chunked softmax `softmax_dot` first, after `norm` again where the window's
+    /// normalisers are not in place.
     pub fn grad(
         &self,
         encoder: &mut wgpu::CommandEncoder,
@@ -297,7 +297,12 @@ impl<'g> Call<'g> {
         let (k, v) = (&self.gpu.kernels, self.plan.variant);
         let groups = self.plan.row_groups(&w.plan);
         if let (Some(norms), Some(pix)) = (&self.norms, &self.pix) {
-            self.norm(encoder, w, input);
+            // With one window the statistics pass of this call left its normalisers in
+            // place; otherwise later windows overwrote them, or (finishing call) no
+            // statistics pass ran.
+            if !(self.plan.local() && self.plan.windows.len() == 1) {
+                self.norm(encoder, w, input);
+            }
             softmax_dot::Bindings {
                 params: w.params.as_entire_binding(),
                 input: input.x.clone(),

@@ -224,3 +224,11 @@ pub(crate) fn index_from_i64(
         })
         .collect()
 }
+
+/// A keep-mask as the kernels read it: one byte per pixel (a PyTorch `bool` tensor's
+/// bytes), padded with zeros to whole 4-byte words.
+pub(crate) fn mask_bytes(mask: &[bool]) -> Vec<u8> {
+    let mut bytes: Vec<u8> = mask.iter().map(|&k| u8::from(k)).collect();
+    bytes.resize(bytes.len().div_ceil(4) * 4, 0);
+    bytes
+}

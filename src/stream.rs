@@ -195,7 +195,7 @@ pub(crate) fn evaluate(
         Binding::Packed,
         cap,
     )?;
-    let run = plan.windows.iter().map(|w| w.len).max().unwrap_or(0);
+    let run = plan.widest_window();
     let call = Call::new(gpu, options, plan, None)?;
     let windows = call.windows()?;
     let mut sets: Vec<Chunk> = (0..IN_FLIGHT)

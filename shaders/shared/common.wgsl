@@ -51,6 +51,10 @@ fn sum4(v: vec4<f32>) -> f32 {
 
 // Finite test per lane, on the bits rather than `x != x`: WGSL lets compilers assume
 // floats are finite, so a float comparison could be folded away; an integer test cannot.
+fn finite(x: f32) -> bool {
+    return (bitcast<u32>(x) & 0x7f800000u) != 0x7f800000u;
+}
+
 fn finite4(x: vec4<f32>) -> vec4<bool> {
     return (bitcast<vec4<u32>>(x) & vec4<u32>(0x7f800000u)) != vec4<u32>(0x7f800000u);
 }

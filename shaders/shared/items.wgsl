@@ -96,7 +96,7 @@ fn gdl_raw(g: f32) -> f32 {
         }
         w = 1.0 / g2;
     }
-    if (bitcast<u32>(w) & 0x7f800000u) == 0x7f800000u {
+    if !finite(w) {
         return -1.0;
     }
     return w;

@@ -11,7 +11,7 @@ use crate::plan::{bytes_of_words as words, Phase};
 use crate::readback::Pending;
 use crate::record::Encoded;
 use crate::resident::{encode, GpuStats, Request, Uploaded};
-use crate::shape::{index_from_i64, Batch, Target};
+use crate::shape::{index_from_i64, mask_bytes, Batch, Target};
 use crate::stream;
 use crate::transfer::{grad_buffer, read_back, whole, write};
 
@@ -67,7 +67,7 @@ impl Loss {
                 }
                 // The CPU reference, and streamed batches (their passes need the slices),
                 // compute before returning.
-                _ => Err(self.run_host(&batch, with_grad)),
+                _ => Err(self.run_prepared(&batch, with_grad)),
             },
         };
         async move {
@@ -88,10 +88,9 @@ impl Loss {
         batch: &Batch<'_>,
         grad: Option<&mut [f32]>,
     ) -> Result<LossOutput> {
+        // Lengths and options were checked by `Loss::prepared`.
         gpu.check_alive()?;
-        batch.check_lengths()?;
         let shape = batch.shape;
-        self.options.validate_for(shape.classes())?;
         let out = scoped(gpu, || {
             stream::evaluate(gpu, &self.options, batch, self.gpu_ignore(), grad)
         })?;
@@ -145,18 +144,18 @@ impl Loss {
             grad,
             phase,
             from,
+            caller_buffers: false,
         };
         let enc = encode(gpu, &self.options, request, &mut encoder)?;
         Ok((encoder, enc))
     }
 
-    /// Checks a host batch and uploads it (input, target, mask).
+    /// Uploads a host batch (input, target, mask) whose lengths and options
+    /// `Loss::prepared` has checked.
     pub(super) fn upload_batch(&self, gpu: &Gpu, batch: &Batch<'_>) -> Result<Uploaded> {
         gpu.check_alive()?;
-        batch.check_lengths()?;
         let shape = batch.shape;
         let opts = &self.options;
-        opts.validate_for(shape.classes())?;
         // The largest array (input, soft target, gradient) must fit one buffer.
         let (bytes, max) = (words(shape.len()), gpu.device.limits().max_buffer_size);
         if bytes > max {
@@ -192,12 +191,8 @@ impl Loss {
                 }
             };
             let mask = match batch.mask {
-                Some(m) => {
-                    // Whole words: a write's length is a multiple of 4.
-                    let mut bytes: Vec<u8> = m.iter().map(|&k| u8::from(k)).collect();
-                    bytes.resize(bytes.len().div_ceil(4) * 4, 0);
-                    Some(upload("segloss.mask", &bytes)?)
-                }
+                // Whole words: a write's length is a multiple of 4.
+                Some(m) => Some(upload("segloss.mask", &mask_bytes(m))?),
                 None => None,
             };
             Ok(Uploaded {

@@ -110,6 +110,11 @@ impl Loss {
     pub(crate) fn run_host(&self, batch: &Batch<'_>, with_grad: bool) -> Result<LossOutput> {
         let mut owned = None;
         let batch = &self.prepared(batch, &mut owned)?;
+        self.run_prepared(batch, with_grad)
+    }
+
+    /// [`Loss::run_host`] of a batch [`Loss::prepared`] has checked.
+    pub(crate) fn run_prepared(&self, batch: &Batch<'_>, with_grad: bool) -> Result<LossOutput> {
         if let Inner::Cpu = &*self.ctx.inner {
             return cpu::evaluate(&self.options, batch, with_grad);
         }

@@ -82,6 +82,7 @@ impl Loss {
             grad,
             phase,
             from,
+            caller_buffers: true,
         };
         encode(gpu, &self.options, request, encoder)
     }

@@ -49,9 +49,9 @@ pub(crate) fn record(
             )));
         }
     }
+    // wgpu zero-initialises new buffers: the counts start at 0.
     let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
-    let zeros = vec![0u32; 3 * b * c + 1];
-    let counts = upload(dev, "segloss.counts", bytemuck::cast_slice(&zeros), usage)?;
+    let counts = scratch(dev, "segloss.counts", 4 * (3 * b * c + 1) as u64, usage);
     let placeholder = scratch(dev, "segloss.placeholder", 16, wgpu::BufferUsages::STORAGE);
     let wg = gpu.kernels.geometry().wg;
     let per_group = (wg * PX) as usize;

@@ -40,7 +40,7 @@ pub use state::{ImageCounts, MetricsState};
 
 use crate::context::{Context, Gpu, Inner};
 use crate::error::{Error, Result};
-use crate::shape::{check_len, index_from_i64, Shape};
+use crate::shape::{check_len, index_from_i64, mask_bytes, Shape};
 use crate::transfer::{read_back, upload, whole};
 use gpu::{CountInput, DeviceCounts};
 
@@ -202,11 +202,7 @@ impl Metrics {
             ),
         };
         let mask = match mask {
-            Some(m) => {
-                let mut bytes: Vec<u8> = m.iter().map(|&k| u8::from(k)).collect();
-                bytes.resize(bytes.len().div_ceil(4) * 4, 0);
-                Some(upload(dev, "segloss.metric_mask", &bytes, usage)?)
-            }
+            Some(m) => Some(upload(dev, "segloss.metric_mask", &mask_bytes(m), usage)?),
             None => None,
         };
         let input = CountInput {
@@ -277,30 +273,23 @@ impl Metrics {
         Ok(())
     }
 
-    /// Reads back the counts still on the device, in the order they were added.
+    /// Reads back the counts still on the device (one submission for every pending
+    /// batch), in the order they were added.
     fn flush(&mut self) -> Result<()> {
         let Inner::Gpu(gpu) = &*self.ctx.inner else {
             return Ok(());
         };
-        for p in std::mem::take(&mut self.pending) {
-            let words = read_back(
-                gpu,
-                gpu.encoder("segloss.metrics_read"),
-                vec![whole(&p.buffer)],
-            )
-            .wait()?
-            .pop()
-            .unwrap_or_default();
-            let c = self.classes;
+        let pending = std::mem::take(&mut self.pending);
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let reads = pending.iter().map(|p| whole(&p.buffer)).collect();
+        let all = read_back(gpu, gpu.encoder("segloss.metrics_read"), reads).wait()?;
+        let c = self.classes;
+        for (p, words) in pending.iter().zip(all) {
             let status = words.get(3 * p.batch * c).map_or(0, |w| w.to_bits());
-            if status & 1 != 0 {
-                return Err(Error::ClassIndexOutOfRange {
-                    value: None,
-                    classes: c,
-                    position: None,
-                });
-            }
-            if status & 2 != 0 {
+            if status & 3 != 0 {
+                // 1: a label, 2: a prediction outside 0..C.
                 return Err(Error::ClassIndexOutOfRange {
                     value: None,
                     classes: c,

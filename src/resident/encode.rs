@@ -85,6 +85,9 @@ pub(crate) struct Request<'a> {
     pub phase: Phase,
     /// The local phase a finishing call continues.
     pub from: Option<&'a GpuStats>,
+    /// The buffers are the caller's (the GPU-resident API), not segloss's own uploads:
+    /// they are probed for their device before anything is recorded.
+    pub caller_buffers: bool,
 }
 
 /// Checks a request's buffers (sizes, usages, device, aliasing) before anything is
@@ -124,8 +127,9 @@ fn check_request<'a>(gpu: &Gpu, r: &Request<'a>) -> Result<(&'a wgpu::Buffer, bo
         ("grad", r.grad),
     ];
     for (name, buf) in named {
-        if let Some(buf) = buf {
-            check_owned(gpu, name, buf)?;
+        match buf {
+            Some(buf) if r.caller_buffers => check_owned(gpu, name, buf)?,
+            _ => {}
         }
     }
     let max_binding = gpu.device.limits().max_storage_buffer_binding_size;
@@ -201,7 +205,7 @@ pub(crate) fn encode(
     let plan = Plan::new(
         options, shape, targets, r.phase, geometry, &limits, binding, cap,
     )?;
-    let run = plan.windows.iter().map(|w| w.len).max().unwrap_or(0);
+    let run = plan.widest_window();
     let call = Call::new(gpu, options, plan, r.from.map(GpuStats::local))?;
     let windows = call.windows()?;
     let scratch = |label: &str, bytes: u64, usage| scratch(&gpu.device, label, bytes, usage);
