@@ -56,12 +56,12 @@ fn main() -> segloss::Result<()> {
         let g = storage(&vec![0u8; 4 * shape.len()], wgpu::BufferUsages::COPY_SRC);
         let batch = GpuBatch {
             shape: &shape,
-            input: &x,
-            target: GpuTarget::Soft(&y),
+            input: x.slice(..),
+            target: GpuTarget::Soft(y.slice(..)),
             mask: None,
         };
         let mut encoder = dev.create_command_encoder(&Default::default());
-        let result = loss.encode(&mut encoder, &batch, Some(&g))?;
+        let result = loss.encode(&mut encoder, &batch, Some(g.slice(..)))?;
         queue.submit([encoder.finish()]);
         // …the gradient in `g` can feed the next kernel of a training step here…
         let read = loss.read(&result)?;

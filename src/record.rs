@@ -35,6 +35,15 @@ pub(crate) fn prefix(buf: &wgpu::Buffer, bytes: u64) -> wgpu::BindingResource<'_
     })
 }
 
+/// The first `bytes` bytes of a slice as a binding (at the slice's offset).
+pub(crate) fn range(s: wgpu::BufferSlice<'_>, bytes: u64) -> wgpu::BindingResource<'_> {
+    wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+        buffer: s.buffer(),
+        offset: s.offset(),
+        size: wgpu::BufferSize::new(bytes),
+    })
+}
+
 /// A planned window with its params block on the device.
 pub(crate) struct Window {
     pub plan: WindowPlan,

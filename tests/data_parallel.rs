@@ -369,8 +369,8 @@ fn gpu_resident_split_phase_matches_the_host_api() {
             .create_command_encoder(&Default::default());
         let batch = GpuBatch {
             shape,
-            input: x,
-            target: GpuTarget::Soft(y),
+            input: x.slice(..),
+            target: GpuTarget::Soft(y.slice(..)),
             mask: None,
         };
         let st = loss.encode_stats(&mut enc, &batch).unwrap();
@@ -416,11 +416,13 @@ fn gpu_resident_split_phase_matches_the_host_api() {
             .create_command_encoder(&Default::default());
         let batch = GpuBatch {
             shape: &s.shape,
-            input: x,
-            target: GpuTarget::Soft(y),
+            input: x.slice(..),
+            target: GpuTarget::Soft(y.slice(..)),
             mask: None,
         };
-        let out = loss.encode_finish(&mut enc, &batch, st, Some(g)).unwrap();
+        let out = loss
+            .encode_finish(&mut enc, &batch, st, Some(g.slice(..)))
+            .unwrap();
         queue.submit([enc.finish()]);
         let got = loss.read(&out).unwrap();
         assert!((f64::from(got.loss) - want.loss).abs() <= 1e-5 * want.loss + 1e-6);

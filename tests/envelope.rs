@@ -92,11 +92,11 @@ fn batch_or_classes_above_one_dispatch_dimension_on_every_path() {
         );
         let gb = GpuBatch {
             shape: &data.shape,
-            input: &x,
-            target: GpuTarget::Soft(&y),
+            input: x.slice(..),
+            target: GpuTarget::Soft(y.slice(..)),
             mask: None,
         };
-        let res = loss.run(&gb, Some(&g)).unwrap();
+        let res = loss.run(&gb, Some(g.slice(..))).unwrap();
         let mut out = loss.read(&res).unwrap();
         out.grad = Some(common::read_f32(&ctx, &g));
         assert_close(&format!("{what} resident"), &out, &data.reference(&o), 2e-4);

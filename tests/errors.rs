@@ -262,20 +262,34 @@ fn gpu_resident_buffer_errors() {
     let small = mk(796, st);
     let no_storage = mk(800, wgpu::BufferUsages::COPY_DST);
     let loss = common::loss(&ctx, LossOptions::dice());
-    let gb = |input, target| GpuBatch {
-        shape: &shape,
-        input,
-        target,
-        mask: None,
-    };
+    fn gb<'a>(shape: &'a Shape, input: &'a wgpu::Buffer, target: GpuTarget<'a>) -> GpuBatch<'a> {
+        GpuBatch {
+            shape,
+            input: input.slice(..),
+            target,
+            mask: None,
+        }
+    }
     for (what, b, grad) in [
-        ("small input", gb(&small, GpuTarget::Soft(&input)), None),
-        ("no STORAGE", gb(&no_storage, GpuTarget::Soft(&input)), None),
-        ("small target", gb(&input, GpuTarget::Soft(&small)), None),
+        (
+            "small input",
+            gb(&shape, &small, GpuTarget::Soft(input.slice(..))),
+            None,
+        ),
+        (
+            "no STORAGE",
+            gb(&shape, &no_storage, GpuTarget::Soft(input.slice(..))),
+            None,
+        ),
+        (
+            "small target",
+            gb(&shape, &input, GpuTarget::Soft(small.slice(..))),
+            None,
+        ),
         (
             "small grad",
-            gb(&input, GpuTarget::Soft(&input)),
-            Some(&small),
+            gb(&shape, &input, GpuTarget::Soft(input.slice(..))),
+            Some(small.slice(..)),
         ),
     ] {
         assert!(
@@ -290,7 +304,7 @@ fn gpu_resident_buffer_errors() {
         usage: st,
         mapped_at_creation: true,
     });
-    let r = loss.run(&gb(&mapped, GpuTarget::Soft(&input)), None);
+    let r = loss.run(&gb(&shape, &mapped, GpuTarget::Soft(input.slice(..))), None);
     assert!(
         matches!(r, Err(Error::Validation(_))),
         "mapped buffer: {r:?}"
@@ -306,20 +320,23 @@ fn gpu_resident_buffer_errors() {
             usage: st,
             mapped_at_creation: false,
         });
-    let r = loss.run(&gb(&foreign, GpuTarget::Soft(&input)), None);
+    let r = loss.run(
+        &gb(&shape, &foreign, GpuTarget::Soft(input.slice(..))),
+        None,
+    );
     assert!(
         matches!(r, Err(Error::InvalidBuffer { name: "input", .. })),
         "foreign buffer: {r:?}"
     );
     // Still usable.
     let ok = loss
-        .run(&gb(&input, GpuTarget::Soft(&input)), None)
+        .run(&gb(&shape, &input, GpuTarget::Soft(input.slice(..))), None)
         .unwrap();
     assert!(loss.read(&ok).is_ok());
     // The CPU context has no GPU API.
     let cpu = common::loss(&Context::cpu(), LossOptions::dice());
     assert!(matches!(
-        cpu.run(&gb(&input, GpuTarget::Soft(&input)), None),
+        cpu.run(&gb(&shape, &input, GpuTarget::Soft(input.slice(..))), None),
         Err(Error::NotOnGpu)
     ));
 }

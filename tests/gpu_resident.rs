@@ -52,17 +52,17 @@ fn gpu_resident_equals_host_api() {
         });
         let gb = GpuBatch {
             shape: &data.shape,
-            input: &input,
+            input: input.slice(..),
             target: if use_index {
-                GpuTarget::Index(&target)
+                GpuTarget::Index(target.slice(..))
             } else {
-                GpuTarget::Soft(&target)
+                GpuTarget::Soft(target.slice(..))
             },
-            mask: mask.as_ref(),
+            mask: mask.as_ref().map(|m| m.slice(..)),
         };
         // Recorded into the caller's encoder, submitted by the caller.
         let mut enc = dev.create_command_encoder(&Default::default());
-        let result = loss.encode(&mut enc, &gb, Some(&grad)).unwrap();
+        let result = loss.encode(&mut enc, &gb, Some(grad.slice(..))).unwrap();
         ctx.queue().unwrap().submit([enc.finish()]);
         let out = loss.read(&result).unwrap();
         assert_eq!(out.loss.to_bits(), host.loss.to_bits());

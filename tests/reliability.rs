@@ -174,27 +174,30 @@ fn more_bad_inputs_give_typed_errors_or_defined_results() {
     let loss = common::loss(ctx, LossOptions::dice());
     let gb = |target, mask| GpuBatch {
         shape: &shape,
-        input: &x,
+        input: x.slice(..),
         target,
         mask,
     };
     for (what, b, grad, name) in [
         (
             "soft target given an index-sized u32 buffer",
-            gb(GpuTarget::Soft(&index_sized), None),
+            gb(GpuTarget::Soft(index_sized.slice(..)), None),
             None,
             "target",
         ),
         (
             "mask too small",
-            gb(GpuTarget::Index(&index_sized), Some(&small_mask)),
+            gb(
+                GpuTarget::Index(index_sized.slice(..)),
+                Some(small_mask.slice(..)),
+            ),
             None,
             "mask",
         ),
         (
             "grad without STORAGE",
-            gb(GpuTarget::Index(&index_sized), None),
-            Some(&no_storage_grad),
+            gb(GpuTarget::Index(index_sized.slice(..)), None),
+            Some(no_storage_grad.slice(..)),
             "grad",
         ),
     ] {

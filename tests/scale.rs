@@ -291,11 +291,13 @@ fn gpu_resident_chunked_calls_are_bit_identical_to_direct_ones() {
         let loss = common::loss(&small, o.clone());
         let gb = segloss::GpuBatch {
             shape: &data.shape,
-            input: &x,
-            target: segloss::GpuTarget::Soft(&y),
-            mask: Some(&m),
+            input: x.slice(..),
+            target: segloss::GpuTarget::Soft(y.slice(..)),
+            mask: Some(m.slice(..)),
         };
-        let mut got = loss.read(&loss.run(&gb, Some(&g)).unwrap()).unwrap();
+        let mut got = loss
+            .read(&loss.run(&gb, Some(g.slice(..))).unwrap())
+            .unwrap();
         got.grad = Some(common::read_f32(&small, &g));
         let want = common::loss(&big, o.clone())
             .forward_backward(&data.batch())
@@ -326,8 +328,8 @@ fn gpu_resident_chunking_needs_copy_usages() {
     let loss = common::loss(&ctx, LossOptions::dice());
     let gb = segloss::GpuBatch {
         shape: &shape,
-        input: &x,
-        target: segloss::GpuTarget::Soft(&y),
+        input: x.slice(..),
+        target: segloss::GpuTarget::Soft(y.slice(..)),
         mask: None,
     };
     assert!(matches!(
@@ -424,11 +426,11 @@ fn oversized_caller_buffers_are_bound_for_what_the_shape_needs() {
     let loss = common::loss(&ctx, LossOptions::dice());
     let gb = segloss::GpuBatch {
         shape: &data.shape,
-        input: &x,
-        target: segloss::GpuTarget::Soft(&y),
+        input: x.slice(..),
+        target: segloss::GpuTarget::Soft(y.slice(..)),
         mask: None,
     };
-    let result = loss.run(&gb, Some(&g)).unwrap();
+    let result = loss.run(&gb, Some(g.slice(..))).unwrap();
     let host = loss.forward_backward(&data.batch()).unwrap();
     assert_eq!(
         loss.read(&result).unwrap().loss.to_bits(),

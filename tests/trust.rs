@@ -137,30 +137,32 @@ fn encode_refuses_foreign_and_aliased_buffers_with_typed_errors() {
     let gb = |input| GpuBatch {
         shape: &d.shape,
         input,
-        target: GpuTarget::Soft(&y),
+        target: GpuTarget::Soft(y.slice(..)),
         mask: None,
     };
-    let r = loss.encode(&mut enc, &gb(&foreign), None);
+    let r = loss.encode(&mut enc, &gb(foreign.slice(..)), None);
     assert!(
         matches!(r, Err(Error::InvalidBuffer { name: "input", .. })),
         "{r:?}"
     );
     let g = common::storage(&ctx, &vec![0.0; d.input.len()]);
-    let r = loss.encode(&mut enc, &gb(&foreign), Some(&g));
+    let r = loss.encode(&mut enc, &gb(foreign.slice(..)), Some(g.slice(..)));
     assert!(matches!(r, Err(Error::InvalidBuffer { .. })), "{r:?}");
     // The gradient aliasing the input (or the target).
-    let r = loss.encode(&mut enc, &gb(&x), Some(&x));
+    let r = loss.encode(&mut enc, &gb(x.slice(..)), Some(x.slice(..)));
     assert!(
         matches!(r, Err(Error::InvalidBuffer { name: "grad", .. })),
         "{r:?}"
     );
-    let r = loss.encode(&mut enc, &gb(&x), Some(&y));
+    let r = loss.encode(&mut enc, &gb(x.slice(..)), Some(y.slice(..)));
     assert!(
         matches!(r, Err(Error::InvalidBuffer { name: "grad", .. })),
         "{r:?}"
     );
     // The encoder is still usable: a valid call on it computes right.
-    let res = loss.encode(&mut enc, &gb(&x), Some(&g)).unwrap();
+    let res = loss
+        .encode(&mut enc, &gb(x.slice(..)), Some(g.slice(..)))
+        .unwrap();
     ctx.queue().unwrap().submit([enc.finish()]);
     let mut out = loss.read(&res).unwrap();
     out.grad = Some(common::read_f32(&ctx, &g));
@@ -173,7 +175,7 @@ fn encode_refuses_foreign_and_aliased_buffers_with_typed_errors() {
     // ignore_index with soft targets is a host-API rule: refused here, not dropped.
     let li = common::loss(&ctx, LossOptions::dice().ignore_index(1));
     let mut enc = dev.create_command_encoder(&Default::default());
-    let r = li.encode(&mut enc, &gb(&x), None);
+    let r = li.encode(&mut enc, &gb(x.slice(..)), None);
     assert!(
         matches!(
             r,
@@ -201,11 +203,11 @@ fn a_nan_input_gives_an_error_and_a_zero_gradient() {
         let loss = common::loss(&ctx, LossOptions::dice().activation(act));
         let gb = GpuBatch {
             shape: &d.shape,
-            input: &x,
-            target: GpuTarget::Soft(&y),
+            input: x.slice(..),
+            target: GpuTarget::Soft(y.slice(..)),
             mask: None,
         };
-        let res = loss.run(&gb, Some(&g)).unwrap();
+        let res = loss.run(&gb, Some(g.slice(..))).unwrap();
         assert!(matches!(loss.read(&res), Err(Error::NonFiniteInput { .. })));
         let grad = common::read_f32(&ctx, &g);
         assert!(grad.iter().all(|v| *v == 0.0), "{act:?}: gradient not zero");

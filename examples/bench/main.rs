@@ -309,11 +309,11 @@ fn main() -> segloss::Result<()> {
             };
             let gb = GpuBatch {
                 shape: &shape,
-                input: &x,
+                input: x.slice(..),
                 target: if target_kind == "soft" {
-                    GpuTarget::Soft(&y)
+                    GpuTarget::Soft(y.slice(..))
                 } else {
-                    GpuTarget::Index(&y)
+                    GpuTarget::Index(y.slice(..))
                 },
                 mask: None,
             };
@@ -324,7 +324,7 @@ fn main() -> segloss::Result<()> {
                 mask: None,
             };
             let resident = |l: &Loss, with_grad: bool| {
-                let r = l.run(&gb, with_grad.then_some(&grad)).expect("run");
+                let r = l.run(&gb, with_grad.then(|| grad.slice(..))).expect("run");
                 l.read(&r).expect("read");
             };
             // GPU-resident loss+grad, plain and compound, alternated.

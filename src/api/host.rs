@@ -92,7 +92,7 @@ impl Loss {
         gpu.check_alive()?;
         let shape = batch.shape;
         let out = scoped(gpu, || {
-            stream::evaluate(gpu, &self.options, batch, self.gpu_ignore(), grad)
+            stream::evaluate(gpu, &self.options, batch, self.host_ignore(), grad)
         })?;
         let values_len = match self.options.reduction {
             crate::Reduction::None => self.options.values_len(shape.batch(), shape.classes()),
@@ -141,7 +141,7 @@ impl Loss {
         let request = Request {
             batch: &batch,
             ignore: up.ignore,
-            grad,
+            grad: grad.map(|g| g.slice(..)),
             phase,
             from,
             caller_buffers: false,
@@ -179,7 +179,7 @@ impl Loss {
                 Target::Soft(t) => (upload("segloss.target", bytemuck::cast_slice(t))?, None),
                 Target::Index(t) => (
                     upload("segloss.target", bytemuck::cast_slice(t))?,
-                    self.gpu_ignore(),
+                    self.host_ignore(),
                 ),
                 Target::IndexI64(t) => {
                     let mapped = index_from_i64(t, opts.ignore_index, shape.classes(), 0)?;

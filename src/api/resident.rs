@@ -11,7 +11,11 @@ use crate::transfer::{read_back, whole};
 impl Loss {
     /// GPU-resident API: records the whole call into the caller's `encoder` (nothing is
     /// submitted or read back). The gradient, when `grad` is given (f32 `[B, C, S...]`,
-    /// usage `STORAGE`), is written there; the loss stays in the returned [`GpuResult`].
+    /// usage `STORAGE`; a whole buffer or a range of one, as [`GpuBatch`]'s arrays), is
+    /// written there; the loss stays in the returned [`GpuResult`]. A gradient range in
+    /// the same wgpu buffer as an input range (disjoint bytes; overlapping ones are an
+    /// error) is written through a scratch buffer and one device-side copy (wgpu forbids
+    /// one buffer read-only and read-write in one dispatch); it then needs `COPY_DST`.
     ///
     /// Data errors (non-finite input, soft targets outside [0, 1], class indices out of
     /// range) cannot be seen before the GPU runs: they set the status word of the result
@@ -36,9 +40,9 @@ impl Loss {
     ///     let target = storage(&[1.0, 0.0, 0.5, 0.5, 1.0, 0.0, 0.25, 0.75, 0.0, 1.0, 0.5, 0.5, 0.0, 1.0, 0.75, 0.25]);
     ///     let grad = storage(&[0.0; 16]);
     ///     let loss = Loss::new(&ctx, LossOptions::dice())?;
-    ///     let batch = GpuBatch { shape: &shape, input: &logits, target: GpuTarget::Soft(&target), mask: None };
+    ///     let batch = GpuBatch { shape: &shape, input: logits.slice(..), target: GpuTarget::Soft(target.slice(..)), mask: None };
     ///     let mut encoder = dev.create_command_encoder(&Default::default());
-    ///     let result = loss.encode(&mut encoder, &batch, Some(&grad))?;
+    ///     let result = loss.encode(&mut encoder, &batch, Some(grad.slice(..)))?;
     ///     queue.submit([encoder.finish()]);
     ///     // `grad` now holds d loss / d logits; read the loss only when it is wanted.
     ///     let out = loss.read(&result)?;
@@ -51,7 +55,7 @@ impl Loss {
         &self,
         encoder: &mut wgpu::CommandEncoder,
         batch: &GpuBatch<'_>,
-        grad: Option<&wgpu::Buffer>,
+        grad: Option<wgpu::BufferSlice<'_>>,
     ) -> Result<GpuResult> {
         let enc = self.record(encoder, batch, grad, Phase::Whole, None)?;
         Ok(GpuResult::from_encoded(enc, batch.shape.classes()))
@@ -63,7 +67,7 @@ impl Loss {
         &self,
         encoder: &mut wgpu::CommandEncoder,
         batch: &GpuBatch<'_>,
-        grad: Option<&wgpu::Buffer>,
+        grad: Option<wgpu::BufferSlice<'_>>,
         phase: Phase,
         from: Option<&GpuStats>,
     ) -> Result<Encoded> {
@@ -87,8 +91,19 @@ impl Loss {
         encode(gpu, &self.options, request, encoder)
     }
 
-    /// The ignore value as the kernels see it in a caller's u32 target buffer.
+    /// The ignore value as the kernels see it in a caller's 32-bit target buffer: a
+    /// u32 value, or a negative one's i32 bit pattern (PyTorch's −100 in an i32 tensor).
     pub(super) fn gpu_ignore(&self) -> Option<u32> {
+        self.options.ignore_index.and_then(|i| {
+            u32::try_from(i)
+                .ok()
+                .or_else(|| i32::try_from(i).ok().map(|i| i as u32))
+        })
+    }
+
+    /// The ignore value of a host call's u32 label slice (a negative `ignore_index`
+    /// matches no u32 label).
+    pub(super) fn host_ignore(&self) -> Option<u32> {
         self.options
             .ignore_index
             .and_then(|i| u32::try_from(i).ok())
@@ -97,7 +112,11 @@ impl Loss {
     /// GPU-resident API: [`Loss::encode`] into a fresh encoder and submit it. wgpu
     /// validation and out-of-memory errors (e.g. a buffer of another device, or one the
     /// caller has mapped) are returned, not raised.
-    pub fn run(&self, batch: &GpuBatch<'_>, grad: Option<&wgpu::Buffer>) -> Result<GpuResult> {
+    pub fn run(
+        &self,
+        batch: &GpuBatch<'_>,
+        grad: Option<wgpu::BufferSlice<'_>>,
+    ) -> Result<GpuResult> {
         let gpu = self.ctx.gpu()?;
         scoped(gpu, || {
             let mut encoder = gpu.encoder("segloss.run");

@@ -199,7 +199,7 @@ impl Loss {
         encoder: &mut wgpu::CommandEncoder,
         batch: &GpuBatch<'_>,
         stats: &GpuStats,
-        grad: Option<&wgpu::Buffer>,
+        grad: Option<wgpu::BufferSlice<'_>>,
     ) -> Result<GpuResult> {
         let enc = self.record(encoder, batch, grad, Phase::Finish, Some(stats))?;
         Ok(GpuResult::from_encoded(enc, batch.shape.classes()))

@@ -7,15 +7,15 @@ use crate::context::Gpu;
 use crate::error::{Error, Result};
 use crate::options::LossOptions;
 use crate::plan::{bytes_of_words as words, Binding, Phase, Plan, Targets, SCRATCH_CAP};
-use crate::record::{prefix, scratch, Bound, Call, Encoded, Window};
+use crate::record::{prefix, range, scratch, Bound, Call, Encoded, Window};
 use crate::shape::Shape;
 
 /// Copies pixels `w.n0 .. w.n0 + w.len` of each of `rows` rows between a `[rows, N]`
 /// array and a packed `[rows, w.len]` chunk (`to_full`: chunk → array).
 fn copy_rows(
     encoder: &mut wgpu::CommandEncoder,
-    src: &wgpu::Buffer,
-    dst: &wgpu::Buffer,
+    src: wgpu::BufferSlice<'_>,
+    dst: wgpu::BufferSlice<'_>,
     rows: usize,
     n: usize,
     w: &Window,
@@ -30,7 +30,13 @@ fn copy_rows(
         } else {
             (full, packed)
         };
-        encoder.copy_buffer_to_buffer(src, so, dst, d, bytes);
+        encoder.copy_buffer_to_buffer(
+            src.buffer(),
+            src.offset() + so,
+            dst.buffer(),
+            dst.offset() + d,
+            bytes,
+        );
     }
 }
 
@@ -57,23 +63,47 @@ fn check_owned(gpu: &Gpu, name: &'static str, buf: &wgpu::Buffer) -> Result<()> 
 
 fn check_buffer(
     name: &'static str,
-    buf: &wgpu::Buffer,
+    s: wgpu::BufferSlice<'_>,
     need: u64,
     usage: wgpu::BufferUsages,
 ) -> Result<()> {
+    let buf = s.buffer();
     if !buf.usage().contains(usage) {
         return Err(Error::InvalidBuffer {
             name,
             reason: format!("usage {:?} lacks {:?}", buf.usage(), usage),
         });
     }
-    if buf.size() < need {
+    if s.size() < need {
         return Err(Error::InvalidBuffer {
             name,
-            reason: format!("{} bytes, the shape needs {need}", buf.size()),
+            reason: format!("{} bytes, the shape needs {need}", s.size()),
         });
     }
     Ok(())
+}
+
+/// A slice's offset is one a storage binding may start at.
+fn check_offset(gpu: &Gpu, name: &'static str, s: wgpu::BufferSlice<'_>) -> Result<()> {
+    let align = u64::from(gpu.device.limits().min_storage_buffer_offset_alignment).max(4);
+    if s.offset() % align != 0 {
+        return Err(Error::InvalidBuffer {
+            name,
+            reason: format!(
+                "starts at byte {}, not a multiple of the device's storage offset \
+                 alignment ({align})",
+                s.offset()
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// The bytes `[offset, offset + bytes)` of two slices of one buffer overlap.
+fn overlaps(a: (wgpu::BufferSlice<'_>, u64), b: (wgpu::BufferSlice<'_>, u64)) -> bool {
+    a.0.buffer() == b.0.buffer()
+        && a.0.offset() < b.0.offset() + b.1
+        && b.0.offset() < a.0.offset() + a.1
 }
 
 /// What a recorded call reads and which part of it runs.
@@ -81,7 +111,7 @@ pub(crate) struct Request<'a> {
     pub batch: &'a GpuBatch<'a>,
     /// The ignore value as the kernels see it in the u32 target buffer.
     pub ignore: Option<u32>,
-    pub grad: Option<&'a wgpu::Buffer>,
+    pub grad: Option<wgpu::BufferSlice<'a>>,
     pub phase: Phase,
     /// The local phase a finishing call continues.
     pub from: Option<&'a GpuStats>,
@@ -90,9 +120,17 @@ pub(crate) struct Request<'a> {
     pub caller_buffers: bool,
 }
 
-/// Checks a request's buffers (sizes, usages, device, aliasing) before anything is
-/// recorded; returns the labels buffer and whether the targets are class indices.
-fn check_request<'a>(gpu: &Gpu, r: &Request<'a>) -> Result<(&'a wgpu::Buffer, bool)> {
+/// What [`check_request`] found: the labels, whether they are class indices, and
+/// whether the gradient shares a wgpu buffer (not bytes) with a buffer that is read.
+struct Checked<'a> {
+    labels: wgpu::BufferSlice<'a>,
+    index: bool,
+    grad_shares_buffer: bool,
+}
+
+/// Checks a request's buffers (sizes, usages, offsets, device, aliasing) before
+/// anything is recorded.
+fn check_request<'a>(gpu: &Gpu, r: &Request<'a>) -> Result<Checked<'a>> {
     let (shape, batch) = (r.batch.shape, r.batch);
     let storage = wgpu::BufferUsages::STORAGE;
     check_buffer("input", batch.input, words(shape.len()), storage)?;
@@ -105,41 +143,55 @@ fn check_request<'a>(gpu: &Gpu, r: &Request<'a>) -> Result<(&'a wgpu::Buffer, bo
     if let Some(m) = batch.mask {
         check_buffer("mask", m, mask_bytes(shape), storage)?;
     }
+    let read = [
+        ("input", Some((batch.input, words(shape.len())))),
+        ("target", Some((labels, words(label_words)))),
+        ("mask", batch.mask.map(|m| (m, mask_bytes(shape)))),
+    ];
+    let mut grad_shares_buffer = false;
     if let Some(g) = r.grad {
         check_buffer("grad", g, words(shape.len()), storage)?;
-        // The gradient is written while the others are read: it must not be one of them.
-        let others = [
-            ("input", Some(batch.input)),
-            ("target", Some(labels)),
-            ("mask", batch.mask),
-        ];
-        if let Some((other, _)) = others.into_iter().find(|(_, b)| *b == Some(g)) {
-            return Err(Error::InvalidBuffer {
-                name: "grad",
-                reason: format!("is the {other} buffer: the gradient needs a buffer of its own"),
-            });
+        // The gradient is written while the others are read: no byte may be both.
+        let gr = (g, words(shape.len()));
+        for (other, o) in read.iter().filter_map(|(n, o)| o.map(|o| (*n, o))) {
+            if overlaps(gr, o) {
+                return Err(Error::InvalidBuffer {
+                    name: "grad",
+                    reason: format!(
+                        "overlaps the {other} buffer: the gradient needs bytes of its own"
+                    ),
+                });
+            }
+            // Disjoint ranges of one buffer (a framework's sub-allocations): wgpu
+            // forbids one buffer read-only and read-write in a dispatch, so the
+            // gradient is written to a scratch buffer and copied into place.
+            grad_shares_buffer |= g.buffer() == o.0.buffer();
         }
     }
-    let named = [
-        ("input", Some(batch.input)),
-        ("target", Some(labels)),
-        ("mask", batch.mask),
-        ("grad", r.grad),
-    ];
-    for (name, buf) in named {
-        match buf {
-            Some(buf) if r.caller_buffers => check_owned(gpu, name, buf)?,
-            _ => {}
+    let named = read
+        .iter()
+        .map(|(n, o)| (*n, o.map(|o| o.0)))
+        .chain([("grad", r.grad)]);
+    for (name, s) in named {
+        if let Some(s) = s {
+            check_offset(gpu, name, s)?;
+            if r.caller_buffers {
+                check_owned(gpu, name, s.buffer())?;
+            }
         }
     }
     let max_binding = gpu.device.limits().max_storage_buffer_binding_size;
-    if let Some(m) = batch.mask.filter(|m| m.size() > max_binding) {
+    if mask_bytes(shape) > max_binding && batch.mask.is_some() {
         return Err(Error::TooLarge(format!(
             "the mask needs a {}-byte binding, the device allows {max_binding}",
-            m.size()
+            mask_bytes(shape)
         )));
     }
-    Ok((labels, index))
+    Ok(Checked {
+        labels,
+        index,
+        grad_shares_buffer,
+    })
 }
 
 fn mask_bytes(shape: &Shape) -> u64 {
@@ -172,7 +224,11 @@ pub(crate) fn encode(
         }
     }
     let grad = r.grad.filter(|_| r.phase != Phase::Stats);
-    let (labels, index) = check_request(gpu, &Request { grad, ..r })?;
+    let Checked {
+        labels,
+        index,
+        grad_shares_buffer,
+    } = check_request(gpu, &Request { grad, ..r })?;
 
     // Direct: the caller's buffers bound in place. Chunked (an array over the binding
     // limit): runs of whole tiles copied, per row, into bounded scratch buffers.
@@ -185,9 +241,9 @@ pub(crate) fn encode(
     if !direct {
         check_buffer("input", batch.input, 0, storage | src)?;
         check_buffer("target", labels, 0, storage | src)?;
-        if let Some(g) = grad {
-            check_buffer("grad", g, 0, storage | dst)?;
-        }
+    }
+    if let Some(g) = grad.filter(|_| !direct || grad_shares_buffer) {
+        check_buffer("grad", g, 0, storage | dst)?;
     }
     let binding = if direct {
         Binding::Direct
@@ -213,24 +269,36 @@ pub(crate) fn encode(
         |label, rows: usize, usage| (!direct).then(|| scratch(label, words(rows * run), usage));
     let sx = chunk("segloss.chunk_input", b * c, storage | dst);
     let sy = chunk("segloss.chunk_target", label_rows, storage | dst);
-    let sg = grad.and(chunk("segloss.chunk_grad", b * c, storage | src));
+    // A gradient sharing its wgpu buffer with an input is written whole to a scratch
+    // buffer and copied into place afterwards (direct calls only; chunked calls always
+    // go through scratch).
+    let staged = direct && grad_shares_buffer;
+    let sg = grad.and(if staged {
+        Some(scratch(
+            "segloss.grad_staging",
+            words(shape.len()),
+            storage | src,
+        ))
+    } else {
+        chunk("segloss.chunk_grad", b * c, storage | src)
+    });
     let n = shape.pixels();
     let copy_in = |encoder: &mut wgpu::CommandEncoder, w: &Window| {
         if let (Some(sx), Some(sy)) = (&sx, &sy) {
-            copy_rows(encoder, batch.input, sx, b * c, n, w, false);
-            copy_rows(encoder, labels, sy, label_rows, n, w, false);
+            copy_rows(encoder, batch.input, sx.slice(..), b * c, n, w, false);
+            copy_rows(encoder, labels, sy.slice(..), label_rows, n, w, false);
         }
     };
     // Caller buffers are bound for exactly the bytes the shape needs: they may be larger
     // (pooled, reused), even larger than a binding may be.
     fn bind<'a>(
         s: &'a Option<wgpu::Buffer>,
-        full: &'a wgpu::Buffer,
+        full: wgpu::BufferSlice<'a>,
         bytes: u64,
     ) -> wgpu::BindingResource<'a> {
         match s {
             Some(s) => s.as_entire_binding(),
-            None => prefix(full, bytes),
+            None => range(full, bytes),
         }
     }
     let bound = Bound {
@@ -238,7 +306,7 @@ pub(crate) fn encode(
         y: bind(&sy, labels, labels_bytes),
         mask: batch
             .mask
-            .map_or_else(|| call.placeholder(), |m| prefix(m, mask_bytes(shape))),
+            .map_or_else(|| call.placeholder(), |m| range(m, mask_bytes(shape))),
     };
     if call.plan.local() {
         for w in &windows {
@@ -252,9 +320,12 @@ pub(crate) fn encode(
         for w in &windows {
             copy_in(encoder, w);
             call.grad(encoder, w, &bound, g_res.clone());
-            if let Some(sg) = &sg {
-                copy_rows(encoder, sg, g, b * c, n, w, true);
+            if let (Some(sg), false) = (&sg, staged) {
+                copy_rows(encoder, sg.slice(..), g, b * c, n, w, true);
             }
+        }
+        if let (Some(sg), true) = (&sg, staged) {
+            encoder.copy_buffer_to_buffer(sg, 0, g.buffer(), g.offset(), words(shape.len()));
         }
     }
     Ok(call.into_encoded())

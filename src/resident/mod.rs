@@ -14,26 +14,33 @@ use crate::record::{Encoded, Local};
 use crate::shape::Shape;
 
 /// What a GPU-resident call reads: caller-owned buffers on the context's device.
+///
+/// Each array is a [`wgpu::BufferSlice`]: a whole buffer (`buffer.slice(..)`) or a byte
+/// range of one (`buffer.slice(offset..offset + size)`), as a framework's allocator
+/// hands out tensors. A slice must start at a multiple of the device's
+/// `min_storage_buffer_offset_alignment` and hold at least the bytes the shape needs.
 #[derive(Clone, Copy, Debug)]
 pub struct GpuBatch<'a> {
     /// `[B, C, S...]`.
     pub shape: &'a Shape,
     /// f32 `[B, C, S...]`, usage `STORAGE`.
-    pub input: &'a wgpu::Buffer,
+    pub input: wgpu::BufferSlice<'a>,
     /// Target buffer, usage `STORAGE`.
     pub target: GpuTarget<'a>,
     /// Optional keep-mask: one byte per pixel `[B, S...]` (0 = ignore), i.e. a PyTorch
-    /// `bool` tensor's bytes; the buffer is padded to a multiple of 4 bytes.
-    pub mask: Option<&'a wgpu::Buffer>,
+    /// `bool` tensor's bytes; the slice is padded to a multiple of 4 bytes.
+    pub mask: Option<wgpu::BufferSlice<'a>>,
 }
 
 /// Target buffer of a GPU-resident call.
 #[derive(Clone, Copy, Debug)]
 pub enum GpuTarget<'a> {
     /// f32 soft labels `[B, C, S...]`.
-    Soft(&'a wgpu::Buffer),
-    /// u32 class indices `[B, S...]`.
-    Index(&'a wgpu::Buffer),
+    Soft(wgpu::BufferSlice<'a>),
+    /// Class indices `[B, S...]`, 32-bit: u32, or i32 (PyTorch's and burn's int
+    /// tensors), in which case a negative `ignore_index` matches its two's-complement
+    /// bit pattern (−100 is `0xFFFF_FF9C`).
+    Index(wgpu::BufferSlice<'a>),
 }
 
 /// The GPU-side result of a call: a storage buffer holding
@@ -168,13 +175,13 @@ impl Uploaded {
     pub fn batch(&self) -> GpuBatch<'_> {
         GpuBatch {
             shape: &self.shape,
-            input: &self.input,
+            input: self.input.slice(..),
             target: if self.index_target {
-                GpuTarget::Index(&self.labels)
+                GpuTarget::Index(self.labels.slice(..))
             } else {
-                GpuTarget::Soft(&self.labels)
+                GpuTarget::Soft(self.labels.slice(..))
             },
-            mask: self.mask.as_deref(),
+            mask: self.mask.as_deref().map(|m| m.slice(..)),
         }
     }
 }
