@@ -14,7 +14,7 @@ use crate::cpu;
 use crate::error::{Error, Result};
 use crate::options::LossOptions;
 use crate::output::LossOutput;
-use crate::shape::Batch;
+use crate::shape::{Batch, Shape};
 
 /// A validated loss bound to a context. `Send + Sync`; share it across threads.
 ///
@@ -46,6 +46,13 @@ impl Loss {
             ctx: ctx.clone(),
             options,
         })
+    }
+
+    /// Checks that this loss's options fit a batch of `shape` (class weights' length,
+    /// `ignore_index`, the one-channel rules) without computing anything: the errors a
+    /// call on that shape would give for its options.
+    pub fn check_shape(&self, shape: &Shape) -> Result<()> {
+        self.options.validate_for(shape.classes())
     }
 
     /// The options of this loss.

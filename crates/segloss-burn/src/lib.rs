@@ -5,36 +5,57 @@
 //! targets)` returns the loss as a one-element burn tensor whose backward is segloss's
 //! analytic gradient.
 //!
-//! **How the gradient reaches burn's autodiff.** segloss computes the loss L and its
-//! gradient g = dL/dlogits in one call. The returned tensor is
-//! `L + Σ(g ⊙ logits) − detach(Σ(g ⊙ logits))`: its value is L exactly (a − a = 0 in
-//! floating point), and its derivative with respect to `logits` is g exactly, whatever
-//! the backend. Every burn backend works this way (the **host path**: the logits and
-//! targets are copied out, segloss runs on its own context — the GPU when there is one —
-//! and the gradient is copied back as a tensor). Running on burn's own wgpu buffers
-//! without a copy (zero-copy) is not built yet.
+//! ## Two paths, one API
+//!
+//! - **Zero-copy** (burn's wgpu backend, fused or not): on a device set up by
+//!   [`init_default_wgpu`] (or [`init_wgpu`], [`register_wgpu`]), burn and segloss share
+//!   one `wgpu::Device`. The loss is a burn backend extension ([`SegLossOps`]) queued in
+//!   burn's stream: segloss's kernels read the logits and targets in burn's own buffers,
+//!   write the gradient into a buffer that becomes a burn tensor, and leave the loss on
+//!   the device. Nothing is copied to or from the host; the backward pass is a custom
+//!   autodiff step that scales the saved gradient by the loss's incoming gradient.
+//! - **Host path** (every other device: ndarray, flex, candle, tch, cuda, or a wgpu device
+//!   burn created on its own): the logits and targets are copied out, segloss runs on its
+//!   own context (the first GPU adapter, else its f64 CPU reference), and the gradient is
+//!   copied back. The returned tensor is `L + Σ(g ⊙ logits) − detach(Σ(g ⊙ logits))`:
+//!   value L exactly, derivative g exactly.
 //!
 //! ```no_run
 //! use burn::tensor::{Device, Int, Tensor};
 //! use segloss_burn::{SegLossConfig, Targets};
-//! let device = Device::default().autodiff();
+//! # fn main() -> segloss::Result<()> {
+//! // Before the model: burn's default wgpu device, shared with segloss.
+//! let device = segloss_burn::init_default_wgpu()?.autodiff();
 //! let logits = Tensor::<4>::zeros([2, 3, 8, 8], &device).require_grad();
 //! let labels = Tensor::<3, Int>::zeros([2, 8, 8], &device);
-//! let loss = SegLossConfig::new(segloss::LossOptions::jaccard()).init().unwrap();
-//! let l = loss.forward(logits.clone(), Targets::Index(labels)).unwrap();
+//! let loss = SegLossConfig::new(segloss::LossOptions::jaccard()).init()?;
+//! let l = loss.forward(logits.clone(), Targets::Index(labels))?;
 //! let grads = l.backward();
-//! let g = logits.grad(&grads).unwrap(); // segloss's d loss / d logits
+//! let g = logits.grad(&grads); // segloss's d loss / d logits
+//! # Ok(())
+//! # }
 //! ```
 
-use burn::tensor::{Int, Tensor, TensorData};
-use segloss::{Batch, Context, Loss, LossOptions, Shape, Target};
+mod host;
+mod shared;
+mod zero_copy;
+
+pub use shared::{init_default_wgpu, init_wgpu, register_wgpu, shared_context};
+pub use zero_copy::{GpuCall, SegLossOps};
+
+use std::sync::{Arc, Mutex};
+
+use burn::tensor::{Int, Tensor};
+use segloss::{Context, Loss, LossOptions, Shape};
 
 /// What a loss is computed against.
 #[derive(Clone, Debug)]
 pub enum Targets<const D: usize, const DI: usize> {
-    /// Soft (or one-hot) labels `[B, C, S...]`, values in [0, 1].
+    /// Soft (or one-hot) labels `[B, C, S...]`, values in [0, 1] (no gradient flows
+    /// to them).
     Soft(Tensor<D>),
-    /// Class indices `[B, S...]` (the options' `ignore_index` applies).
+    /// Class indices `[B, S...]` (the options' `ignore_index` applies; on the zero-copy
+    /// path they are read as 32-bit integers, other int dtypes cast on the device).
     Index(Tensor<DI, Int>),
 }
 
@@ -52,16 +73,25 @@ impl SegLossConfig {
         SegLossConfig { options }
     }
 
-    /// The loss, computing on segloss's own context: the first GPU adapter, else the
-    /// f64 CPU reference.
+    /// The loss. Zero-copy on devices set up by [`init_wgpu`] and friends; elsewhere
+    /// the host path on segloss's own context (the first GPU adapter, else the f64 CPU
+    /// reference), created on first use.
     pub fn init(&self) -> segloss::Result<SegLoss> {
-        self.init_on(&Context::new_or_cpu())
+        Loss::new(&Context::cpu(), self.options.clone())?;
+        Ok(SegLoss {
+            options: self.options.clone(),
+            host: Arc::new(Mutex::new(None)),
+            error: Arc::new(Mutex::new(None)),
+        })
     }
 
-    /// The loss on a given segloss context.
+    /// The loss, its host path on a given segloss context.
     pub fn init_on(&self, ctx: &Context) -> segloss::Result<SegLoss> {
+        let loss = Loss::new(ctx, self.options.clone())?;
         Ok(SegLoss {
-            loss: Loss::new(ctx, self.options.clone())?,
+            options: self.options.clone(),
+            host: Arc::new(Mutex::new(Some(loss))),
+            error: Arc::new(Mutex::new(None)),
         })
     }
 }
@@ -69,13 +99,17 @@ impl SegLossConfig {
 /// A segloss loss for burn tensors.
 #[derive(Clone, Debug)]
 pub struct SegLoss {
-    loss: Loss,
+    options: LossOptions,
+    /// The host path's loss, on its own context (created on first use).
+    host: Arc<Mutex<Option<Loss>>>,
+    /// An error of a deferred zero-copy op (see [`SegLoss::take_error`]).
+    error: Arc<Mutex<Option<segloss::Error>>>,
 }
 
 impl SegLoss {
-    /// The loss of `logits` `[B, C, S...]` against `targets`, with an optional keep-mask
-    /// `[B, S...]`, as a one-element tensor on the logits' device. Differentiable with
-    /// respect to `logits` when they track gradients (segloss's analytic gradient).
+    /// The loss of `logits` `[B, C, S...]` against `targets` as a one-element tensor on
+    /// the logits' device. Differentiable with respect to `logits` when they track
+    /// gradients (segloss's analytic gradient).
     pub fn forward<const D: usize, const DI: usize>(
         &self,
         logits: Tensor<D>,
@@ -84,63 +118,91 @@ impl SegLoss {
         self.forward_masked(logits, targets, None)
     }
 
-    /// [`SegLoss::forward`] with a keep-mask (`false` pixels are ignored).
+    /// [`SegLoss::forward`] with a keep-mask `[B, S...]` (`false` pixels are ignored).
     pub fn forward_masked<const D: usize, const DI: usize>(
         &self,
         logits: Tensor<D>,
         targets: Targets<D, DI>,
         mask: Option<&[bool]>,
     ) -> segloss::Result<Tensor<1>> {
-        let device = logits.device();
         let dims = logits.shape().to_vec();
         let shape = Shape::new(&dims)?;
-        let x = host_f32(&logits)?;
-        let out = match targets {
-            Targets::Soft(t) => {
-                let y = host_f32(&t)?;
-                let batch = Batch {
-                    shape: &shape,
-                    input: &x,
-                    target: Target::Soft(&y),
-                    mask,
-                };
-                self.loss.forward_backward(&batch)?
+        check_targets(&shape, &targets, mask)?;
+        match shared_context(&logits.device()) {
+            Some(ctx) => {
+                let loss = Loss::new(&ctx, self.options.clone())?;
+                loss.check_shape(&shape)?;
+                zero_copy::forward(loss, &self.error, logits, targets, mask)
             }
-            Targets::Index(t) => {
-                let data = t.to_data_as::<i64>();
-                let y = data.as_slice::<i64>().map_err(data_error)?;
-                let batch = Batch {
-                    shape: &shape,
-                    input: &x,
-                    target: Target::IndexI64(y),
-                    mask,
+            None => {
+                let mut host = self.host.lock().unwrap_or_else(|e| e.into_inner());
+                let loss = match host.as_ref() {
+                    Some(l) => l.clone(),
+                    None => {
+                        let l = Loss::new(&Context::new_or_cpu(), self.options.clone())?;
+                        *host = Some(l.clone());
+                        l
+                    }
                 };
-                self.loss.forward_backward(&batch)?
+                drop(host);
+                host::forward(&loss, logits, targets, mask)
             }
-        };
-        let grad = out.grad.unwrap_or_default();
-        let g = Tensor::<D>::from_data(TensorData::new(grad, dims), &device);
-        let value = Tensor::<1>::from_data(TensorData::new(vec![out.loss], [1]), &device);
-        // Σ(g ⊙ x) − detach(Σ(g ⊙ x)) is 0 in value and has the gradient g.
-        let linear = logits.mul(g).sum();
-        Ok(value + linear.clone() - linear.detach())
+        }
     }
 
-    /// The segloss loss behind it.
-    pub fn loss(&self) -> &Loss {
-        &self.loss
+    /// Whether calls on tensors of `device` take the zero-copy path.
+    pub fn is_zero_copy(&self, device: &burn::tensor::Device) -> bool {
+        shared_context(device).is_some()
+    }
+
+    /// The options of this loss.
+    pub fn options(&self) -> &LossOptions {
+        &self.options
+    }
+
+    /// The error of a zero-copy call, if one failed since the last call of this method.
+    ///
+    /// A zero-copy call is queued in burn's stream and runs when burn runs it, after
+    /// `forward` has returned: shapes and options are checked in `forward`, but an error
+    /// on the device (a lost device, a buffer segloss cannot bind) can only make that
+    /// call's loss NaN and its gradient zero, and is kept here. Invalid data (NaN logits,
+    /// soft targets outside [0, 1], class indices out of range) also makes the loss NaN
+    /// and the gradient zero, with no error here: the check is on the device, and reading
+    /// it back each step would cost the readback zero-copy avoids.
+    pub fn take_error(&self) -> Option<segloss::Error> {
+        self.error.lock().ok().and_then(|mut e| e.take())
     }
 }
 
-fn data_error(e: impl std::fmt::Debug) -> segloss::Error {
-    segloss::Error::InvalidBuffer {
-        name: "tensor",
-        reason: format!("cannot read the tensor's data: {e:?}"),
+/// The targets' (and mask's) shapes against the logits' `shape`.
+fn check_targets<const D: usize, const DI: usize>(
+    shape: &Shape,
+    targets: &Targets<D, DI>,
+    mask: Option<&[bool]>,
+) -> segloss::Result<()> {
+    let dims = shape.dims();
+    let (what, got, want): (_, Vec<usize>, Vec<usize>) = match targets {
+        Targets::Soft(t) => ("target", t.shape().to_vec(), dims.to_vec()),
+        Targets::Index(t) => {
+            let want = std::iter::once(dims[0])
+                .chain(dims[2..].iter().copied())
+                .collect();
+            ("target", t.shape().to_vec(), want)
+        }
+    };
+    if got != want {
+        return Err(segloss::Error::LengthMismatch {
+            what,
+            actual: got.iter().product(),
+            expected: want.iter().product(),
+        });
     }
-}
-
-/// A float tensor's values in f32 on the host.
-fn host_f32<const D: usize>(t: &Tensor<D>) -> segloss::Result<Vec<f32>> {
-    let data = t.to_data_as::<f32>();
-    Ok(data.as_slice::<f32>().map_err(data_error)?.to_vec())
+    if let Some(m) = mask.filter(|m| m.len() != shape.map_len()) {
+        return Err(segloss::Error::LengthMismatch {
+            what: "mask",
+            actual: m.len(),
+            expected: shape.map_len(),
+        });
+    }
+    Ok(())
 }

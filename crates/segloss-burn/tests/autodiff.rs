@@ -19,8 +19,13 @@ fn data(n: usize, seed: u64, lo: f32, hi: f32) -> Vec<f32> {
         .collect()
 }
 
+/// burn's default wgpu device, shared with segloss (the zero-copy path), with autodiff.
 fn device() -> Device {
-    Device::default().autodiff()
+    static SHARED: std::sync::OnceLock<Device> = std::sync::OnceLock::new();
+    SHARED
+        .get_or_init(|| segloss_burn::init_default_wgpu().expect("burn's wgpu device"))
+        .clone()
+        .autodiff()
 }
 
 fn host(t: Tensor<3>) -> Vec<f32> {
@@ -77,6 +82,7 @@ fn autodiff_loss_and_gradient_equal_the_host_api() {
             .collect();
         let logits = Tensor::<3>::from_data(TensorData::new(x.clone(), dims), &dev).require_grad();
         let loss = SegLossConfig::new(opts.clone()).init_on(&ctx).unwrap();
+        assert!(loss.is_zero_copy(&dev));
         let targets = if index {
             Targets::Index(Tensor::<2, Int>::from_data(
                 TensorData::new(idx.clone(), [dims[0], dims[2]]),

@@ -1,0 +1,218 @@
+//! The zero-copy path (burn's default wgpu device shared with segloss) against the host
+//! path (a wgpu device burn created on its own, so segloss copies): the same loss and
+//! gradient, with masks, i64 and negative ignored labels, non-contiguous logits and
+//! several steps; invalid data gives a NaN loss and a zero gradient, not a panic.
+
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use segloss::{Aggregation, Context, LossOptions, Reduction};
+use segloss_burn::{SegLossConfig, Targets};
+
+fn data(n: usize, seed: u64, lo: f32, hi: f32) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            lo + (hi - lo) * ((s >> 40) as f32 / (1u64 << 24) as f32)
+        })
+        .collect()
+}
+
+/// burn's default wgpu device, shared with segloss.
+fn shared() -> Device {
+    static SHARED: std::sync::OnceLock<Device> = std::sync::OnceLock::new();
+    SHARED
+        .get_or_init(|| segloss_burn::init_default_wgpu().expect("burn's wgpu device"))
+        .clone()
+}
+
+/// A second wgpu runtime, registered with burn but not with segloss-burn: segloss
+/// cannot share it (the host path).
+fn unshared() -> Device {
+    static UNSHARED: std::sync::OnceLock<Device> = std::sync::OnceLock::new();
+    UNSHARED
+        .get_or_init(|| {
+            use segloss::wgpu;
+            let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+            let adapter =
+                pollster::block_on(instance.request_adapter(&Default::default())).unwrap();
+            // burn's kernels want the adapter's features (float atomics) and limits.
+            let (device, queue) = pollster::block_on(adapter.request_device(
+                &wgpu::DeviceDescriptor {
+                    required_features: adapter.features(),
+                    required_limits: adapter.limits(),
+                    ..Default::default()
+                },
+            ))
+            .unwrap();
+            let backend = adapter.get_info().backend;
+            let setup = burn::tensor::wgpu::WgpuSetup {
+                instance,
+                adapter,
+                device,
+                queue,
+                backend,
+            };
+            Device::wgpu_options().setup(setup).init().unwrap()
+        })
+        .clone()
+}
+
+fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.to_data_as::<f32>().as_slice::<f32>().unwrap().to_vec()
+}
+
+fn close(what: &str, got: &[f32], want: &[f32], rel: f32) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    let max = want.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-12);
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!((g - w).abs() <= rel * max, "{what}[{i}]: {g} vs {w}");
+    }
+}
+
+/// Loss and logits gradient of one call on `dev` (with autodiff).
+fn run(
+    dev: &Device,
+    options: &LossOptions,
+    x: &[f32],
+    dims: [usize; 4],
+    target: Result<&[f32], &[i64]>,
+    mask: Option<&[bool]>,
+    permuted: bool,
+) -> (f32, Vec<f32>) {
+    let dev = dev.clone().autodiff();
+    let loss = SegLossConfig::new(options.clone())
+        .init_on(&Context::new_or_cpu())
+        .unwrap();
+    // Non-contiguous logits: stored [B, H, W, C], viewed [B, C, H, W].
+    let logits = if permuted {
+        let mut nhwc = vec![0.0; x.len()];
+        let [b, c, h, w] = dims;
+        for (i, v) in x.iter().enumerate() {
+            let (bi, ci, p) = (i / (c * h * w), (i / (h * w)) % c, i % (h * w));
+            nhwc[(bi * h * w + p) * c + ci] = *v;
+        }
+        Tensor::<4>::from_data(TensorData::new(nhwc, [b, h, w, c]), &dev).permute([0, 3, 1, 2])
+    } else {
+        Tensor::<4>::from_data(TensorData::new(x.to_vec(), dims), &dev)
+    }
+    .require_grad();
+    let targets = match target {
+        Ok(y) => Targets::<4, 3>::Soft(Tensor::from_data(TensorData::new(y.to_vec(), dims), &dev)),
+        Err(k) => Targets::Index(Tensor::<3, Int>::from_data(
+            TensorData::new(k.to_vec(), [dims[0], dims[2], dims[3]]),
+            &dev,
+        )),
+    };
+    let l = loss.forward_masked(logits.clone(), targets, mask).unwrap();
+    let grads = l.clone().backward();
+    let g = values(logits.grad(&grads).unwrap());
+    assert!(loss.take_error().is_none());
+    (l.into_scalar::<f32>(), g)
+}
+
+#[test]
+fn zero_copy_equals_the_host_path() {
+    let (z, h) = (shared(), unshared());
+    let probe = SegLossConfig::new(LossOptions::dice()).init().unwrap();
+    assert!(probe.is_zero_copy(&z) && probe.is_zero_copy(&z.clone().autodiff()));
+    assert!(!probe.is_zero_copy(&h));
+    let dims = [2usize, 5, 12, 9];
+    let n: usize = dims.iter().product();
+    let x = data(n, 1, -3.0, 3.0);
+    let y = data(n, 2, 0.0, 1.0);
+    let k: Vec<i64> = data(n / 5, 3, 0.0, 5.0)
+        .iter()
+        .enumerate()
+        .map(|(i, v)| if i % 7 == 0 { -100 } else { (*v as i64).min(4) })
+        .collect();
+    let mask: Vec<bool> = (0..n / 5).map(|i| i % 5 != 1).collect();
+    let cases: Vec<(&str, LossOptions, bool, bool, bool)> = vec![
+        ("dice soft", LossOptions::dice(), false, false, false),
+        (
+            "jaccard index ignore -100, mask",
+            LossOptions::jaccard()
+                .ignore_index(-100)
+                .aggregation(Aggregation::DATASET),
+            true,
+            true,
+            false,
+        ),
+        (
+            "tversky soft, permuted logits",
+            LossOptions::tversky(0.3, 0.7).reduction(Reduction::Sum),
+            false,
+            false,
+            true,
+        ),
+        (
+            "dice + CE, index",
+            LossOptions::dice().cross_entropy(segloss::CrossEntropy::softmax(0.5)),
+            true,
+            false,
+            false,
+        ),
+    ];
+    for (what, o, index, masked, permuted) in cases {
+        let k_ok: Vec<i64> = if o.ignore_index.is_some() {
+            k.clone()
+        } else {
+            k.iter().map(|v| v.rem_euclid(5)).collect()
+        };
+        let t: Result<&[f32], &[i64]> = if index { Err(&k_ok) } else { Ok(&y) };
+        let m = masked.then_some(&mask[..]);
+        let (lz, gz) = run(&z, &o, &x, dims, t, m, permuted);
+        let (lh, gh) = run(&h, &o, &x, dims, t, m, permuted);
+        assert!((lz - lh).abs() <= 1e-6 * lh.abs().max(1.0), "{what}: {lz} vs {lh}");
+        close(what, &gz, &gh, 1e-6);
+        // Repeated steps give the same numbers (deterministic, nothing left pending).
+        let (lz2, gz2) = run(&z, &o, &x, dims, t, m, permuted);
+        assert_eq!(lz.to_bits(), lz2.to_bits(), "{what}: repeat");
+        assert_eq!(gz, gz2, "{what}: repeat grad");
+    }
+}
+
+#[test]
+fn invalid_data_gives_nan_and_a_zero_gradient_not_a_panic() {
+    let dev = shared().autodiff();
+    let dims = [1usize, 3, 4, 4];
+    let n: usize = dims.iter().product();
+    let mut x = data(n, 4, -1.0, 1.0);
+    x[5] = f32::NAN;
+    let loss = SegLossConfig::new(LossOptions::dice()).init().unwrap();
+    let logits = Tensor::<4>::from_data(TensorData::new(x, dims), &dev).require_grad();
+    let y = Tensor::<4>::from_data(TensorData::new(data(n, 5, 0.0, 1.0), dims), &dev);
+    let l = loss.forward(logits.clone(), Targets::<4, 3>::Soft(y)).unwrap();
+    let g = values(logits.grad(&l.clone().backward()).unwrap());
+    assert!(l.into_scalar::<f32>().is_nan());
+    assert!(g.iter().all(|v| *v == 0.0));
+    // Shapes are checked before anything is queued.
+    let short = Tensor::<3, Int>::zeros([1, 4, 3], &dev);
+    let logits = Tensor::<4>::zeros(dims, &dev);
+    assert!(matches!(
+        loss.forward(logits, Targets::Index(short)),
+        Err(segloss::Error::LengthMismatch { what: "target", .. })
+    ));
+}
+
+#[test]
+fn a_training_step_moves_the_logits_toward_the_labels() {
+    // Plain gradient descent on the logits themselves, through burn's autodiff: the
+    // zero-copy loss must decrease.
+    let dev = shared().autodiff();
+    let dims = [2usize, 4, 8, 8];
+    let n: usize = dims.iter().product();
+    let y = Tensor::<4>::from_data(TensorData::new(data(n, 9, 0.0, 1.0), dims), &dev);
+    let loss = SegLossConfig::new(LossOptions::jaccard()).init().unwrap();
+    let mut x = Tensor::<4>::from_data(TensorData::new(data(n, 8, -1.0, 1.0), dims), &dev);
+    let mut seen = Vec::new();
+    for _ in 0..20 {
+        let xi = x.clone().require_grad();
+        let l = loss.forward(xi.clone(), Targets::<4, 3>::Soft(y.clone())).unwrap();
+        let g = xi.grad(&l.clone().backward()).unwrap();
+        seen.push(l.into_scalar::<f32>());
+        x = x - g.mul_scalar(500.0);
+    }
+    assert!(seen[19] < 0.85 * seen[0], "{seen:?}");
+}
