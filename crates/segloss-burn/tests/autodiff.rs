@@ -2,6 +2,8 @@
 //! equal segloss's host API; a soft Dice written with burn tensor ops (what a user would
 //! otherwise write) agrees to 1e-5; the classic form shows the soft-label bug.
 
+mod common;
+
 use burn::tensor::{activation::softmax, Device, Int, Tensor, TensorData};
 use segloss::{Activation, Aggregation, Batch, Context, Formulation, Loss, LossOptions, Shape};
 use segloss_burn::{SegLossConfig, Targets};
@@ -19,13 +21,9 @@ fn data(n: usize, seed: u64, lo: f32, hi: f32) -> Vec<f32> {
         .collect()
 }
 
-/// burn's default wgpu device, shared with segloss (the zero-copy path), with autodiff.
+/// burn's wgpu device shared with segloss (the zero-copy path), with autodiff.
 fn device() -> Device {
-    static SHARED: std::sync::OnceLock<Device> = std::sync::OnceLock::new();
-    SHARED
-        .get_or_init(|| segloss_burn::init_default_wgpu().expect("burn's wgpu device"))
-        .clone()
-        .autodiff()
+    common::shared().autodiff()
 }
 
 fn host(t: Tensor<3>) -> Vec<f32> {

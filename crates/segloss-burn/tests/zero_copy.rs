@@ -3,6 +3,8 @@
 //! gradient, with masks, i64 and negative ignored labels, non-contiguous logits and
 //! several steps; invalid data gives a NaN loss and a zero gradient, not a panic.
 
+mod common;
+
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use segloss::{Aggregation, Context, LossOptions, Reduction};
 use segloss_burn::{SegLossConfig, Targets};
@@ -19,13 +21,7 @@ fn data(n: usize, seed: u64, lo: f32, hi: f32) -> Vec<f32> {
         .collect()
 }
 
-/// burn's default wgpu device, shared with segloss.
-fn shared() -> Device {
-    static SHARED: std::sync::OnceLock<Device> = std::sync::OnceLock::new();
-    SHARED
-        .get_or_init(|| segloss_burn::init_default_wgpu().expect("burn's wgpu device"))
-        .clone()
-}
+use common::shared;
 
 /// A second wgpu runtime, registered with burn but not with segloss-burn: segloss
 /// cannot share it (the host path).

@@ -1,0 +1,30 @@
+//! The shared device of the burn tests.
+
+use burn::tensor::wgpu::WgpuBackend;
+use burn::tensor::Device;
+
+/// burn's wgpu device shared with segloss (the zero-copy path), once per process, on
+/// the graphics API `WGPU_BACKEND` names (cubecl does not read that variable itself:
+/// CI runs these tests once on Vulkan and once on GL).
+pub fn shared() -> Device {
+    static SHARED: std::sync::OnceLock<Device> = std::sync::OnceLock::new();
+    SHARED
+        .get_or_init(|| {
+            let api = match std::env::var("WGPU_BACKEND").as_deref() {
+                Ok("gl") | Ok("opengl") | Ok("gles") => WgpuBackend::Gl,
+                Ok("vulkan") => WgpuBackend::Vulkan,
+                _ => WgpuBackend::Auto,
+            };
+            let options = Device::wgpu_options();
+            let options = if api == WgpuBackend::Auto {
+                options
+            } else {
+                options.graphics_api(api)
+            };
+            let device = segloss_burn::init_wgpu(options).expect("burn's wgpu device");
+            let ctx = segloss_burn::shared_context(&device).expect("shared context");
+            eprintln!("burn + segloss on {:?}", ctx.backend());
+            device
+        })
+        .clone()
+}
