@@ -21,8 +21,8 @@ use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::ops::FloatTensorOps;
 use burn::backend::tensor::{FloatTensor, IntTensor};
-use burn::backend::{backend_extension, Autodiff, AutodiffBackend, Backend};
 use burn::backend::Dispatch;
+use burn::backend::{backend_extension, Autodiff, AutodiffBackend, Backend};
 use burn::tensor::{DType, FloatDType, IntDType, Shape as BurnShape, Tensor, TensorData};
 use burn_cubecl::tensor::CubeTensor;
 use burn_cubecl::CubeBackend;
@@ -86,7 +86,12 @@ impl SegLossOps for CubeBackend {
 
 /// Runs one call on cubecl tensors; on an error (recorded in the call's slot) the loss
 /// is NaN and the gradient zero, as for invalid data on the GPU.
-fn run(logits: CubeTensor, target: CubeTensor, index: bool, call: GpuCall) -> (CubeTensor, CubeTensor) {
+fn run(
+    logits: CubeTensor,
+    target: CubeTensor,
+    index: bool,
+    call: GpuCall,
+) -> (CubeTensor, CubeTensor) {
     let logits = contiguous(logits);
     let target = contiguous(target);
     let (client, device) = (logits.client.clone(), logits.device.clone());
@@ -94,8 +99,20 @@ fn run(logits: CubeTensor, target: CubeTensor, index: bool, call: GpuCall) -> (C
     let len = dims.num_elements();
     let grad = client.empty(4 * len);
     let loss = client.empty(4);
-    let grad = CubeTensor::new_contiguous(client.clone(), device.clone(), dims.clone(), grad, DType::F32);
-    let loss = CubeTensor::new_contiguous(client, device.clone(), BurnShape::new([1]), loss, DType::F32);
+    let grad = CubeTensor::new_contiguous(
+        client.clone(),
+        device.clone(),
+        dims.clone(),
+        grad,
+        DType::F32,
+    );
+    let loss = CubeTensor::new_contiguous(
+        client,
+        device.clone(),
+        BurnShape::new([1]),
+        loss,
+        DType::F32,
+    );
     match record(&logits, &target, index, &grad, &loss, &call) {
         Ok(()) => (loss, grad),
         Err(e) => {
@@ -149,7 +166,10 @@ fn record(
     if logits.dtype != DType::F32 || (!index && target.dtype != DType::F32) {
         return Err(segloss::Error::InvalidBuffer {
             name: "tensor",
-            reason: format!("f32 tensors expected, got {:?} and {:?}", logits.dtype, target.dtype),
+            reason: format!(
+                "f32 tensors expected, got {:?} and {:?}",
+                logits.dtype, target.dtype
+            ),
         });
     }
     if index && !matches!(target.dtype, DType::I32 | DType::U32) {
@@ -165,10 +185,13 @@ fn record(
         resource(grad)?,
         resource(loss_out)?,
     );
-    logits.client.flush().map_err(|e| segloss::Error::InvalidBuffer {
-        name: "tensor",
-        reason: format!("cubecl could not flush its pending work: {e:?}"),
-    })?;
+    logits
+        .client
+        .flush()
+        .map_err(|e| segloss::Error::InvalidBuffer {
+            name: "tensor",
+            reason: format!("cubecl could not flush its pending work: {e:?}"),
+        })?;
     let len_bytes = 4 * shape.len() as u64;
     let label_bytes = 4 * if index { shape.map_len() } else { shape.len() } as u64;
     let batch = GpuBatch {
@@ -188,7 +211,9 @@ fn record(
     let mut encoder = dev.create_command_encoder(&wgpu::CommandEncoderDescriptor {
         label: Some("segloss-burn"),
     });
-    let result = call.loss.encode(&mut encoder, &batch, Some(slice(&g, len_bytes)))?;
+    let result = call
+        .loss
+        .encode(&mut encoder, &batch, Some(slice(&g, len_bytes)))?;
     let lr = l.resource();
     encoder.copy_buffer_to_buffer(result.buffer(), 0, &lr.buffer, lr.offset, 4);
     queue.submit([encoder.finish()]);
@@ -216,11 +241,14 @@ impl<B: Backend> Backward<B, 1> for SegLossBackward {
     }
 }
 
+/// A loss tensor and the gradient tensor of one call.
+type LossAndGrad<B> = (FloatTensor<B>, FloatTensor<B>);
+
 /// Registers the forward pass `(loss, grad)` of the inner backend with autodiff.
 fn tracked<B: Backend, C: CheckpointStrategy>(
     logits: &<Autodiff<B, C> as burn::backend::BackendTypes>::FloatTensorPrimitive,
     (loss, grad): (FloatTensor<B>, FloatTensor<B>),
-) -> (FloatTensor<Autodiff<B, C>>, FloatTensor<Autodiff<B, C>>) {
+) -> LossAndGrad<Autodiff<B, C>> {
     let loss = match SegLossBackward
         .prepare::<C>([logits.node()])
         .compute_bound()

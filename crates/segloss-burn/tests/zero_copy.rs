@@ -30,18 +30,19 @@ fn unshared() -> Device {
     UNSHARED
         .get_or_init(|| {
             use segloss::wgpu;
-            let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+            let instance = wgpu::Instance::new(
+                wgpu::InstanceDescriptor::new_without_display_handle_from_env(),
+            );
             let adapter =
                 pollster::block_on(instance.request_adapter(&Default::default())).unwrap();
             // burn's kernels want the adapter's features (float atomics) and limits.
-            let (device, queue) = pollster::block_on(adapter.request_device(
-                &wgpu::DeviceDescriptor {
+            let (device, queue) =
+                pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
                     required_features: adapter.features(),
                     required_limits: adapter.limits(),
                     ..Default::default()
-                },
-            ))
-            .unwrap();
+                }))
+                .unwrap();
             let backend = adapter.get_info().backend;
             let setup = burn::tensor::wgpu::WgpuSetup {
                 instance,
@@ -160,7 +161,10 @@ fn zero_copy_equals_the_host_path() {
         let m = masked.then_some(&mask[..]);
         let (lz, gz) = run(&z, &o, &x, dims, t, m, permuted);
         let (lh, gh) = run(&h, &o, &x, dims, t, m, permuted);
-        assert!((lz - lh).abs() <= 1e-6 * lh.abs().max(1.0), "{what}: {lz} vs {lh}");
+        assert!(
+            (lz - lh).abs() <= 1e-6 * lh.abs().max(1.0),
+            "{what}: {lz} vs {lh}"
+        );
         close(what, &gz, &gh, 1e-6);
         // Repeated steps give the same numbers (deterministic, nothing left pending).
         let (lz2, gz2) = run(&z, &o, &x, dims, t, m, permuted);
@@ -179,7 +183,9 @@ fn invalid_data_gives_nan_and_a_zero_gradient_not_a_panic() {
     let loss = SegLossConfig::new(LossOptions::dice()).init().unwrap();
     let logits = Tensor::<4>::from_data(TensorData::new(x, dims), &dev).require_grad();
     let y = Tensor::<4>::from_data(TensorData::new(data(n, 5, 0.0, 1.0), dims), &dev);
-    let l = loss.forward(logits.clone(), Targets::<4, 3>::Soft(y)).unwrap();
+    let l = loss
+        .forward(logits.clone(), Targets::<4, 3>::Soft(y))
+        .unwrap();
     let g = values(logits.grad(&l.clone().backward()).unwrap());
     assert!(l.into_scalar::<f32>().is_nan());
     assert!(g.iter().all(|v| *v == 0.0));
@@ -205,7 +211,9 @@ fn a_training_step_moves_the_logits_toward_the_labels() {
     let mut seen = Vec::new();
     for _ in 0..20 {
         let xi = x.clone().require_grad();
-        let l = loss.forward(xi.clone(), Targets::<4, 3>::Soft(y.clone())).unwrap();
+        let l = loss
+            .forward(xi.clone(), Targets::<4, 3>::Soft(y.clone()))
+            .unwrap();
         let g = xi.grad(&l.clone().backward()).unwrap();
         seen.push(l.into_scalar::<f32>());
         x = x - g.mul_scalar(500.0);
