@@ -109,7 +109,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
             g += scale * it.grad;
         }
     }
-    let cj = params.overlap_weight * g;
+    let cj = params.overlap_weight * params.grad_scale * g;
     coef[j] = vec4<f32>(cj, 0.0);
     if !all(finite4(vec4<f32>(cj, 0.0))) {
         atomicOr(&status[0], STATUS_NONFINITE_RESULT);

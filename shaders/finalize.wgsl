@@ -197,7 +197,7 @@ fn finish(t: u32) {
             total += f.x;
             scales.y = f.y;
         }
-        coef[B * C] = vec4<f32>(scales, 0.0, 0.0);
+        coef[B * C] = vec4<f32>(params.grad_scale * scales, 0.0, 0.0);
         out[0] = total;
         if !finite(total) || overflow > 0.0 {
             atomicOr(&status[0], STATUS_NONFINITE_RESULT);

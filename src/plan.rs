@@ -326,6 +326,6 @@ pub(crate) fn params(
             crate::options::GdlWeight::Square => 2,
             crate::options::GdlWeight::Uniform => 3,
         }),
-        _pad2: 0,
+        grad_scale: 1.0,
     }
 }

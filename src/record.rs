@@ -44,6 +44,10 @@ pub(crate) fn range(s: wgpu::BufferSlice<'_>, bytes: u64) -> wgpu::BindingResour
     })
 }
 
+/// Byte offset of the gradient's factor in the params block.
+pub(crate) const GRAD_SCALE_OFFSET: u64 =
+    std::mem::offset_of!(crate::kernels::Params, grad_scale) as u64;
+
 /// A planned window with its params block on the device.
 pub(crate) struct Window {
     pub plan: WindowPlan,
@@ -58,6 +62,17 @@ impl Window {
     /// Pixels of the window.
     pub fn len(&self) -> usize {
         self.plan.len
+    }
+    /// Copies the f32 at `scale` into this window's gradient factor (on the device, in
+    /// `encoder`'s order): `finalize` and `coef` read the first window's.
+    pub fn scale_from(&self, encoder: &mut wgpu::CommandEncoder, scale: wgpu::BufferSlice<'_>) {
+        encoder.copy_buffer_to_buffer(
+            scale.buffer(),
+            scale.offset(),
+            &self.params,
+            GRAD_SCALE_OFFSET,
+            4,
+        );
     }
 }
 
@@ -181,7 +196,8 @@ impl<'g> Call<'g> {
             .windows
             .iter()
             .map(|w| {
-                let usage = wgpu::BufferUsages::STORAGE;
+                // COPY_DST: a scaled gradient's factor is copied into the first one.
+                let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST;
                 let bytes = bytemuck::bytes_of(&w.params);
                 Ok(Window {
                     plan: *w,

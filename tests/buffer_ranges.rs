@@ -185,3 +185,99 @@ fn i32_index_targets_with_a_negative_ignore_index() {
     assert_eq!(out.loss.to_bits(), host.loss.to_bits());
     assert_eq!(read_range(&ctx, &buf, &r[2]), host.grad.unwrap());
 }
+
+#[test]
+fn a_device_side_gradient_factor_scales_every_term_and_not_the_loss() {
+    let Some(ctx) = common::gpu() else { return };
+    let (dev, queue) = (ctx.device().unwrap(), ctx.queue().unwrap());
+    let mut rng = Rng::new(8);
+    let options = [
+        LossOptions::dice(),
+        LossOptions::jaccard().cross_entropy(segloss::CrossEntropy::softmax(0.7)),
+        LossOptions::tversky(0.3, 0.7).activation(segloss::Activation::Sigmoid),
+        {
+            let mut o = LossOptions::dice();
+            o.overlap = segloss::Overlap::GeneralizedDice {
+                weight: segloss::GdlWeight::Square,
+            };
+            o
+        },
+    ];
+    for (case, o) in options.into_iter().enumerate() {
+        let index = case % 2 == 1;
+        let data = Data::random(&mut rng, &[2, 4, 13, 11], index, false);
+        let loss = common::loss(&ctx, o);
+        let host = loss.forward_backward(&data.batch()).unwrap();
+        let target: &[u8] = if index {
+            bytemuck::cast_slice(&data.index)
+        } else {
+            bytemuck::cast_slice(&data.soft)
+        };
+        let factor = -2.5f32;
+        let zeros = vec![0u8; 4 * data.shape.len()];
+        let (buf, r) = pack(
+            dev,
+            queue,
+            0,
+            &[
+                bytemuck::cast_slice(&data.input),
+                target,
+                &zeros,
+                bytemuck::bytes_of(&factor),
+            ],
+        );
+        let gb = GpuBatch {
+            shape: &data.shape,
+            input: buf.slice(r[0].clone()),
+            target: if index {
+                GpuTarget::Index(buf.slice(r[1].clone()))
+            } else {
+                GpuTarget::Soft(buf.slice(r[1].clone()))
+            },
+            mask: None,
+        };
+        let want: Vec<f32> = host
+            .grad
+            .clone()
+            .unwrap()
+            .iter()
+            .map(|g| g * factor)
+            .collect();
+        // One call.
+        let mut enc = dev.create_command_encoder(&Default::default());
+        let res = loss
+            .encode_scaled(
+                &mut enc,
+                &gb,
+                buf.slice(r[2].clone()),
+                buf.slice(r[3].clone()),
+            )
+            .unwrap();
+        queue.submit([enc.finish()]);
+        assert_eq!(loss.read(&res).unwrap().loss.to_bits(), host.loss.to_bits());
+        let got = read_range(&ctx, &buf, &r[2]);
+        let max = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+        for (g, w) in got.iter().zip(&want) {
+            assert!((g - w).abs() <= 1e-6 * max, "case {case}: {g} vs {w}");
+        }
+        // Forward (statistics, then the loss), backward (the scaled gradient).
+        let mut enc = dev.create_command_encoder(&Default::default());
+        let st = loss.encode_stats(&mut enc, &gb).unwrap();
+        let fwd = loss.encode_finish(&mut enc, &gb, &st, None).unwrap();
+        queue.submit([enc.finish()]);
+        assert_eq!(loss.read(&fwd).unwrap().loss.to_bits(), host.loss.to_bits());
+        let mut enc = dev.create_command_encoder(&Default::default());
+        queue.write_buffer(&buf, r[2].start, &zeros);
+        loss.encode_finish_scaled(
+            &mut enc,
+            &gb,
+            &st,
+            buf.slice(r[2].clone()),
+            buf.slice(r[3].clone()),
+        )
+        .unwrap();
+        queue.submit([enc.finish()]);
+        let split = read_range(&ctx, &buf, &r[2]);
+        assert_eq!(split, got, "case {case}: split phases = one call");
+    }
+}

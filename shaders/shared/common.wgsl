@@ -42,7 +42,7 @@ struct Params {
     alpha_mode: u32,     // 0 none, 1 scalar (linear in y), 2 per class (where y = 1)
     check_probabilities: u32, // 1: activation none, inputs must lie in [0, 1]
     gdl_weight: u32,          // Generalized Dice: 0 no, 1 simple 1/g, 2 square 1/g², 3 uniform
-    _pad2: u32,
+    grad_scale: f32,          // the gradient's factor (1, or a framework's upstream gradient)
 }
 
 fn sum4(v: vec4<f32>) -> f32 {

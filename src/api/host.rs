@@ -142,6 +142,7 @@ impl Loss {
             batch: &batch,
             ignore: up.ignore,
             grad: grad.map(|g| g.slice(..)),
+            scale: None,
             phase,
             from,
             caller_buffers: false,

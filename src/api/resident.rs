@@ -57,7 +57,28 @@ impl Loss {
         batch: &GpuBatch<'_>,
         grad: Option<wgpu::BufferSlice<'_>>,
     ) -> Result<GpuResult> {
-        let enc = self.record(encoder, batch, grad, Phase::Whole, None)?;
+        let enc = self.record(encoder, batch, (grad, None), Phase::Whole, None)?;
+        Ok(GpuResult::from_encoded(enc, batch.shape.classes()))
+    }
+
+    /// [`Loss::encode`] with the gradient multiplied by the f32 at `scale`, read on the
+    /// device (a 4-byte range, usage `COPY_SRC`): a framework's incoming gradient of the
+    /// loss (burn's or PyTorch's backward), applied inside the kernels instead of by one
+    /// more pass over the gradient. The loss and the values are not scaled.
+    pub fn encode_scaled(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        batch: &GpuBatch<'_>,
+        grad: wgpu::BufferSlice<'_>,
+        scale: wgpu::BufferSlice<'_>,
+    ) -> Result<GpuResult> {
+        let enc = self.record(
+            encoder,
+            batch,
+            (Some(grad), Some(scale)),
+            Phase::Whole,
+            None,
+        )?;
         Ok(GpuResult::from_encoded(enc, batch.shape.classes()))
     }
 
@@ -67,7 +88,7 @@ impl Loss {
         &self,
         encoder: &mut wgpu::CommandEncoder,
         batch: &GpuBatch<'_>,
-        grad: Option<wgpu::BufferSlice<'_>>,
+        (grad, scale): (Option<wgpu::BufferSlice<'_>>, Option<wgpu::BufferSlice<'_>>),
         phase: Phase,
         from: Option<&GpuStats>,
     ) -> Result<Encoded> {
@@ -84,6 +105,7 @@ impl Loss {
             batch,
             ignore: self.gpu_ignore(),
             grad,
+            scale,
             phase,
             from,
             caller_buffers: true,

@@ -145,7 +145,7 @@ impl Loss {
         encoder: &mut wgpu::CommandEncoder,
         batch: &GpuBatch<'_>,
     ) -> Result<GpuStats> {
-        let enc = self.record(encoder, batch, None, Phase::Stats, None)?;
+        let enc = self.record(encoder, batch, (None, None), Phase::Stats, None)?;
         let device = &self.ctx.gpu()?.device;
         Ok(GpuStats::from_encoded(
             enc,
@@ -201,7 +201,30 @@ impl Loss {
         stats: &GpuStats,
         grad: Option<wgpu::BufferSlice<'_>>,
     ) -> Result<GpuResult> {
-        let enc = self.record(encoder, batch, grad, Phase::Finish, Some(stats))?;
+        let enc = self.record(encoder, batch, (grad, None), Phase::Finish, Some(stats))?;
+        Ok(GpuResult::from_encoded(enc, batch.shape.classes()))
+    }
+
+    /// [`Loss::encode_finish`] with the gradient multiplied by the f32 at `scale` on the
+    /// device (see [`Loss::encode_scaled`]). With one worker, `encode_stats` then
+    /// `encode_finish` (no gradient) gives a framework's forward pass its loss, and this
+    /// call in the backward pass gives the gradient already scaled by the incoming one:
+    /// the statistics pass is not repeated.
+    pub fn encode_finish_scaled(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        batch: &GpuBatch<'_>,
+        stats: &GpuStats,
+        grad: wgpu::BufferSlice<'_>,
+        scale: wgpu::BufferSlice<'_>,
+    ) -> Result<GpuResult> {
+        let enc = self.record(
+            encoder,
+            batch,
+            (Some(grad), Some(scale)),
+            Phase::Finish,
+            Some(stats),
+        )?;
         Ok(GpuResult::from_encoded(enc, batch.shape.classes()))
     }
 }

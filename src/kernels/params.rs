@@ -46,5 +46,8 @@ pub struct Params {
     pub check_probabilities: u32,
     /// Generalized Dice weights: 0 none (per-class items), 1 simple, 2 square, 3 uniform.
     pub gdl_weight: u32,
-    pub _pad2: u32,
+    /// The gradient's factor (1, or a framework's incoming gradient of the loss, copied
+    /// in on the device by [`crate::Loss::encode_finish_scaled`]): scales the
+    /// coefficients and the pixel terms' scales, hence every gradient element.
+    pub grad_scale: f32,
 }

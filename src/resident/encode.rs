@@ -112,6 +112,9 @@ pub(crate) struct Request<'a> {
     /// The ignore value as the kernels see it in the u32 target buffer.
     pub ignore: Option<u32>,
     pub grad: Option<wgpu::BufferSlice<'a>>,
+    /// The gradient's factor: an f32 on the device (usage `COPY_SRC`), copied into the
+    /// params block before `finalize` (see `Params::grad_scale`).
+    pub scale: Option<wgpu::BufferSlice<'a>>,
     pub phase: Phase,
     /// The local phase a finishing call continues.
     pub from: Option<&'a GpuStats>,
@@ -178,6 +181,18 @@ fn check_request<'a>(gpu: &Gpu, r: &Request<'a>) -> Result<Checked<'a>> {
             if r.caller_buffers {
                 check_owned(gpu, name, s.buffer())?;
             }
+        }
+    }
+    if let Some(s) = r.scale {
+        check_buffer("scale", s, 4, wgpu::BufferUsages::COPY_SRC)?;
+        if s.offset() % 4 != 0 {
+            return Err(Error::InvalidBuffer {
+                name: "scale",
+                reason: format!("starts at byte {}, not a multiple of 4", s.offset()),
+            });
+        }
+        if r.caller_buffers && s.buffer().usage().contains(storage) {
+            check_owned(gpu, "scale", s.buffer())?;
         }
     }
     let max_binding = gpu.device.limits().max_storage_buffer_binding_size;
@@ -264,6 +279,9 @@ pub(crate) fn encode(
     let run = plan.widest_window();
     let call = Call::new(gpu, options, plan, r.from.map(GpuStats::local))?;
     let windows = call.windows()?;
+    if let (Some(s), Some(_)) = (r.scale, grad) {
+        windows[0].scale_from(encoder, s);
+    }
     let scratch = |label: &str, bytes: u64, usage| scratch(&gpu.device, label, bytes, usage);
     let chunk =
         |label, rows: usize, usage| (!direct).then(|| scratch(label, words(rows * run), usage));

@@ -36,6 +36,7 @@
 //! # }
 //! ```
 
+mod cube;
 mod host;
 mod shared;
 mod zero_copy;

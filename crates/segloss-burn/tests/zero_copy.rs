@@ -220,3 +220,35 @@ fn a_training_step_moves_the_logits_toward_the_labels() {
     }
     assert!(seen[19] < 0.85 * seen[0], "{seen:?}");
 }
+
+#[test]
+fn the_incoming_gradient_scales_the_gradient_on_the_device() {
+    // The backward op reads the loss's incoming gradient on the device: a loss used
+    // inside a larger expression (-1.5 · L + other terms) gets -1.5 · dL/dx.
+    let dev = shared().autodiff();
+    let dims = [2usize, 3, 6, 5];
+    let n: usize = dims.iter().product();
+    let x = data(n, 11, -2.0, 2.0);
+    let k: Vec<i64> = (0..n / 3).map(|i| (i % 3) as i64).collect();
+    let loss =
+        SegLossConfig::new(LossOptions::dice().cross_entropy(segloss::CrossEntropy::softmax(0.3)))
+            .init()
+            .unwrap();
+    let grad_of = |scale: Option<f32>| {
+        let logits = Tensor::<4>::from_data(TensorData::new(x.clone(), dims), &dev).require_grad();
+        let labels = Tensor::<3, Int>::from_data(TensorData::new(k.clone(), [2, 6, 5]), &dev);
+        let l = loss
+            .forward(logits.clone(), Targets::Index(labels))
+            .unwrap();
+        let total = match scale {
+            Some(s) => l.mul_scalar(s) + logits.clone().sum().mul_scalar(0.0),
+            None => l,
+        };
+        values(logits.grad(&total.backward()).unwrap())
+    };
+    let plain = grad_of(None);
+    let scaled = grad_of(Some(-1.5));
+    let want: Vec<f32> = plain.iter().map(|g| -1.5 * g).collect();
+    close("-1.5 · grad", &scaled, &want, 1e-6);
+    assert!(plain.iter().any(|g| *g != 0.0));
+}
