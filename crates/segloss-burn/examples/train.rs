@@ -5,7 +5,7 @@
 //! (segloss's metrics, against the annotators' majority label) and the calibration at
 //! the boundaries (mean |p − y| where the annotators disagree), then the conclusion.
 //!
-//! `cargo run --release -p segloss-burn --example train [-- --epochs N]`
+//! `cargo run --release -p segloss-burn --example train [-- --epochs N] [--seeds 1,2,3]`
 
 use std::time::Instant;
 
@@ -161,7 +161,10 @@ fn train(
     train: &[Sample],
     val: &[Sample],
     epochs: usize,
+    seed: u64,
 ) -> segloss::Result<Vec<Epoch>> {
+    // The same initial weights for both losses.
+    device.seed(seed);
     let mut model = UNet::new(device);
     let mut optim = AdamConfig::new().init();
     let ctx = segloss_burn::shared_context(device).unwrap_or_else(segloss::Context::cpu);
@@ -218,11 +221,11 @@ fn train(
 }
 
 fn main() -> segloss::Result<()> {
-    let epochs: usize = std::env::args()
-        .skip_while(|a| a != "--epochs")
-        .nth(1)
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(8);
+    let arg = |name: &str| std::env::args().skip_while(|a| a != name).nth(1);
+    let epochs: usize = arg("--epochs").and_then(|v| v.parse().ok()).unwrap_or(12);
+    let seeds: Vec<u64> = arg("--seeds")
+        .map(|v| v.split(',').filter_map(|s| s.parse().ok()).collect())
+        .unwrap_or_else(|| vec![1, 2, 3]);
     let device = segloss_burn::init_default_wgpu()?;
     let ad = device.clone().autodiff();
     let mut rng = Rng(0x5EED_1234_ABCD_0001);
@@ -230,49 +233,76 @@ fn main() -> segloss::Result<()> {
     let val_set: Vec<Sample> = (0..32).map(|_| sample(&mut rng)).collect();
     let base = LossOptions::jaccard().cross_entropy(CrossEntropy::softmax(1.0));
     let started = Instant::now();
-    let mut runs = Vec::new();
-    for (name, form) in [
-        ("soft", Formulation::Soft),
-        ("classic", Formulation::Classic),
-    ] {
-        let loss = SegLossConfig::new(base.clone().formulation(form)).init()?;
-        println!(
-            "{name} Jaccard + CE ({}):",
-            if loss.is_zero_copy(&ad) {
-                "zero-copy"
-            } else {
-                "host path"
+    // Per seed, the final epoch of (soft, classic).
+    let mut finals: Vec<(u64, Epoch, Epoch)> = Vec::new();
+    for (i, &seed) in seeds.iter().enumerate() {
+        let mut last = Vec::new();
+        for (name, form) in [
+            ("soft", Formulation::Soft),
+            ("classic", Formulation::Classic),
+        ] {
+            let loss = SegLossConfig::new(base.clone().formulation(form)).init()?;
+            let run = train(&loss, &ad, &train_set, &val_set, epochs, seed)?;
+            if i == 0 {
+                let path = if loss.is_zero_copy(&ad) {
+                    "zero-copy"
+                } else {
+                    "host path"
+                };
+                println!("{name} Jaccard + CE, seed {seed} ({path}):");
+                println!("| epoch | train loss | val mIoU | boundary |p − y| |");
+                println!("|---:|---:|---:|---:|");
+                for (e, r) in run.iter().enumerate() {
+                    println!(
+                        "| {} | {:.4} | {:.4} | {:.4} |",
+                        e + 1,
+                        r.loss,
+                        r.miou,
+                        r.boundary
+                    );
+                }
+                println!();
             }
-        );
-        println!("| epoch | train loss | val mIoU | boundary |p − y| |\n|---:|---:|---:|---:|");
-        let epochs = train(&loss, &ad, &train_set, &val_set, epochs)?;
-        for (i, e) in epochs.iter().enumerate() {
-            println!(
-                "| {} | {:.4} | {:.4} | {:.4} |",
-                i + 1,
-                e.loss,
-                e.miou,
-                e.boundary
-            );
+            last.extend(run.into_iter().last());
         }
-        println!();
-        runs.push(epochs);
+        let [soft, classic] =
+            <[Epoch; 2]>::try_from(last).map_err(|_| segloss::Error::InvalidOption {
+                name: "epochs",
+                reason: "at least one epoch".into(),
+            })?;
+        finals.push((seed, soft, classic));
     }
-    let (soft, classic) = (&runs[0][runs[0].len() - 1], &runs[1][runs[1].len() - 1]);
-    let verdict = if soft.boundary < classic.boundary {
-        "the soft form fits the annotators' disagreement more closely"
-    } else {
-        "no calibration advantage for the soft form in this run"
+    println!("Final epoch per seed (the same initial weights for both losses):");
+    println!("| seed | val mIoU soft | classic | boundary |p − y| soft | classic |");
+    println!("|---:|---:|---:|---:|---:|");
+    for (seed, s, c) in &finals {
+        println!(
+            "| {seed} | {:.4} | {:.4} | {:.4} | {:.4} |",
+            s.miou, c.miou, s.boundary, c.boundary
+        );
+    }
+    let mean = |f: &dyn Fn(&(u64, Epoch, Epoch)) -> f64| {
+        finals.iter().map(f).sum::<f64>() / finals.len().max(1) as f64
     };
+    let (ms, mc) = (mean(&|r| r.1.miou), mean(&|r| r.2.miou));
+    let (bs, bc) = (mean(&|r| r.1.boundary), mean(&|r| r.2.boundary));
+    let better = finals
+        .iter()
+        .filter(|r| r.1.boundary < r.2.boundary)
+        .count();
     println!(
-        "Conclusion ({:.0} s): final val mIoU {:.4} soft vs {:.4} classic; boundary |p − y| \
-         {:.4} soft vs {:.4} classic ({:+.1} %): {verdict}.",
+        "\nConclusion ({:.0} s, {} seeds): mean val mIoU {ms:.4} soft vs {mc:.4} classic; mean \
+         boundary |p − y| {bs:.4} soft vs {bc:.4} classic ({:+.1} %), lower with the soft form \
+         in {better} of {} seeds: {}.",
         started.elapsed().as_secs_f64(),
-        soft.miou,
-        classic.miou,
-        soft.boundary,
-        classic.boundary,
-        100.0 * (soft.boundary - classic.boundary) / classic.boundary
+        finals.len(),
+        100.0 * (bs - bc) / bc,
+        finals.len(),
+        if better * 2 > finals.len() {
+            "the soft form fits the annotators' disagreement more closely"
+        } else {
+            "no calibration advantage for the soft form in these runs"
+        }
     );
     Ok(())
 }

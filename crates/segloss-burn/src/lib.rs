@@ -12,8 +12,10 @@
 //!   one `wgpu::Device`. The loss is a burn backend extension ([`SegLossOps`]) queued in
 //!   burn's stream: segloss's kernels read the logits and targets in burn's own buffers,
 //!   write the gradient into a buffer that becomes a burn tensor, and leave the loss on
-//!   the device. Nothing is copied to or from the host; the backward pass is a custom
-//!   autodiff step that scales the saved gradient by the loss's incoming gradient.
+//!   the device. Nothing is copied to or from the host. The forward op runs segloss's
+//!   statistics pass and keeps the statistics on the device; the backward pass is a
+//!   custom autodiff step that runs segloss's gradient pass with the loss's incoming
+//!   gradient as a factor read on the device (no extra pass over the gradient).
 //! - **Host path** (every other device: ndarray, flex, candle, tch, cuda, or a wgpu device
 //!   burn created on its own): the logits and targets are copied out, segloss runs on its
 //!   own context (the first GPU adapter, else its f64 CPU reference), and the gradient is
