@@ -1,6 +1,8 @@
-// counts: per-(image, class) counts of a hard prediction against a label map, for the
+// counts: per-(image, class) counts of a hard prediction against its targets, for the
 // metrics: (tp, predicted, labelled) pixels, u32, exact. The prediction is a label map
-// [B, N] or scores [B, C, N] (argmax over the classes, the first maximum, as PyTorch).
+// [B, N], scores [B, C, N] (argmax over the classes, the first maximum, as PyTorch) or
+// multi-label scores [B, C, N] cut per class (score ≥ cut); the targets a label map
+// [B, N] or one-hot / multi-hot f32 [B, C, N] (each value 0 or 1).
 // Dispatch: per window of pixels, (groups, rows) with rows = B · class chunks folded into
 // two dimensions; each invocation takes PX pixels. A workgroup counts into a histogram
 // of its chunk's classes in workgroup memory (integer atomics: exact and deterministic),
@@ -11,11 +13,13 @@ struct CountParams {
     batch: u32,
     classes: u32,
     pixels: u32,      // N of each image
-    scores: u32,      // 1: `pred` holds f32 scores [B, C, N]
+    scores: u32,      // 0 labels [B, N]; 1 f32 scores [B, C, N], argmax; 2 the same, cut
     ignore: u32,      // the ignore label (with has_ignore)
     has_ignore: u32,
     has_mask: u32,
     pixel_base: u32,  // this window's first pixel
+    multi_hot: u32,   // 1: `label_map` holds f32 one-hot / multi-hot [B, C, N]
+    cut: f32,         // scores = 2: class c predicted where its score ≥ cut
 }
 
 @group(0) @binding(0) var<storage, read> params: CountParams;
@@ -23,7 +27,7 @@ struct CountParams {
 @group(0) @binding(2) var<storage, read> label_map: array<u32>;
 @group(0) @binding(3) var<storage, read> mask: array<u32>;
 // [B, C] × (tp, predicted, labelled), then one status word (1 label out of range,
-// 2 prediction out of range, 4 non-finite score).
+// 2 prediction out of range, 4 non-finite score, 8 a multi-hot value not 0 or 1).
 @group(0) @binding(4) var<storage, read_write> counts: array<atomic<u32>>;
 
 const PX: u32 = 4u;          // pixels per invocation
@@ -70,6 +74,65 @@ fn predicted(b: u32, i: u32) -> u32 {
     return best;
 }
 
+// Counts pixel i of image b, class by class over the row's chunk [c_lo, c_hi): a
+// threshold prediction or multi-hot targets (a pixel may predict or hold any number of
+// classes). At most CHUNK iterations per pixel (llvmpipe's loop budget, see
+// `CLASS_CHUNK`).
+fn count_per_class(b: u32, i: u32, c_lo: u32, c_hi: u32) {
+    let C = params.classes;
+    let N = params.pixels;
+    let status = 3u * params.batch * C;
+    var y = C;
+    if params.multi_hot == 0u {
+        y = label_map[b * N + i];
+        if params.has_ignore != 0u && y == params.ignore {
+            return;
+        }
+        if y >= C {
+            atomicOr(&counts[status], 1u);
+            return;
+        }
+    }
+    var p = C;
+    if params.scores != 2u {
+        p = predicted(b, i);
+        if p >= C {
+            return;
+        }
+    }
+    for (var c = c_lo; c < c_hi; c++) {
+        let at = (b * C + c) * N + i;
+        var pc = p == c;
+        if params.scores == 2u {
+            let bits = pred[at];
+            if (bits & 0x7f800000u) == 0x7f800000u {
+                atomicOr(&counts[status], 4u);
+                pc = false;
+            } else {
+                pc = bitcast<f32>(bits) >= params.cut;
+            }
+        }
+        var yc = y == c;
+        if params.multi_hot != 0u {
+            let v = label_map[at];
+            yc = v == 0x3f800000u;
+            if !yc && (v & 0x7fffffffu) != 0u {
+                atomicOr(&counts[status], 8u);
+            }
+        }
+        let h = 3u * (c - c_lo);
+        if pc {
+            atomicAdd(&hist[h + 1u], 1u);
+            if yc {
+                atomicAdd(&hist[h], 1u);
+            }
+        }
+        if yc {
+            atomicAdd(&hist[h + 2u], 1u);
+        }
+    }
+}
+
 @compute @workgroup_size(WG)
 fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
     let C = params.classes;
@@ -89,6 +152,10 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     for (var k = 0u; k < PX; k++) {
         let i = params.pixel_base + (wid.x * PX + k) * WG + t;
         if i >= params.pixels || !keep(b, i) {
+            continue;
+        }
+        if params.scores == 2u || params.multi_hot != 0u {
+            count_per_class(b, i, c_lo, c_hi);
             continue;
         }
         let y = label_map[b * params.pixels + i];

@@ -45,6 +45,12 @@ pub enum Error {
         /// Flat index of the first offending element, when known.
         position: Option<usize>,
     },
+    /// A one-hot / multi-hot target of the metrics holds a value other than 0 or 1.
+    #[error("one-hot / multi-hot targets must hold 0 or 1{}", at(.position))]
+    NotBinary {
+        /// Flat index of the first offending element, when known (host checks).
+        position: Option<usize>,
+    },
     /// A class index is outside `0..C` and is not `ignore_index`.
     #[error("{} outside 0..{classes} and not ignore_index{}", index(.value), at(.position))]
     ClassIndexOutOfRange {

@@ -421,7 +421,7 @@ fn main() -> segloss::Result<()> {
                 let batch = segloss::metrics::GpuMetricBatch {
                     shape: &shape,
                     pred: segloss::metrics::GpuPrediction::Scores(&x),
-                    target: &yi,
+                    target: segloss::metrics::GpuLabels::Index(&yi),
                     mask: None,
                 };
                 m.encode(&mut enc, &batch).expect("metrics encode");

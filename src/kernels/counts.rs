@@ -29,15 +29,20 @@ pub struct CountParams {
     pub has_ignore: u32,
     pub has_mask: u32,
     pub pixel_base: u32,
+    /// 1: `target` holds f32 one-hot / multi-hot `[B, C, N]`.
+    pub multi_hot: u32,
+    /// The raw-score cut of a threshold prediction (`scores` = 2).
+    pub cut: f32,
 }
 
 bindings! {
     super::Kernel::Counts;
     /// 0: the window's params.
     params,
-    /// 1: label map `[B, N]` (u32) or scores `[B, C, N]` (f32).
+    /// 1: label map `[B, N]` (u32) or scores `[B, C, N]` (f32; argmax, or a per-class
+    /// cut).
     pred,
-    /// 2: label map `[B, N]` (u32).
+    /// 2: label map `[B, N]` (u32) or one-hot / multi-hot `[B, C, N]` (f32).
     target,
     /// 3: keep-mask bytes, or a placeholder.
     mask,

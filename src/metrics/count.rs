@@ -4,25 +4,81 @@
 use super::state::ImageCounts;
 use crate::error::{Error, Result};
 
-/// A prediction: a label map `[B, S...]`, or scores `[B, C, S...]` (argmax over the
-/// classes, the first maximum).
+/// A prediction: a label map `[B, S...]`, scores `[B, C, S...]` (argmax over the
+/// classes, the first maximum), or multi-label scores cut per class at a threshold.
 #[derive(Clone, Copy, Debug)]
 pub enum Prediction<'a> {
     /// Class labels, `[B, S...]`.
     Labels(&'a [u32]),
     /// Class labels as i64, `[B, S...]`.
     LabelsI64(&'a [i64]),
-    /// Logits or probabilities `[B, C, S...]`.
+    /// Logits or probabilities `[B, C, S...]`: each pixel predicts its argmax.
     Scores(&'a [f32]),
+    /// Multi-label scores `[B, C, S...]`: class c is predicted at a pixel where its
+    /// score is ≥ `threshold` (MONAI's `AsDiscrete(threshold)`, smp's `get_stats`;
+    /// torchmetrics cuts with `>`), after a sigmoid when `sigmoid` (applied as the cut
+    /// `x ≥ ln(t / (1 − t))` on the logit, which is exact where `t` is, e.g. 0.5 → 0).
+    /// Any number of classes, none included, may be predicted at one pixel.
+    Threshold {
+        /// `[B, C, S...]` scores.
+        scores: &'a [f32],
+        /// The cut, in probability (with `sigmoid`: in (0, 1)).
+        threshold: f32,
+        /// The scores are logits: cut their sigmoid.
+        sigmoid: bool,
+    },
 }
 
-/// Target label maps `[B, S...]`.
+impl Prediction<'_> {
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Prediction::Labels(p) => p.len(),
+            Prediction::LabelsI64(p) => p.len(),
+            Prediction::Scores(p) | Prediction::Threshold { scores: p, .. } => p.len(),
+        }
+    }
+
+    /// Whether it holds `[B, C, S...]` values (not a label map).
+    pub(crate) fn per_class(&self) -> bool {
+        matches!(self, Prediction::Scores(_) | Prediction::Threshold { .. })
+    }
+
+    /// The raw-score cut of a threshold prediction: `threshold`, or its logit.
+    pub(crate) fn cut(threshold: f32, sigmoid: bool) -> Result<f32> {
+        let t = f64::from(threshold);
+        if !t.is_finite() || (sigmoid && !(t > 0.0 && t < 1.0)) {
+            return Err(Error::option(
+                "threshold",
+                format!(
+                    "must be finite{}, got {threshold}",
+                    if sigmoid {
+                        " and in (0, 1) with a sigmoid"
+                    } else {
+                        ""
+                    }
+                ),
+            ));
+        }
+        Ok(if sigmoid {
+            (t / (1.0 - t)).ln() as f32
+        } else {
+            threshold
+        })
+    }
+}
+
+/// Targets: label maps `[B, S...]`, or one-hot / multi-hot maps `[B, C, S...]`.
 #[derive(Clone, Copy, Debug)]
 pub enum Labels<'a> {
     /// u32 labels.
     U32(&'a [u32]),
     /// i64 labels (the ignore index may be negative).
     I64(&'a [i64]),
+    /// One-hot or multi-hot `[B, C, S...]`: class c is labelled where the value is 1;
+    /// every value must be 0 or 1 (soft labels are not counts). A pixel may hold any
+    /// number of classes; pixels are left out by the keep-mask (`ignore_index` applies
+    /// to label maps only).
+    MultiHot(&'a [f32]),
 }
 
 impl Labels<'_> {
@@ -30,21 +86,27 @@ impl Labels<'_> {
         match self {
             Labels::U32(t) => t.len(),
             Labels::I64(t) => t.len(),
+            Labels::MultiHot(t) => t.len(),
         }
     }
-    pub(crate) fn get(&self, j: usize) -> i64 {
-        match self {
-            Labels::U32(t) => i64::from(t[j]),
-            Labels::I64(t) => t[j],
-        }
+
+    /// Whether it holds `[B, C, S...]` values (not a label map).
+    pub(crate) fn per_class(&self) -> bool {
+        matches!(self, Labels::MultiHot(_))
     }
 }
 
-/// The predicted class of pixel `i` of image `b` (n pixels, c classes).
-fn predicted(pred: &Prediction<'_>, b: usize, i: usize, n: usize, c: usize) -> Result<usize> {
+/// What a pixel holds: one class, or a value per class (`[B, C, S...]` at `(b, i)`).
+enum At {
+    One(usize),
+    PerClass,
+}
+
+/// The predicted class of pixel `i` of image `b` (n pixels, c classes), or per class.
+fn predicted(pred: &Prediction<'_>, b: usize, i: usize, n: usize, c: usize) -> Result<At> {
     let label = |v: i64, j: usize| {
         if v >= 0 && (v as u64) < c as u64 {
-            Ok(v as usize)
+            Ok(At::One(v as usize))
         } else {
             Err(Error::ClassIndexOutOfRange {
                 value: Some(v),
@@ -69,8 +131,9 @@ fn predicted(pred: &Prediction<'_>, b: usize, i: usize, n: usize, c: usize) -> R
                     (best, m) = (k, v);
                 }
             }
-            Ok(best)
+            Ok(At::One(best))
         }
+        Prediction::Threshold { .. } => Ok(At::PerClass),
     }
 }
 
@@ -82,6 +145,12 @@ pub(crate) fn count(
     ignore: Option<i64>,
     (batch, c, n): (usize, usize, usize),
 ) -> Result<Vec<ImageCounts>> {
+    let cut = match pred {
+        Prediction::Threshold {
+            threshold, sigmoid, ..
+        } => Prediction::cut(*threshold, *sigmoid)?,
+        _ => 0.0,
+    };
     let mut out = Vec::with_capacity(batch);
     for b in 0..batch {
         let mut im = ImageCounts {
@@ -93,26 +162,65 @@ pub(crate) fn count(
             if mask.is_some_and(|m| !m[j]) {
                 continue;
             }
-            let y = target.get(j);
-            if Some(y) == ignore {
+            let y = match target {
+                Labels::MultiHot(_) => At::PerClass,
+                Labels::U32(_) | Labels::I64(_) => {
+                    let y = match target {
+                        Labels::U32(t) => i64::from(t[j]),
+                        Labels::I64(t) => t[j],
+                        Labels::MultiHot(_) => 0,
+                    };
+                    if Some(y) == ignore {
+                        continue;
+                    }
+                    if y < 0 || y as u64 >= c as u64 {
+                        return Err(Error::ClassIndexOutOfRange {
+                            value: Some(y),
+                            classes: c,
+                            position: Some(j),
+                        });
+                    }
+                    At::One(y as usize)
+                }
+            };
+            let p = predicted(pred, b, i, n, c)?;
+            if let (At::One(y), At::One(p)) = (&y, &p) {
+                im.counts[*p][1] += 1;
+                im.counts[*y][2] += 1;
+                im.counts[*p][0] += u64::from(p == y);
                 continue;
             }
-            if y < 0 || y as u64 >= c as u64 {
-                return Err(Error::ClassIndexOutOfRange {
-                    value: Some(y),
-                    classes: c,
-                    position: Some(j),
-                });
-            }
-            let p = predicted(pred, b, i, n, c)?;
-            let y = y as usize;
-            im.valid += 1;
-            im.counts[p][1] += 1;
-            im.counts[y][2] += 1;
-            if p == y {
-                im.counts[p][0] += 1;
+            for k in 0..c {
+                let at = (b * c + k) * n + i;
+                let yk = match (&y, target) {
+                    (At::One(y), _) => *y == k,
+                    (At::PerClass, Labels::MultiHot(t)) => {
+                        let v = t[at];
+                        if v != 0.0 && v != 1.0 {
+                            return Err(Error::NotBinary { position: Some(at) });
+                        }
+                        v == 1.0
+                    }
+                    (At::PerClass, _) => false,
+                };
+                let pk = match (&p, pred) {
+                    (At::One(p), _) => *p == k,
+                    (At::PerClass, Prediction::Threshold { scores, .. }) => {
+                        let x = scores[at];
+                        if !x.is_finite() {
+                            return Err(Error::NonFiniteInput { position: Some(at) });
+                        }
+                        x >= cut
+                    }
+                    (At::PerClass, _) => false,
+                };
+                im.counts[k][1] += u64::from(pk);
+                im.counts[k][2] += u64::from(yk);
+                im.counts[k][0] += u64::from(pk && yk);
             }
         }
+        // Valid: the labelled (pixel, class) pairs (= the kept pixels of a label map).
+        im.valid = im.counts.iter().map(|x| x[2]).sum();
         out.push(im);
     }
     Ok(out)

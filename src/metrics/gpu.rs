@@ -15,13 +15,65 @@ pub(crate) struct DeviceCounts {
     pub batch: usize,
 }
 
+/// A prediction in device buffers.
+#[derive(Clone, Copy, Debug)]
+pub enum GpuPrediction<'a> {
+    /// u32 labels `[B, S...]`.
+    Labels(&'a wgpu::Buffer),
+    /// f32 scores `[B, C, S...]` (argmax in the shader).
+    Scores(&'a wgpu::Buffer),
+    /// f32 multi-label scores `[B, C, S...]`, cut per class in the shader (see
+    /// [`super::Prediction::Threshold`]).
+    Threshold {
+        /// `[B, C, S...]` scores.
+        scores: &'a wgpu::Buffer,
+        /// The cut, in probability.
+        threshold: f32,
+        /// The scores are logits.
+        sigmoid: bool,
+    },
+}
+
+/// Targets in device buffers.
+#[derive(Clone, Copy, Debug)]
+pub enum GpuLabels<'a> {
+    /// u32 label maps `[B, S...]` (the accumulator's `ignore_index` applies).
+    Index(&'a wgpu::Buffer),
+    /// f32 one-hot / multi-hot `[B, C, S...]`, each value 0 or 1.
+    MultiHot(&'a wgpu::Buffer),
+}
+
+/// A batch in device buffers (usage `STORAGE`), on the accumulator's device.
+#[derive(Clone, Copy, Debug)]
+pub struct GpuMetricBatch<'a> {
+    /// `[B, C, S...]` (C = the accumulator's classes, also for label predictions).
+    pub shape: &'a crate::shape::Shape,
+    /// The prediction.
+    pub pred: GpuPrediction<'a>,
+    /// The targets.
+    pub target: GpuLabels<'a>,
+    /// Keep-mask bytes `[B, S...]` (0 = ignore), padded to whole words.
+    pub mask: Option<&'a wgpu::Buffer>,
+}
+
+/// How the counts kernel reads a prediction (`CountParams::scores`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum PredKind {
+    /// u32 labels `[B, N]`.
+    Labels,
+    /// f32 scores `[B, C, N]`, argmax.
+    Argmax,
+    /// f32 scores `[B, C, N]`, each class where the score ≥ the cut.
+    Threshold(f32),
+}
+
 /// What one GPU count reads: caller buffers (or segloss's uploads) on the device.
 pub(crate) struct CountInput<'a> {
-    /// u32 labels `[B, N]`, or f32 scores `[B, C, N]` when `scores`.
     pub pred: &'a wgpu::Buffer,
-    pub scores: bool,
-    /// u32 labels `[B, N]`.
+    pub kind: PredKind,
+    /// u32 labels `[B, N]`, or f32 one-hot / multi-hot `[B, C, N]` when `multi_hot`.
     pub target: &'a wgpu::Buffer,
+    pub multi_hot: bool,
     /// Keep-mask bytes `[B, N]`, padded to whole words.
     pub mask: Option<&'a wgpu::Buffer>,
     /// The ignore label as it is in `target`.
@@ -40,8 +92,13 @@ pub(crate) fn record(
     let (b, c, n) = (input.batch, input.classes, input.pixels);
     let dev = &gpu.device;
     let max_binding = dev.limits().max_storage_buffer_binding_size;
-    let pred_words = if input.scores { b * c * n } else { b * n };
-    for (name, words) in [("pred", pred_words), ("target", b * n)] {
+    let pred_words = if input.kind == PredKind::Labels {
+        b * n
+    } else {
+        b * c * n
+    };
+    let target_words = if input.multi_hot { b * c * n } else { b * n };
+    for (name, words) in [("pred", pred_words), ("target", target_words)] {
         if 4 * words as u64 > max_binding {
             return Err(Error::TooLarge(format!(
                 "metrics: `{name}` needs a {}-byte binding, the device allows {max_binding}",
@@ -64,7 +121,16 @@ pub(crate) fn record(
             batch: b as u32,
             classes: c as u32,
             pixels: n as u32,
-            scores: u32::from(input.scores),
+            scores: match input.kind {
+                PredKind::Labels => 0,
+                PredKind::Argmax => 1,
+                PredKind::Threshold(_) => 2,
+            },
+            multi_hot: u32::from(input.multi_hot),
+            cut: match input.kind {
+                PredKind::Threshold(cut) => cut,
+                _ => 0.0,
+            },
             ignore: input.ignore.unwrap_or(0),
             has_ignore: u32::from(input.ignore.is_some()),
             has_mask: u32::from(input.mask.is_some()),
@@ -79,7 +145,7 @@ pub(crate) fn record(
         Bindings {
             params: params.as_entire_binding(),
             pred: prefix(input.pred, 4 * pred_words as u64),
-            target: prefix(input.target, 4 * (b * n) as u64),
+            target: prefix(input.target, 4 * target_words as u64),
             mask: match input.mask {
                 Some(m) => prefix(m, (b * n).div_ceil(4) as u64 * 4),
                 None => placeholder.as_entire_binding(),

@@ -42,29 +42,8 @@ use crate::context::{Context, Gpu, Inner};
 use crate::error::{Error, Result};
 use crate::shape::{check_len, index_from_i64, mask_bytes, Shape};
 use crate::transfer::{read_back, upload, whole};
-use gpu::{CountInput, DeviceCounts};
-
-/// A prediction in device buffers.
-#[derive(Clone, Copy, Debug)]
-pub enum GpuPrediction<'a> {
-    /// u32 labels `[B, S...]`.
-    Labels(&'a wgpu::Buffer),
-    /// f32 scores `[B, C, S...]` (argmax in the shader).
-    Scores(&'a wgpu::Buffer),
-}
-
-/// A batch in device buffers (usage `STORAGE`), on the accumulator's device.
-#[derive(Clone, Copy, Debug)]
-pub struct GpuMetricBatch<'a> {
-    /// `[B, C, S...]` (C = the accumulator's classes, also for label predictions).
-    pub shape: &'a Shape,
-    /// The prediction.
-    pub pred: GpuPrediction<'a>,
-    /// u32 labels `[B, S...]`.
-    pub target: &'a wgpu::Buffer,
-    /// Keep-mask bytes `[B, S...]` (0 = ignore), padded to whole words.
-    pub mask: Option<&'a wgpu::Buffer>,
-}
+use gpu::{CountInput, DeviceCounts, PredKind};
+pub use gpu::{GpuLabels, GpuMetricBatch, GpuPrediction};
 
 /// Records and submits one batch's counting.
 fn submit(gpu: &Gpu, input: &CountInput<'_>) -> Result<DeviceCounts> {
@@ -140,75 +119,87 @@ impl Metrics {
     ) -> Result<()> {
         self.check_shape(shape)?;
         let (b, c, n) = (shape.batch(), shape.classes(), shape.pixels());
-        let pred_len = match pred {
-            Prediction::Labels(p) => p.len(),
-            Prediction::LabelsI64(p) => p.len(),
-            Prediction::Scores(p) => p.len(),
+        let want = |per_class: bool| {
+            if per_class {
+                shape.len()
+            } else {
+                shape.map_len()
+            }
         };
-        let want = if matches!(pred, Prediction::Scores(_)) {
-            shape.len()
-        } else {
-            shape.map_len()
-        };
-        check_len("pred", pred_len, want)?;
-        check_len("target", target.len(), shape.map_len())?;
+        check_len("pred", pred.len(), want(pred.per_class()))?;
+        check_len("target", target.len(), want(target.per_class()))?;
         if let Some(m) = mask {
             check_len("mask", m.len(), shape.map_len())?;
         }
-        let gpu = match &*self.ctx.inner {
-            Inner::Cpu => {
-                let images = count::count(&pred, &target, mask, self.ignore_index, (b, c, n))?;
-                self.state.images.extend(images);
-                return Ok(());
-            }
+        let cpu = |this: &mut Self| -> Result<()> {
+            let images = count::count(&pred, &target, mask, this.ignore_index, (b, c, n))?;
+            this.flush()?;
+            this.state.images.extend(images);
+            Ok(())
+        };
+        let ctx = self.ctx.clone();
+        let gpu = match &*ctx.inner {
+            Inner::Cpu => return cpu(self),
             Inner::Gpu(gpu) => gpu,
         };
         if matches!(pred, Prediction::Scores(_)) && c > crate::kernels::counts::MAX_SCORED_CLASSES {
             // Scored predictions over many classes: counted on the host.
-            let images = count::count(&pred, &target, mask, self.ignore_index, (b, c, n))?;
-            self.flush()?;
-            self.state.images.extend(images);
-            return Ok(());
+            return cpu(self);
         }
         let dev = &gpu.device;
         let usage = wgpu::BufferUsages::STORAGE;
-        let labels = |name: &str, l: Labels<'_>| -> Result<(wgpu::Buffer, Option<u32>)> {
-            match l {
-                Labels::U32(t) => {
-                    let ignore = self.ignore_index.and_then(|i| u32::try_from(i).ok());
-                    Ok((upload(dev, name, bytemuck::cast_slice(t), usage)?, ignore))
-                }
-                Labels::I64(t) => {
-                    let m = index_from_i64(t, self.ignore_index, c, 0)?;
-                    let ignore = self.ignore_index.map(|_| u32::MAX);
-                    Ok((upload(dev, name, bytemuck::cast_slice(&m), usage)?, ignore))
-                }
+        let multi_hot = target.per_class();
+        let up = |name: &str, bytes: &[u8]| upload(dev, name, bytes, usage);
+        let (target, ignore) = match target {
+            Labels::U32(t) => (
+                up("segloss.metric_target", bytemuck::cast_slice(t))?,
+                self.ignore_index.and_then(|i| u32::try_from(i).ok()),
+            ),
+            Labels::I64(t) => {
+                let m = index_from_i64(t, self.ignore_index, c, 0)?;
+                let ignore = self.ignore_index.map(|_| u32::MAX);
+                (
+                    up("segloss.metric_target", bytemuck::cast_slice(&m))?,
+                    ignore,
+                )
             }
+            Labels::MultiHot(t) => (up("segloss.metric_target", bytemuck::cast_slice(t))?, None),
         };
-        let (target, ignore) = labels("segloss.metric_target", target)?;
-        let (pred, scores) = match pred {
-            Prediction::Labels(p) => (labels("segloss.metric_pred", Labels::U32(p))?.0, false),
+        let (pred, kind) = match pred {
+            Prediction::Labels(p) => (
+                up("segloss.metric_pred", bytemuck::cast_slice(p))?,
+                PredKind::Labels,
+            ),
             Prediction::LabelsI64(p) => {
                 // Any value outside 0..C is an error here (no ignore value in predictions).
                 let m = index_from_i64(p, None, c, 0)?;
                 (
-                    upload(dev, "segloss.metric_pred", bytemuck::cast_slice(&m), usage)?,
-                    false,
+                    up("segloss.metric_pred", bytemuck::cast_slice(&m))?,
+                    PredKind::Labels,
                 )
             }
             Prediction::Scores(x) => (
-                upload(dev, "segloss.metric_pred", bytemuck::cast_slice(x), usage)?,
-                true,
+                up("segloss.metric_pred", bytemuck::cast_slice(x))?,
+                PredKind::Argmax,
+            ),
+            Prediction::Threshold {
+                scores,
+                threshold,
+                sigmoid,
+            } => (
+                up("segloss.metric_pred", bytemuck::cast_slice(scores))?,
+                PredKind::Threshold(Prediction::cut(threshold, sigmoid)?),
             ),
         };
         let mask = match mask {
-            Some(m) => Some(upload(dev, "segloss.metric_mask", &mask_bytes(m), usage)?),
+            Some(m) => Some(up("segloss.metric_mask", &mask_bytes(m))?),
             None => None,
         };
         let input = CountInput {
             pred: &pred,
-            scores,
+            kind,
             target: &target,
+            multi_hot,
             mask: mask.as_ref(),
             ignore,
             batch: b,
@@ -231,21 +222,40 @@ impl Metrics {
         let Inner::Gpu(gpu) = &*self.ctx.inner else {
             return Err(Error::NotOnGpu);
         };
-        let (pred, scores) = match batch.pred {
-            GpuPrediction::Labels(p) => (p, false),
-            GpuPrediction::Scores(p) => (p, true),
+        let (pred, kind) = match batch.pred {
+            GpuPrediction::Labels(p) => (p, PredKind::Labels),
+            GpuPrediction::Scores(p) => (p, PredKind::Argmax),
+            GpuPrediction::Threshold {
+                scores,
+                threshold,
+                sigmoid,
+            } => (
+                scores,
+                PredKind::Threshold(Prediction::cut(threshold, sigmoid)?),
+            ),
+        };
+        let (target, multi_hot) = match batch.target {
+            GpuLabels::Index(t) => (t, false),
+            GpuLabels::MultiHot(t) => (t, true),
         };
         let shape = batch.shape;
-        if scores && shape.classes() > crate::kernels::counts::MAX_SCORED_CLASSES {
+        if kind == PredKind::Argmax && shape.classes() > crate::kernels::counts::MAX_SCORED_CLASSES
+        {
             return Err(Error::TooLarge(format!(
                 "scored predictions over more than {} classes: pass label maps",
                 crate::kernels::counts::MAX_SCORED_CLASSES
             )));
         }
-        let pred_bytes = 4 * if scores { shape.len() } else { shape.map_len() } as u64;
+        let words = |per_class: bool| {
+            4 * if per_class {
+                shape.len()
+            } else {
+                shape.map_len()
+            } as u64
+        };
         for (name, buf, need) in [
-            ("pred", pred, pred_bytes),
-            ("target", batch.target, 4 * shape.map_len() as u64),
+            ("pred", pred, words(kind != PredKind::Labels)),
+            ("target", target, words(multi_hot)),
         ] {
             if buf.size() < need || !buf.usage().contains(wgpu::BufferUsages::STORAGE) {
                 return Err(Error::InvalidBuffer {
@@ -260,8 +270,9 @@ impl Metrics {
         }
         let input = CountInput {
             pred,
-            scores,
-            target: batch.target,
+            kind,
+            target,
+            multi_hot,
             mask: batch.mask,
             ignore: self.ignore_index.and_then(|i| u32::try_from(i).ok()),
             batch: shape.batch(),
@@ -298,6 +309,9 @@ impl Metrics {
             }
             if status & 4 != 0 {
                 return Err(Error::NonFiniteInput { position: None });
+            }
+            if status & 8 != 0 {
+                return Err(Error::NotBinary { position: None });
             }
             for b in 0..p.batch {
                 let counts: Vec<[u64; 3]> = (0..c)
