@@ -8,6 +8,8 @@
 //!
 //! Each figure is the median of N runs (default 7) after one warm-up run.
 
+mod peers;
+
 use std::time::Instant;
 
 use segloss::{Batch, Context, GpuBatch, GpuTarget, Loss, LossOptions, Shape, Target};
@@ -23,6 +25,8 @@ struct Args {
     json: bool,
     runs: usize,
     shapes: Vec<Vec<usize>>,
+    /// A Python with torch and torchmetrics: the metrics row's peers, alternated.
+    peers: Option<String>,
 }
 
 fn parse_args() -> Args {
@@ -30,12 +34,14 @@ fn parse_args() -> Args {
         json: false,
         runs: 7,
         shapes: DEFAULT_SHAPES.iter().map(|s| s.to_vec()).collect(),
+        peers: None,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut it = argv.iter();
     while let Some(x) = it.next() {
         match x.as_str() {
             "--json" => a.json = true,
+            "--peers" => a.peers = it.next().cloned(),
             "--runs" => a.runs = it.next().and_then(|v| v.parse().ok()).unwrap_or(7).max(1),
             "--shapes" => {
                 a.shapes = it
@@ -416,7 +422,7 @@ fn main() -> segloss::Result<()> {
         if shape.classes() <= segloss::kernels::counts::MAX_SCORED_CLASSES {
             let yi = up(bytemuck::cast_slice(&index));
             let mut m = segloss::metrics::Metrics::new(&ctx, shape.classes(), None)?;
-            let t = time(args.runs, || {
+            let mut step = || {
                 let mut enc = dev.create_command_encoder(&Default::default());
                 let batch = segloss::metrics::GpuMetricBatch {
                     shape: &shape,
@@ -427,7 +433,8 @@ fn main() -> segloss::Result<()> {
                 m.encode(&mut enc, &batch).expect("metrics encode");
                 ctx.queue().unwrap().submit([enc.finish()]);
                 m.state().expect("metrics state");
-            });
+            };
+            let t = time(args.runs, &mut step);
             let melem = len as f64 / t / 1e6;
             if args.json {
                 println!(
@@ -443,6 +450,33 @@ fn main() -> segloss::Result<()> {
                     "| {dims:?} | index | metrics (argmax + counts) | gpu-resident | {:.1} | {melem:.0} | | | |",
                     t * 1e3
                 );
+            }
+            if let (Some(py), true) = (&args.peers, *dims == peers::SHAPE) {
+                let rounds = peers::alternated(py, 3, args.runs, || time(args.runs, &mut step));
+                match rounds {
+                    Ok(rows) => {
+                        let seg = median(rows[0].1.clone());
+                        for (name, ms) in &rows {
+                            let t = median(ms.clone());
+                            let row = serde_json::json!({
+                                "impl": name, "shape": dims, "target": "index",
+                                "op": "metrics (argmax + counts)", "ms": t,
+                                "rounds_ms": ms, "melem_per_s": len as f64 / t / 1e3,
+                                "ratio_to_segloss": t / seg,
+                            });
+                            if args.json {
+                                println!("{row}");
+                            } else {
+                                println!(
+                                    "| {dims:?} | index | metrics: {name} (alternated) | | {t:.1} | {:.0} | | | {:.2}x segloss |",
+                                    len as f64 / t / 1e3,
+                                    t / seg
+                                );
+                            }
+                        }
+                    }
+                    Err(e) => eprintln!("metrics peers skipped: {e}"),
+                }
             }
         }
         if !args.json {
