@@ -51,7 +51,7 @@ fn check(id: &str, m: &mut Metrics, peer: &Value) {
     let st = m.state().unwrap().clone();
     for (b, im) in st.images.iter().enumerate() {
         for (k, &[tp, p, l]) in im.counts.iter().enumerate() {
-            let smp = |key: &str| peer[key][b][k].as_u64().unwrap();
+            let smp = |key: &str| peer[key][b][k].as_f64().unwrap();
             assert_eq!(
                 (tp, p - tp, l - tp),
                 (smp("smp_tp"), smp("smp_fp"), smp("smp_fn")),

@@ -27,6 +27,16 @@ pub enum Prediction<'a> {
         /// The scores are logits: cut their sigmoid.
         sigmoid: bool,
     },
+    /// A soft prediction: scores `[B, C, S...]` made probabilities by `activation`
+    /// (softmax over the classes, a sigmoid each, or none for probabilities), measured
+    /// with the L1 soft forms (SPEC §7.2) instead of counts. The only prediction that
+    /// takes [`Labels::Soft`] targets.
+    Soft {
+        /// `[B, C, S...]` scores.
+        scores: &'a [f32],
+        /// How the scores become probabilities.
+        activation: crate::options::Activation,
+    },
 }
 
 impl Prediction<'_> {
@@ -34,13 +44,15 @@ impl Prediction<'_> {
         match self {
             Prediction::Labels(p) => p.len(),
             Prediction::LabelsI64(p) => p.len(),
-            Prediction::Scores(p) | Prediction::Threshold { scores: p, .. } => p.len(),
+            Prediction::Scores(p)
+            | Prediction::Threshold { scores: p, .. }
+            | Prediction::Soft { scores: p, .. } => p.len(),
         }
     }
 
     /// Whether it holds `[B, C, S...]` values (not a label map).
     pub(crate) fn per_class(&self) -> bool {
-        matches!(self, Prediction::Scores(_) | Prediction::Threshold { .. })
+        !matches!(self, Prediction::Labels(_) | Prediction::LabelsI64(_))
     }
 
     /// The raw-score cut of a threshold prediction: `threshold`, or its logit.
@@ -79,6 +91,9 @@ pub enum Labels<'a> {
     /// number of classes; pixels are left out by the keep-mask (`ignore_index` applies
     /// to label maps only).
     MultiHot(&'a [f32]),
+    /// Soft labels `[B, C, S...]` in [0, 1] (label smoothing, averaged annotators): with
+    /// a [`Prediction::Soft`] only.
+    Soft(&'a [f32]),
 }
 
 impl Labels<'_> {
@@ -86,13 +101,13 @@ impl Labels<'_> {
         match self {
             Labels::U32(t) => t.len(),
             Labels::I64(t) => t.len(),
-            Labels::MultiHot(t) => t.len(),
+            Labels::MultiHot(t) | Labels::Soft(t) => t.len(),
         }
     }
 
     /// Whether it holds `[B, C, S...]` values (not a label map).
     pub(crate) fn per_class(&self) -> bool {
-        matches!(self, Labels::MultiHot(_))
+        matches!(self, Labels::MultiHot(_) | Labels::Soft(_))
     }
 }
 
@@ -133,7 +148,7 @@ fn predicted(pred: &Prediction<'_>, b: usize, i: usize, n: usize, c: usize) -> R
             }
             Ok(At::One(best))
         }
-        Prediction::Threshold { .. } => Ok(At::PerClass),
+        Prediction::Threshold { .. } | Prediction::Soft { .. } => Ok(At::PerClass),
     }
 }
 
@@ -153,22 +168,19 @@ pub(crate) fn count(
     };
     let mut out = Vec::with_capacity(batch);
     for b in 0..batch {
-        let mut im = ImageCounts {
-            counts: vec![[0; 3]; c],
-            valid: 0,
-        };
+        let mut cnt = vec![[0u64; 3]; c];
         for i in 0..n {
             let j = b * n + i;
             if mask.is_some_and(|m| !m[j]) {
                 continue;
             }
             let y = match target {
-                Labels::MultiHot(_) => At::PerClass,
+                Labels::MultiHot(_) | Labels::Soft(_) => At::PerClass,
                 Labels::U32(_) | Labels::I64(_) => {
                     let y = match target {
                         Labels::U32(t) => i64::from(t[j]),
                         Labels::I64(t) => t[j],
-                        Labels::MultiHot(_) => 0,
+                        Labels::MultiHot(_) | Labels::Soft(_) => 0,
                     };
                     if Some(y) == ignore {
                         continue;
@@ -185,16 +197,16 @@ pub(crate) fn count(
             };
             let p = predicted(pred, b, i, n, c)?;
             if let (At::One(y), At::One(p)) = (&y, &p) {
-                im.counts[*p][1] += 1;
-                im.counts[*y][2] += 1;
-                im.counts[*p][0] += u64::from(p == y);
+                cnt[*p][1] += 1;
+                cnt[*y][2] += 1;
+                cnt[*p][0] += u64::from(p == y);
                 continue;
             }
             for k in 0..c {
                 let at = (b * c + k) * n + i;
                 let yk = match (&y, target) {
                     (At::One(y), _) => *y == k,
-                    (At::PerClass, Labels::MultiHot(t)) => {
+                    (At::PerClass, Labels::MultiHot(t) | Labels::Soft(t)) => {
                         let v = t[at];
                         if v != 0.0 && v != 1.0 {
                             return Err(Error::NotBinary { position: Some(at) });
@@ -214,14 +226,15 @@ pub(crate) fn count(
                     }
                     (At::PerClass, _) => false,
                 };
-                im.counts[k][1] += u64::from(pk);
-                im.counts[k][2] += u64::from(yk);
-                im.counts[k][0] += u64::from(pk && yk);
+                cnt[k][1] += u64::from(pk);
+                cnt[k][2] += u64::from(yk);
+                cnt[k][0] += u64::from(pk && yk);
             }
         }
         // Valid: the labelled (pixel, class) pairs (= the kept pixels of a label map).
-        im.valid = im.counts.iter().map(|x| x[2]).sum();
-        out.push(im);
+        let valid = cnt.iter().map(|x| x[2]).sum::<u64>() as f64;
+        let counts = cnt.iter().map(|x| x.map(|v| v as f64)).collect();
+        out.push(ImageCounts { counts, valid });
     }
     Ok(out)
 }

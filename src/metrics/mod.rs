@@ -32,6 +32,7 @@ mod gpu;
 pub mod monai;
 mod result;
 pub mod smp;
+mod soft;
 mod state;
 
 pub use count::{Labels, Prediction};
@@ -131,6 +132,24 @@ impl Metrics {
         if let Some(m) = mask {
             check_len("mask", m.len(), shape.map_len())?;
         }
+        match (pred, target) {
+            (Prediction::Soft { scores, activation }, _) => {
+                let ctx = self.ctx.clone();
+                let ignore = self.ignore_index;
+                let images = soft::stats(&ctx, shape, (scores, activation), &target, mask, ignore)?;
+                self.flush()?;
+                self.state.images.extend(images);
+                return Ok(());
+            }
+            (_, Labels::Soft(_)) => {
+                return Err(Error::option(
+                    "target",
+                    "soft targets need a soft prediction (Prediction::Soft): counts of soft \
+                     labels are not defined",
+                ))
+            }
+            _ => {}
+        }
         let cpu = |this: &mut Self| -> Result<()> {
             let images = count::count(&pred, &target, mask, this.ignore_index, (b, c, n))?;
             this.flush()?;
@@ -163,7 +182,9 @@ impl Metrics {
                     ignore,
                 )
             }
-            Labels::MultiHot(t) => (up("segloss.metric_target", bytemuck::cast_slice(t))?, None),
+            Labels::MultiHot(t) | Labels::Soft(t) => {
+                (up("segloss.metric_target", bytemuck::cast_slice(t))?, None)
+            }
         };
         let (pred, kind) = match pred {
             Prediction::Labels(p) => (
@@ -190,6 +211,8 @@ impl Metrics {
                 up("segloss.metric_pred", bytemuck::cast_slice(scores))?,
                 PredKind::Threshold(Prediction::cut(threshold, sigmoid)?),
             ),
+            // Taken by `soft::stats` above.
+            Prediction::Soft { .. } => return Err(Error::option("pred", "a soft prediction")),
         };
         let mask = match mask {
             Some(m) => Some(up("segloss.metric_mask", &mask_bytes(m))?),
@@ -314,10 +337,10 @@ impl Metrics {
                 return Err(Error::NotBinary { position: None });
             }
             for b in 0..p.batch {
-                let counts: Vec<[u64; 3]> = (0..c)
+                let counts: Vec<[f64; 3]> = (0..c)
                     .map(|k| {
                         let j = 3 * (b * c + k);
-                        [0, 1, 2].map(|q| u64::from(words[j + q].to_bits()))
+                        [0, 1, 2].map(|q| f64::from(words[j + q].to_bits()))
                     })
                     .collect();
                 let valid = counts.iter().map(|x| x[2]).sum();

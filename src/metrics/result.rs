@@ -74,7 +74,7 @@ fn image_values(state: &MetricsState) -> Vec<ImageValues> {
         .images
         .iter()
         .map(|im| {
-            if im.valid == 0 {
+            if im.valid == 0.0 {
                 return None;
             }
             let v = |c: usize| {
@@ -82,13 +82,18 @@ fn image_values(state: &MetricsState) -> Vec<ImageValues> {
                 (c, tp / (tp + fp + fn_), 2.0 * tp / (2.0 * tp + fp + fn_))
             };
             if c_all == 2 {
-                let present = |c: usize| im.counts[c][1] + im.counts[c][2] > 0;
+                let present = |c: usize| im.counts[c][1] + im.counts[c][2] > 0.0;
                 if present(0) && present(1) {
                     return Some(vec![v(1)]);
                 }
                 return Some(vec![(1, 1.0, 1.0)]);
             }
-            Some((0..c_all).filter(|&c| im.counts[c][2] > 0).map(v).collect())
+            Some(
+                (0..c_all)
+                    .filter(|&c| im.counts[c][2] > 0.0)
+                    .map(v)
+                    .collect(),
+            )
         })
         .collect()
 }

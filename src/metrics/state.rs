@@ -6,25 +6,28 @@
 use crate::error::{Error, Result};
 
 /// One image's counts: per class `[tp, predicted, labelled]` over its valid pixels
-/// (not ignored, not masked), and its number of valid pixels.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// (not ignored, not masked), and its number of valid pixels. Hard predictions give
+/// whole numbers (exact in f64 up to 2^53); soft ones (`Prediction::Soft`) the L1 soft
+/// forms' sums.
+#[derive(Clone, Debug, PartialEq)]
 pub struct ImageCounts {
     /// `[C]` × (tp, predicted, labelled).
-    pub counts: Vec<[u64; 3]>,
-    /// Valid pixels (an image without any is left out of the image and class levels).
-    pub valid: u64,
+    pub counts: Vec<[f64; 3]>,
+    /// The labelled (pixel, class) weight: for label maps its kept pixels (an image
+    /// without any is left out of the image and class levels).
+    pub valid: f64,
 }
 
 impl ImageCounts {
     /// (tp, fp, fn) of class c.
     pub fn tp_fp_fn(&self, c: usize) -> (f64, f64, f64) {
         let [tp, p, l] = self.counts[c];
-        (tp as f64, (p - tp) as f64, (l - tp) as f64)
+        (tp, p - tp, l - tp)
     }
 }
 
 /// Everything the metrics need, as plain data.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct MetricsState {
     /// Number of classes C.
     pub classes: usize,

@@ -3,7 +3,7 @@
 //! tensor ops, and against segloss's own GPU-resident call on the same `wgpu::Device`,
 //! alternated in one run (lavapipe on a machine without a GPU).
 //!
-//! `cargo run --release -p segloss-burn --example bench [-- --json] [--runs N]
+//! `cargo run --release -p segloss-burn --example burn_bench [-- --json] [--runs N]
 //! [--shape 4,19,512,512]`
 //!
 //! Each row: `{"impl": "segloss" | "burn-ops" | "segloss-resident", "shape": [...],

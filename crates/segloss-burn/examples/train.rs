@@ -5,7 +5,7 @@
 //! (segloss's metrics, against the annotators' majority label) and the calibration at
 //! the boundaries (mean |p − y| where the annotators disagree), then the conclusion.
 //!
-//! `cargo run --release -p segloss-burn --example train [-- --epochs N] [--seeds 1,2,3]`
+//! `cargo run --release -p segloss-burn --example burn_train [-- --epochs N] [--seeds 1,2,3]`
 
 use std::time::Instant;
 
