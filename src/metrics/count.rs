@@ -202,7 +202,7 @@ pub(crate) fn count(
                 cnt[*p][0] += u64::from(p == y);
                 continue;
             }
-            for k in 0..c {
+            for (k, ck) in cnt.iter_mut().enumerate() {
                 let at = (b * c + k) * n + i;
                 let yk = match (&y, target) {
                     (At::One(y), _) => *y == k,
@@ -226,9 +226,9 @@ pub(crate) fn count(
                     }
                     (At::PerClass, _) => false,
                 };
-                cnt[k][1] += u64::from(pk);
-                cnt[k][2] += u64::from(yk);
-                cnt[k][0] += u64::from(pk && yk);
+                ck[1] += u64::from(pk);
+                ck[2] += u64::from(yk);
+                ck[0] += u64::from(pk && yk);
             }
         }
         // Valid: the labelled (pixel, class) pairs (= the kept pixels of a label map).

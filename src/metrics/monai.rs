@@ -118,7 +118,7 @@ fn values(
         .map(|im| {
             (c0..state.classes)
                 .map(|c| {
-                    let [tp, p, l] = im.counts[c].map(|v| v as f64);
+                    let [tp, p, l] = im.counts[c];
                     if l > 0.0 {
                         f(tp, p, l)
                     } else if ignore_empty {
