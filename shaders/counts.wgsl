@@ -27,13 +27,15 @@ struct CountParams {
 @group(0) @binding(2) var<storage, read> label_map: array<u32>;
 @group(0) @binding(3) var<storage, read> mask: array<u32>;
 // [B, C] × (tp, predicted, labelled), then one status word (1 label out of range,
-// 2 prediction out of range, 4 non-finite score, 8 a multi-hot value not 0 or 1).
+// 2 prediction out of range, 4 non-finite score, 8 a multi-hot value not 0 or 1), then
+// [B] kept pixels (multi-hot targets, counted by each image's first class chunk).
 @group(0) @binding(4) var<storage, read_write> counts: array<atomic<u32>>;
 
 const PX: u32 = 4u;          // pixels per invocation
 const CHUNK: u32 = 1024u;    // classes per workgroup row
 const DIM_MAX: u32 = 65535u;
 var<workgroup> hist: array<atomic<u32>, 3072>;
+var<workgroup> kept: atomic<u32>; // multi-hot targets: the row's kept pixels
 
 fn keep(b: u32, i: u32) -> bool {
     if params.has_mask == 0u {
@@ -148,6 +150,9 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     for (var j = t; j < 3u * CHUNK; j += WG) {
         atomicStore(&hist[j], 0u);
     }
+    if t == 0u {
+        atomicStore(&kept, 0u);
+    }
     workgroupBarrier();
     for (var k = 0u; k < PX; k++) {
         let i = params.pixel_base + (wid.x * PX + k) * WG + t;
@@ -155,6 +160,9 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
             continue;
         }
         if params.scores == 2u || params.multi_hot != 0u {
+            if params.multi_hot != 0u && c_lo == 0u {
+                atomicAdd(&kept, 1u);
+            }
             count_per_class(b, i, c_lo, c_hi);
             continue;
         }
@@ -181,6 +189,12 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
         }
     }
     workgroupBarrier();
+    if t == 0u && params.multi_hot != 0u && c_lo == 0u {
+        let k = atomicLoad(&kept);
+        if k != 0u {
+            atomicAdd(&counts[3u * params.batch * C + 1u + b], k);
+        }
+    }
     for (var j = t; j < 3u * (c_hi - c_lo); j += WG) {
         let v = atomicLoad(&hist[j]);
         if v != 0u {

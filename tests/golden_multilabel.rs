@@ -53,8 +53,8 @@ fn check(id: &str, m: &mut Metrics, peer: &Value) {
         for (k, &[tp, p, l]) in im.counts.iter().enumerate() {
             let smp = |key: &str| peer[key][b][k].as_f64().unwrap();
             assert_eq!(
-                (tp, p - tp, l - tp),
-                (smp("smp_tp"), smp("smp_fp"), smp("smp_fn")),
+                (tp, p - tp, l - tp, im.valid - p - l + tp),
+                (smp("smp_tp"), smp("smp_fp"), smp("smp_fn"), smp("smp_tn")),
                 "{id}: image {b} class {k}"
             );
         }

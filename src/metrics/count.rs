@@ -169,6 +169,7 @@ pub(crate) fn count(
     let mut out = Vec::with_capacity(batch);
     for b in 0..batch {
         let mut cnt = vec![[0u64; 3]; c];
+        let mut kept = 0u64;
         for i in 0..n {
             let j = b * n + i;
             if mask.is_some_and(|m| !m[j]) {
@@ -196,6 +197,7 @@ pub(crate) fn count(
                 }
             };
             let p = predicted(pred, b, i, n, c)?;
+            kept += 1;
             if let (At::One(y), At::One(p)) = (&y, &p) {
                 cnt[*p][1] += 1;
                 cnt[*y][2] += 1;
@@ -231,8 +233,7 @@ pub(crate) fn count(
                 ck[0] += u64::from(pk && yk);
             }
         }
-        // Valid: the labelled (pixel, class) pairs (= the kept pixels of a label map).
-        let valid = cnt.iter().map(|x| x[2]).sum::<u64>() as f64;
+        let valid = kept as f64;
         let counts = cnt.iter().map(|x| x.map(|v| v as f64)).collect();
         out.push(ImageCounts { counts, valid });
     }

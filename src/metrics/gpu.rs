@@ -13,6 +13,8 @@ use crate::transfer::upload;
 pub(crate) struct DeviceCounts {
     pub buffer: wgpu::Buffer,
     pub batch: usize,
+    /// The kept pixels are counted in their own words (else: the labelled ones).
+    pub multi_hot: bool,
 }
 
 /// A prediction in device buffers.
@@ -108,7 +110,8 @@ pub(crate) fn record(
     }
     // wgpu zero-initialises new buffers: the counts start at 0.
     let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
-    let counts = scratch(dev, "segloss.counts", 4 * (3 * b * c + 1) as u64, usage);
+    // [B, C, 3] counts, the status word, then [B] kept pixels (multi-hot targets).
+    let counts = scratch(dev, "segloss.counts", 4 * (3 * b * c + 1 + b) as u64, usage);
     let placeholder = scratch(dev, "segloss.placeholder", 16, wgpu::BufferUsages::STORAGE);
     let wg = gpu.kernels.geometry().wg;
     let per_group = (wg * PX) as usize;
@@ -162,5 +165,6 @@ pub(crate) fn record(
     Ok(DeviceCounts {
         buffer: counts,
         batch: b,
+        multi_hot: input.multi_hot,
     })
 }

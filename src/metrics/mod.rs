@@ -343,7 +343,13 @@ impl Metrics {
                         [0, 1, 2].map(|q| f64::from(words[j + q].to_bits()))
                     })
                     .collect();
-                let valid = counts.iter().map(|x| x[2]).sum();
+                let valid = if p.multi_hot {
+                    words
+                        .get(3 * p.batch * c + 1 + b)
+                        .map_or(0.0, |w| f64::from(w.to_bits()))
+                } else {
+                    counts.iter().map(|x| x[2]).sum()
+                };
                 self.state.images.push(ImageCounts { counts, valid });
             }
         }

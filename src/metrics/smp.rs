@@ -48,7 +48,7 @@ pub fn get_stats(state: &MetricsState) -> SmpStats {
                 (0..state.classes)
                     .map(|c| {
                         let (tp, fp, fn_) = im.tp_fp_fn(c);
-                        f(tp, fp, fn_, im.valid as f64 - tp - fp - fn_)
+                        f(tp, fp, fn_, im.valid - tp - fp - fn_)
                     })
                     .collect()
             })

@@ -26,6 +26,7 @@ pub(crate) fn stats(
         .activation(activation)
         .formulation(Formulation::Soft)
         .include_background(true);
+    let label_map = matches!(target, Labels::U32(_) | Labels::I64(_));
     let target = match *target {
         Labels::U32(t) => Target::Index(t),
         Labels::I64(t) => Target::IndexI64(t),
@@ -58,7 +59,14 @@ pub(crate) fn stats(
                     [tp, tp + f64::from(fp), tp + f64::from(fn_)]
                 })
                 .collect();
-            let valid = counts.iter().map(|x| x[2]).sum();
+            // Kept pixels: a label map's labelled ones (its ignored pixels are out), else
+            // the mask's.
+            let valid = if label_map {
+                counts.iter().map(|x| x[2]).sum()
+            } else {
+                let n = shape.pixels();
+                mask.map_or(n, |m| m[i * n..(i + 1) * n].iter().filter(|&&k| k).count()) as f64
+            };
             ImageCounts { counts, valid }
         })
         .collect())

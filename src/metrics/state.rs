@@ -13,8 +13,8 @@ use crate::error::{Error, Result};
 pub struct ImageCounts {
     /// `[C]` × (tp, predicted, labelled).
     pub counts: Vec<[f64; 3]>,
-    /// The labelled (pixel, class) weight: for label maps its kept pixels (an image
-    /// without any is left out of the image and class levels).
+    /// Its kept pixels: not ignored, not masked (an image without any is left out of
+    /// the image and class levels; smp's tn = valid − tp − fp − fn).
     pub valid: f64,
 }
 

@@ -50,7 +50,7 @@ def case(cid, shape, threshold, sigmoid, p_label=0.3, empty_class=None, one_hot=
         probs = 1.0 / (1.0 + np.exp(-scores))
     else:
         probs = scores
-    tp, fp, fn, _tn = smpf.get_stats(
+    tp, fp, fn, tn = smpf.get_stats(
         torch.tensor(probs), torch.tensor(target).long(), mode="multilabel", threshold=threshold
     )
     jac = MultilabelJaccardIndex(num_labels=c, threshold=threshold, average=None, zero_division=0)
@@ -69,6 +69,7 @@ def case(cid, shape, threshold, sigmoid, p_label=0.3, empty_class=None, one_hot=
         "smp_tp": tp.tolist(),
         "smp_fp": fp.tolist(),
         "smp_fn": fn.tolist(),
+        "smp_tn": tn.tolist(),
         "tm_iou": tm_iou,
         "tm_f1": tm_f1,
     }
