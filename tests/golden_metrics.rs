@@ -7,17 +7,11 @@
 
 mod common;
 
+use common::f64s;
+
 use segloss::metrics::{Labels, Metrics, Prediction};
 use segloss::{Context, Shape};
 use serde_json::Value;
-
-fn f64s(v: &Value) -> Vec<f64> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap_or(f64::NAN))
-        .collect()
-}
 
 fn close(id: &str, what: &str, got: f64, want: f64, tol: f64) {
     assert!(

@@ -7,17 +7,11 @@
 
 mod common;
 
+use common::f64s;
+
 use segloss::metrics::{GpuLabels, GpuMetricBatch, GpuPrediction, Labels, Metrics, Prediction};
 use segloss::{Context, Error, Shape};
 use serde_json::Value;
-
-fn f64s(v: &Value) -> Vec<f64> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap_or(f64::NAN))
-        .collect()
-}
 
 fn cases() -> Vec<Value> {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/multilabel.json");

@@ -300,3 +300,10 @@ pub fn storage(ctx: &Context, v: &[f32]) -> wgpu::Buffer {
     queue.write_buffer(&b, 0, bytemuck::cast_slice(v));
     b
 }
+
+/// A JSON array of numbers (null as NaN), for the golden files.
+pub fn f64s(v: &serde_json::Value) -> Vec<f64> {
+    v.as_array()
+        .map(|a| a.iter().map(|x| x.as_f64().unwrap_or(f64::NAN)).collect())
+        .unwrap_or_default()
+}

@@ -4,22 +4,11 @@
 
 mod common;
 
+use common::data;
+
 use burn::tensor::{activation::softmax, Device, Int, Tensor, TensorData};
 use segloss::{Activation, Aggregation, Batch, Context, Formulation, Loss, LossOptions, Shape};
 use segloss_burn::{SegLossConfig, Targets};
-
-/// Deterministic data in [lo, hi).
-fn data(n: usize, seed: u64, lo: f32, hi: f32) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            lo + (hi - lo) * ((s >> 40) as f32 / (1u64 << 24) as f32)
-        })
-        .collect()
-}
 
 /// burn's wgpu device shared with segloss (the zero-copy path), with autodiff.
 fn device() -> Device {

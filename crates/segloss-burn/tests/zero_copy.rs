@@ -9,19 +9,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use segloss::{Aggregation, Context, LossOptions, Reduction};
 use segloss_burn::{SegLossConfig, Targets};
 
-fn data(n: usize, seed: u64, lo: f32, hi: f32) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            lo + (hi - lo) * ((s >> 40) as f32 / (1u64 << 24) as f32)
-        })
-        .collect()
-}
-
-use common::shared;
+use common::{data, shared};
 
 /// A second wgpu runtime, registered with burn but not with segloss-burn: segloss
 /// cannot share it (the host path).

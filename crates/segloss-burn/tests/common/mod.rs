@@ -1,4 +1,5 @@
-//! The shared device of the burn tests.
+//! The shared device and data of the burn tests.
+#![allow(dead_code)]
 
 use burn::tensor::wgpu::WgpuBackend;
 use burn::tensor::Device;
@@ -27,4 +28,17 @@ pub fn shared() -> Device {
             device
         })
         .clone()
+}
+
+/// Deterministic data in [lo, hi).
+pub fn data(n: usize, seed: u64, lo: f32, hi: f32) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            lo + (hi - lo) * ((s >> 40) as f32 / (1u64 << 24) as f32)
+        })
+        .collect()
 }
