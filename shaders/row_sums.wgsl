@@ -21,8 +21,10 @@
 
 @compute @workgroup_size(RWG)
 fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
-    if status[0] != 0u {
-        return; // invalid data: `finalize` reports it, `coef` zeroes the gradient
+    // Invalid data (an overflow flag of an earlier finishing call on the same
+    // statistics is not): `finalize` reports it, `coef` zeroes the gradient.
+    if (status[0] & ~STATUS_NONFINITE_RESULT) != 0u {
+        return;
     }
     let g = flat_group(wid);
     let t = lid.x;

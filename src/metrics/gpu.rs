@@ -2,6 +2,7 @@
 //! u32 buffer (plus a status word) that stays on the device until the result is asked
 //! for.
 
+use super::state::ImageCounts;
 use crate::context::Gpu;
 use crate::error::{Error, Result};
 use crate::kernels::counts::{Bindings, CountParams, PX};
@@ -67,6 +68,42 @@ pub(crate) enum PredKind {
     Argmax,
     /// f32 scores `[B, C, N]`, each class where the score ≥ the cut.
     Threshold(f32),
+}
+
+impl DeviceCounts {
+    /// Its images' counts from the words read back (`c` classes), or the error its
+    /// status word reports.
+    pub(crate) fn images(&self, words: &[f32], c: usize) -> Result<Vec<ImageCounts>> {
+        let word = |j: usize| words.get(j).map_or(0, |w| w.to_bits());
+        let status = word(3 * self.batch * c);
+        if status & 3 != 0 {
+            // 1: a label, 2: a prediction outside 0..C.
+            return Err(Error::ClassIndexOutOfRange {
+                value: None,
+                classes: c,
+                position: None,
+            });
+        }
+        if status & 4 != 0 {
+            return Err(Error::NonFiniteInput { position: None });
+        }
+        if status & 8 != 0 {
+            return Err(Error::NotBinary { position: None });
+        }
+        Ok((0..self.batch)
+            .map(|b| {
+                let counts: Vec<[f64; 3]> = (0..c)
+                    .map(|k| [0, 1, 2].map(|q| f64::from(word(3 * (b * c + k) + q))))
+                    .collect();
+                let valid = if self.multi_hot {
+                    f64::from(word(3 * self.batch * c + 1 + b))
+                } else {
+                    counts.iter().map(|x| x[2]).sum()
+                };
+                ImageCounts { counts, valid }
+            })
+            .collect())
+    }
 }
 
 /// What one GPU count reads: caller buffers (or segloss's uploads) on the device.

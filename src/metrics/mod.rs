@@ -276,10 +276,13 @@ impl Metrics {
                 shape.map_len()
             } as u64
         };
-        for (name, buf, need) in [
+        let mask_need = (shape.map_len() as u64).div_ceil(4) * 4;
+        let mask = batch.mask.map(|m| ("mask", m, mask_need));
+        let named = [
             ("pred", pred, words(kind != PredKind::Labels)),
             ("target", target, words(multi_hot)),
-        ] {
+        ];
+        for (name, buf, need) in named.into_iter().chain(mask) {
             if buf.size() < need || !buf.usage().contains(wgpu::BufferUsages::STORAGE) {
                 return Err(Error::InvalidBuffer {
                     name,
@@ -297,7 +300,13 @@ impl Metrics {
             target,
             multi_hot,
             mask: batch.mask,
-            ignore: self.ignore_index.and_then(|i| u32::try_from(i).ok()),
+            // A u32 label, or a negative one's i32 bit pattern (burn's and PyTorch's i32
+            // label tensors holding −100).
+            ignore: self.ignore_index.and_then(|i| {
+                u32::try_from(i)
+                    .ok()
+                    .or_else(|| i32::try_from(i).ok().map(|i| i as u32))
+            }),
             batch: shape.batch(),
             classes: shape.classes(),
             pixels: shape.pixels(),
@@ -320,40 +329,18 @@ impl Metrics {
         let reads = pending.iter().map(|p| whole(&p.buffer)).collect();
         let all = read_back(gpu, gpu.encoder("segloss.metrics_read"), reads).wait()?;
         let c = self.classes;
+        // A batch with invalid data is left out with its error; the others are kept.
+        let mut first_error = None;
         for (p, words) in pending.iter().zip(all) {
-            let status = words.get(3 * p.batch * c).map_or(0, |w| w.to_bits());
-            if status & 3 != 0 {
-                // 1: a label, 2: a prediction outside 0..C.
-                return Err(Error::ClassIndexOutOfRange {
-                    value: None,
-                    classes: c,
-                    position: None,
-                });
-            }
-            if status & 4 != 0 {
-                return Err(Error::NonFiniteInput { position: None });
-            }
-            if status & 8 != 0 {
-                return Err(Error::NotBinary { position: None });
-            }
-            for b in 0..p.batch {
-                let counts: Vec<[f64; 3]> = (0..c)
-                    .map(|k| {
-                        let j = 3 * (b * c + k);
-                        [0, 1, 2].map(|q| f64::from(words[j + q].to_bits()))
-                    })
-                    .collect();
-                let valid = if p.multi_hot {
-                    words
-                        .get(3 * p.batch * c + 1 + b)
-                        .map_or(0.0, |w| f64::from(w.to_bits()))
-                } else {
-                    counts.iter().map(|x| x[2]).sum()
-                };
-                self.state.images.push(ImageCounts { counts, valid });
+            match p.images(&words, c) {
+                Ok(images) => self.state.images.extend(images),
+                Err(e) => first_error = first_error.or(Some(e)),
             }
         }
-        Ok(())
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
     /// The accumulated state (reads back what is still on the device): plain data that

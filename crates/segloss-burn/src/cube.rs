@@ -96,6 +96,16 @@ fn gradient(
 ) -> CubeTensor {
     let (logits, target) = (contiguous(logits), contiguous(target));
     let dims = logits.meta.shape().clone();
+    if upstream.dtype != DType::F32 {
+        call.fail(segloss::Error::InvalidBuffer {
+            name: "upstream",
+            reason: format!(
+                "an f32 incoming gradient expected, got {:?}",
+                upstream.dtype
+            ),
+        });
+        return CubeBackend::float_zeros(dims, &logits.device, FloatDType::F32);
+    }
     let grad = empty(&logits, dims.clone());
     let extra = [&grad, &upstream];
     let done = with_batch(
@@ -124,12 +134,10 @@ fn gradient(
     }
 }
 
+/// Row-major (`into_contiguous` returns a tensor already in that layout as it is, and
+/// untiles a storage-tiled one).
 fn contiguous(t: CubeTensor) -> CubeTensor {
-    if t.is_contiguous() {
-        t
-    } else {
-        burn_cubecl::kernel::into_contiguous(t)
-    }
+    burn_cubecl::kernel::into_contiguous(t)
 }
 
 type Resource = cubecl_runtime::storage::ManagedResource<WgpuResource>;

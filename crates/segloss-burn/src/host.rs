@@ -44,7 +44,8 @@ pub(crate) fn forward<const D: usize, const DI: usize>(
     let value = Tensor::<1>::from_data(TensorData::new(vec![out.loss], [1]), &device);
     // Σ(g ⊙ x) − detach(Σ(g ⊙ x)) is 0 in value and has the gradient g.
     let linear = logits.mul(g).sum();
-    Ok(value + linear.clone() - linear.detach())
+    // Parenthesised: L + (a − a) is exactly L; (L + a) − a would round.
+    Ok(value + (linear.clone() - linear.detach()))
 }
 
 fn data_error(e: impl std::fmt::Debug) -> segloss::Error {

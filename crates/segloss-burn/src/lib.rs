@@ -131,7 +131,10 @@ impl SegLoss {
         let dims = logits.shape().to_vec();
         let shape = Shape::new(&dims)?;
         check_targets(&shape, &targets, mask)?;
-        match shared_context(&logits.device()) {
+        // Soft targets with `ignore_index` follow MONAI's channel rule, which the
+        // GPU-resident kernels do not implement: the host path takes them.
+        let monai_rule = matches!(targets, Targets::Soft(_)) && self.options.ignore_index.is_some();
+        match shared_context(&logits.device()).filter(|_| !monai_rule) {
             Some(ctx) => {
                 let loss = Loss::new(&ctx, self.options.clone())?;
                 loss.check_shape(&shape)?;

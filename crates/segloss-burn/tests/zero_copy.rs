@@ -240,3 +240,24 @@ fn the_incoming_gradient_scales_the_gradient_on_the_device() {
     close("-1.5 · grad", &scaled, &want, 1e-6);
     assert!(plain.iter().any(|g| *g != 0.0));
 }
+
+#[test]
+fn soft_targets_with_ignore_index_take_the_host_path_and_agree() {
+    // MONAI's ignore rule on soft targets reads every channel of a pixel: the GPU-resident
+    // kernels do not implement it, so such a call takes the host path, on any device.
+    let dims = [1usize, 3, 5, 4];
+    let n: usize = dims.iter().product();
+    let x = data(n, 21, -2.0, 2.0);
+    let mut y = data(n, 22, 0.0, 1.0);
+    // Channel 1 (the ignore channel, MONAI's rule) holds 0 or 1: pixels where it is 1
+    // are ignored.
+    y[20..40]
+        .iter_mut()
+        .enumerate()
+        .for_each(|(i, v)| *v = f32::from(u8::from(i % 3 == 0)));
+    let o = LossOptions::dice().ignore_index(1);
+    let (lz, gz) = run(&shared(), &o, &x, dims, Ok(&y), None, false);
+    let (lh, gh) = run(&unshared(), &o, &x, dims, Ok(&y), None, false);
+    assert!(lz.is_finite() && (lz - lh).abs() <= 1e-6 * lh.abs().max(1.0));
+    close("soft + ignore_index", &gz, &gh, 1e-6);
+}
