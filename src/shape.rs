@@ -229,6 +229,28 @@ pub(crate) fn index_from_i64(
 /// bytes), padded with zeros to whole 4-byte words.
 pub(crate) fn mask_bytes(mask: &[bool]) -> Vec<u8> {
     let mut bytes: Vec<u8> = mask.iter().map(|&k| u8::from(k)).collect();
-    bytes.resize(bytes.len().div_ceil(4) * 4, 0);
+    bytes.resize(mask_buffer_bytes(mask.len()), 0);
     bytes
+}
+
+/// Bytes of a keep-mask buffer of `pixels` pixels (see [`mask_bytes`]).
+pub(crate) fn mask_buffer_bytes(pixels: usize) -> usize {
+    pixels.div_ceil(4) * 4
+}
+
+/// The ignore value as the kernels see it in a host u32 label slice (a negative
+/// `ignore_index` matches no u32 label).
+pub(crate) fn ignore_u32(ignore: Option<i64>) -> Option<u32> {
+    ignore.and_then(|i| u32::try_from(i).ok())
+}
+
+/// The ignore value as the kernels see it in a caller's 32-bit label buffer: a u32
+/// value, or a negative one's i32 bit pattern (PyTorch's and burn's −100 in an i32
+/// tensor).
+pub(crate) fn ignore_word(ignore: Option<i64>) -> Option<u32> {
+    ignore.and_then(|i| {
+        u32::try_from(i)
+            .ok()
+            .or_else(|| i32::try_from(i).ok().map(|i| i as u32))
+    })
 }

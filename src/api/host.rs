@@ -11,7 +11,7 @@ use crate::plan::{bytes_of_words as words, Phase};
 use crate::readback::Pending;
 use crate::record::Encoded;
 use crate::resident::{encode, GpuStats, Request, Uploaded};
-use crate::shape::{index_from_i64, mask_bytes, Batch, Target};
+use crate::shape::{ignore_u32, index_from_i64, mask_bytes, Batch, Target};
 use crate::stream;
 use crate::transfer::{grad_buffer, read_back, whole, write};
 
@@ -92,7 +92,13 @@ impl Loss {
         gpu.check_alive()?;
         let shape = batch.shape;
         let out = scoped(gpu, || {
-            stream::evaluate(gpu, &self.options, batch, self.host_ignore(), grad)
+            stream::evaluate(
+                gpu,
+                &self.options,
+                batch,
+                ignore_u32(self.options.ignore_index),
+                grad,
+            )
         })?;
         let values_len = match self.options.reduction {
             crate::Reduction::None => self.options.values_len(shape.batch(), shape.classes()),
@@ -180,7 +186,7 @@ impl Loss {
                 Target::Soft(t) => (upload("segloss.target", bytemuck::cast_slice(t))?, None),
                 Target::Index(t) => (
                     upload("segloss.target", bytemuck::cast_slice(t))?,
-                    self.host_ignore(),
+                    ignore_u32(self.options.ignore_index),
                 ),
                 Target::IndexI64(t) => {
                     let mapped = index_from_i64(t, opts.ignore_index, shape.classes(), 0)?;

@@ -6,6 +6,7 @@ use crate::output::{parse, LossOutput};
 use crate::plan::Phase;
 use crate::record::Encoded;
 use crate::resident::{encode, GpuBatch, GpuResult, GpuStats, GpuTarget, Request};
+use crate::shape::ignore_word;
 use crate::transfer::{read_back, whole};
 
 impl Loss {
@@ -57,8 +58,7 @@ impl Loss {
         batch: &GpuBatch<'_>,
         grad: Option<wgpu::BufferSlice<'_>>,
     ) -> Result<GpuResult> {
-        let enc = self.record(encoder, batch, (grad, None), Phase::Whole, None)?;
-        Ok(GpuResult::from_encoded(enc, batch.shape.classes()))
+        self.record_result(encoder, batch, (grad, None), Phase::Whole, None)
     }
 
     /// [`Loss::encode`] with the gradient multiplied by the f32 at `scale`, read on the
@@ -72,13 +72,20 @@ impl Loss {
         grad: wgpu::BufferSlice<'_>,
         scale: wgpu::BufferSlice<'_>,
     ) -> Result<GpuResult> {
-        let enc = self.record(
-            encoder,
-            batch,
-            (Some(grad), Some(scale)),
-            Phase::Whole,
-            None,
-        )?;
+        let grads = (Some(grad), Some(scale));
+        self.record_result(encoder, batch, grads, Phase::Whole, None)
+    }
+
+    /// [`Loss::record`] of a finishing phase, as the [`GpuResult`] it leaves.
+    pub(super) fn record_result(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        batch: &GpuBatch<'_>,
+        grads: (Option<wgpu::BufferSlice<'_>>, Option<wgpu::BufferSlice<'_>>),
+        phase: Phase,
+        from: Option<&GpuStats>,
+    ) -> Result<GpuResult> {
+        let enc = self.record(encoder, batch, grads, phase, from)?;
         Ok(GpuResult::from_encoded(enc, batch.shape.classes()))
     }
 
@@ -103,7 +110,7 @@ impl Loss {
         }
         let request = Request {
             batch,
-            ignore: self.gpu_ignore(),
+            ignore: ignore_word(self.options.ignore_index),
             grad,
             scale,
             phase,
@@ -111,24 +118,6 @@ impl Loss {
             caller_buffers: true,
         };
         encode(gpu, &self.options, request, encoder)
-    }
-
-    /// The ignore value as the kernels see it in a caller's 32-bit target buffer: a
-    /// u32 value, or a negative one's i32 bit pattern (PyTorch's −100 in an i32 tensor).
-    pub(super) fn gpu_ignore(&self) -> Option<u32> {
-        self.options.ignore_index.and_then(|i| {
-            u32::try_from(i)
-                .ok()
-                .or_else(|| i32::try_from(i).ok().map(|i| i as u32))
-        })
-    }
-
-    /// The ignore value of a host call's u32 label slice (a negative `ignore_index`
-    /// matches no u32 label).
-    pub(super) fn host_ignore(&self) -> Option<u32> {
-        self.options
-            .ignore_index
-            .and_then(|i| u32::try_from(i).ok())
     }
 
     /// GPU-resident API: [`Loss::encode`] into a fresh encoder and submit it. wgpu

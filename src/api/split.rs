@@ -201,8 +201,7 @@ impl Loss {
         stats: &GpuStats,
         grad: Option<wgpu::BufferSlice<'_>>,
     ) -> Result<GpuResult> {
-        let enc = self.record(encoder, batch, (grad, None), Phase::Finish, Some(stats))?;
-        Ok(GpuResult::from_encoded(enc, batch.shape.classes()))
+        self.record_result(encoder, batch, (grad, None), Phase::Finish, Some(stats))
     }
 
     /// [`Loss::encode_finish`] with the gradient multiplied by the f32 at `scale` on the
@@ -218,13 +217,7 @@ impl Loss {
         grad: wgpu::BufferSlice<'_>,
         scale: wgpu::BufferSlice<'_>,
     ) -> Result<GpuResult> {
-        let enc = self.record(
-            encoder,
-            batch,
-            (Some(grad), Some(scale)),
-            Phase::Finish,
-            Some(stats),
-        )?;
-        Ok(GpuResult::from_encoded(enc, batch.shape.classes()))
+        let grads = (Some(grad), Some(scale));
+        self.record_result(encoder, batch, grads, Phase::Finish, Some(stats))
     }
 }

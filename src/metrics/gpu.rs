@@ -8,6 +8,7 @@ use crate::error::{Error, Result};
 use crate::kernels::counts::{Bindings, CountParams, PX};
 use crate::kernels::fold;
 use crate::record::{prefix, scratch};
+use crate::shape::mask_buffer_bytes;
 use crate::transfer::upload;
 
 /// A batch's counts on the device, not yet read back.
@@ -187,7 +188,7 @@ pub(crate) fn record(
             pred: prefix(input.pred, 4 * pred_words as u64),
             target: prefix(input.target, 4 * target_words as u64),
             mask: match input.mask {
-                Some(m) => prefix(m, (b * n).div_ceil(4) as u64 * 4),
+                Some(m) => prefix(m, mask_buffer_bytes(b * n) as u64),
                 None => placeholder.as_entire_binding(),
             },
             counts: counts.as_entire_binding(),

@@ -41,7 +41,9 @@ pub use state::{ImageCounts, MetricsState};
 
 use crate::context::{Context, Gpu, Inner};
 use crate::error::{Error, Result};
-use crate::shape::{check_len, index_from_i64, mask_bytes, Shape};
+use crate::shape::{
+    check_len, ignore_u32, ignore_word, index_from_i64, mask_buffer_bytes, mask_bytes, Shape,
+};
 use crate::transfer::{read_back, upload, whole};
 use gpu::{CountInput, DeviceCounts, PredKind};
 pub use gpu::{GpuLabels, GpuMetricBatch, GpuPrediction};
@@ -134,12 +136,10 @@ impl Metrics {
         }
         match (pred, target) {
             (Prediction::Soft { scores, activation }, _) => {
-                let ctx = self.ctx.clone();
                 let ignore = self.ignore_index;
-                let images = soft::stats(&ctx, shape, (scores, activation), &target, mask, ignore)?;
-                self.flush()?;
-                self.state.images.extend(images);
-                return Ok(());
+                let soft = (scores, activation);
+                let images = soft::stats(&self.ctx, shape, soft, &target, mask, ignore)?;
+                return self.add_counted(images);
             }
             (_, Labels::Soft(_)) => {
                 return Err(Error::option(
@@ -152,9 +152,7 @@ impl Metrics {
         }
         let cpu = |this: &mut Self| -> Result<()> {
             let images = count::count(&pred, &target, mask, this.ignore_index, (b, c, n))?;
-            this.flush()?;
-            this.state.images.extend(images);
-            Ok(())
+            this.add_counted(images)
         };
         let ctx = self.ctx.clone();
         let gpu = match &*ctx.inner {
@@ -169,51 +167,38 @@ impl Metrics {
         let usage = wgpu::BufferUsages::STORAGE;
         let multi_hot = target.per_class();
         let up = |name: &str, bytes: &[u8]| upload(dev, name, bytes, usage);
-        let (target, ignore) = match target {
-            Labels::U32(t) => (
-                up("segloss.metric_target", bytemuck::cast_slice(t))?,
-                self.ignore_index.and_then(|i| u32::try_from(i).ok()),
-            ),
+        // i64 label maps are converted to u32 (the ignore value becoming u32::MAX).
+        let (wide_target, wide_pred);
+        let (target_bytes, ignore): (&[u8], _) = match target {
+            Labels::U32(t) => (bytemuck::cast_slice(t), ignore_u32(self.ignore_index)),
             Labels::I64(t) => {
-                let m = index_from_i64(t, self.ignore_index, c, 0)?;
+                wide_target = index_from_i64(t, self.ignore_index, c, 0)?;
                 let ignore = self.ignore_index.map(|_| u32::MAX);
-                (
-                    up("segloss.metric_target", bytemuck::cast_slice(&m))?,
-                    ignore,
-                )
+                (bytemuck::cast_slice(&wide_target), ignore)
             }
-            Labels::MultiHot(t) | Labels::Soft(t) => {
-                (up("segloss.metric_target", bytemuck::cast_slice(t))?, None)
-            }
+            Labels::MultiHot(t) | Labels::Soft(t) => (bytemuck::cast_slice(t), None),
         };
-        let (pred, kind) = match pred {
-            Prediction::Labels(p) => (
-                up("segloss.metric_pred", bytemuck::cast_slice(p))?,
-                PredKind::Labels,
-            ),
+        let (pred_bytes, kind): (&[u8], _) = match pred {
+            Prediction::Labels(p) => (bytemuck::cast_slice(p), PredKind::Labels),
             Prediction::LabelsI64(p) => {
                 // Any value outside 0..C is an error here (no ignore value in predictions).
-                let m = index_from_i64(p, None, c, 0)?;
-                (
-                    up("segloss.metric_pred", bytemuck::cast_slice(&m))?,
-                    PredKind::Labels,
-                )
+                wide_pred = index_from_i64(p, None, c, 0)?;
+                (bytemuck::cast_slice(&wide_pred), PredKind::Labels)
             }
-            Prediction::Scores(x) => (
-                up("segloss.metric_pred", bytemuck::cast_slice(x))?,
-                PredKind::Argmax,
-            ),
+            Prediction::Scores(x) => (bytemuck::cast_slice(x), PredKind::Argmax),
             Prediction::Threshold {
                 scores,
                 threshold,
                 sigmoid,
             } => (
-                up("segloss.metric_pred", bytemuck::cast_slice(scores))?,
+                bytemuck::cast_slice(scores),
                 PredKind::Threshold(Prediction::cut(threshold, sigmoid)?),
             ),
             // Taken by `soft::stats` above.
             Prediction::Soft { .. } => return Err(Error::option("pred", "a soft prediction")),
         };
+        let target = up("segloss.metric_target", target_bytes)?;
+        let pred = up("segloss.metric_pred", pred_bytes)?;
         let mask = match mask {
             Some(m) => Some(up("segloss.metric_mask", &mask_bytes(m))?),
             None => None,
@@ -276,7 +261,7 @@ impl Metrics {
                 shape.map_len()
             } as u64
         };
-        let mask_need = (shape.map_len() as u64).div_ceil(4) * 4;
+        let mask_need = mask_buffer_bytes(shape.map_len()) as u64;
         let mask = batch.mask.map(|m| ("mask", m, mask_need));
         let named = [
             ("pred", pred, words(kind != PredKind::Labels)),
@@ -300,13 +285,7 @@ impl Metrics {
             target,
             multi_hot,
             mask: batch.mask,
-            // A u32 label, or a negative one's i32 bit pattern (burn's and PyTorch's i32
-            // label tensors holding −100).
-            ignore: self.ignore_index.and_then(|i| {
-                u32::try_from(i)
-                    .ok()
-                    .or_else(|| i32::try_from(i).ok().map(|i| i as u32))
-            }),
+            ignore: ignore_word(self.ignore_index),
             batch: shape.batch(),
             classes: shape.classes(),
             pixels: shape.pixels(),
@@ -341,6 +320,13 @@ impl Metrics {
             Some(e) => Err(e),
             None => Ok(()),
         }
+    }
+
+    /// Appends images counted on the host, after those still on the device.
+    fn add_counted(&mut self, images: Vec<ImageCounts>) -> Result<()> {
+        self.flush()?;
+        self.state.images.extend(images);
+        Ok(())
     }
 
     /// The accumulated state (reads back what is still on the device): plain data that

@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::options::LossOptions;
 use crate::plan::{bytes_of_words as words, Binding, Phase, Plan, Targets, SCRATCH_CAP};
 use crate::record::{prefix, range, scratch, Bound, Call, Encoded, Window};
-use crate::shape::Shape;
+use crate::shape::{mask_buffer_bytes, Shape};
 
 /// Copies pixels `w.n0 .. w.n0 + w.len` of each of `rows` rows between a `[rows, N]`
 /// array and a packed `[rows, w.len]` chunk (`to_full`: chunk → array).
@@ -83,15 +83,14 @@ fn check_buffer(
     Ok(())
 }
 
-/// A slice's offset is one a storage binding may start at.
-fn check_offset(gpu: &Gpu, name: &'static str, s: wgpu::BufferSlice<'_>) -> Result<()> {
-    let align = u64::from(gpu.device.limits().min_storage_buffer_offset_alignment).max(4);
+/// A slice starts at a multiple of `align` bytes (a storage binding's offset alignment,
+/// or 4 for a copy).
+fn check_offset(name: &'static str, s: wgpu::BufferSlice<'_>, align: u64) -> Result<()> {
     if s.offset() % align != 0 {
         return Err(Error::InvalidBuffer {
             name,
             reason: format!(
-                "starts at byte {}, not a multiple of the device's storage offset \
-                 alignment ({align})",
+                "starts at byte {}, not a multiple of {align} (the offset alignment)",
                 s.offset()
             ),
         });
@@ -171,27 +170,27 @@ fn check_request<'a>(gpu: &Gpu, r: &Request<'a>) -> Result<Checked<'a>> {
             grad_shares_buffer |= g.buffer() == o.0.buffer();
         }
     }
-    let named = read
+    let align = u64::from(gpu.device.limits().min_storage_buffer_offset_alignment).max(4);
+    let bound = read
         .iter()
         .map(|(n, o)| (*n, o.map(|o| o.0)))
         .chain([("grad", r.grad)]);
-    for (name, s) in named {
+    let mut probed: Vec<&wgpu::Buffer> = Vec::new();
+    for (name, s) in bound {
         if let Some(s) = s {
-            check_offset(gpu, name, s)?;
-            if r.caller_buffers {
+            check_offset(name, s, align)?;
+            // One probe per distinct buffer (a framework's tensors often share one).
+            if r.caller_buffers && !probed.contains(&s.buffer()) {
                 check_owned(gpu, name, s.buffer())?;
+                probed.push(s.buffer());
             }
         }
     }
     if let Some(s) = r.scale {
         check_buffer("scale", s, 4, wgpu::BufferUsages::COPY_SRC)?;
-        if s.offset() % 4 != 0 {
-            return Err(Error::InvalidBuffer {
-                name: "scale",
-                reason: format!("starts at byte {}, not a multiple of 4", s.offset()),
-            });
-        }
-        if r.caller_buffers && s.buffer().usage().contains(storage) {
+        check_offset("scale", s, 4)?;
+        let probe = s.buffer().usage().contains(storage) && !probed.contains(&s.buffer());
+        if r.caller_buffers && probe {
             check_owned(gpu, "scale", s.buffer())?;
         }
     }
@@ -210,7 +209,7 @@ fn check_request<'a>(gpu: &Gpu, r: &Request<'a>) -> Result<Checked<'a>> {
 }
 
 fn mask_bytes(shape: &Shape) -> u64 {
-    shape.map_len().div_ceil(4) as u64 * 4
+    mask_buffer_bytes(shape.map_len()) as u64
 }
 
 /// Records a call (or one phase of it) into `encoder`.

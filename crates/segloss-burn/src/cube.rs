@@ -96,16 +96,6 @@ fn gradient(
 ) -> CubeTensor {
     let (logits, target) = (contiguous(logits), contiguous(target));
     let dims = logits.meta.shape().clone();
-    if upstream.dtype != DType::F32 {
-        call.fail(segloss::Error::InvalidBuffer {
-            name: "upstream",
-            reason: format!(
-                "an f32 incoming gradient expected, got {:?}",
-                upstream.dtype
-            ),
-        });
-        return CubeBackend::float_zeros(dims, &logits.device, FloatDType::F32);
-    }
     let grad = empty(&logits, dims.clone());
     let extra = [&grad, &upstream];
     let done = with_batch(
@@ -115,6 +105,15 @@ fn gradient(
         index,
         &call,
         |enc, batch, len, held| {
+            if upstream.dtype != DType::F32 {
+                return Err(segloss::Error::InvalidBuffer {
+                    name: "upstream",
+                    reason: format!(
+                        "an f32 incoming gradient expected, got {:?}",
+                        upstream.dtype
+                    ),
+                });
+            }
             let stats = match call.stats() {
                 Some(s) => s,
                 // The forward op failed or its statistics were taken: compute them again.

@@ -156,7 +156,9 @@ impl SegLoss {
         }
     }
 
-    /// Whether calls on tensors of `device` take the zero-copy path.
+    /// Whether calls on tensors of `device` take the zero-copy path (soft targets with
+    /// `ignore_index` take the host path on every device: MONAI's channel rule is
+    /// host-only).
     pub fn is_zero_copy(&self, device: &burn::tensor::Device) -> bool {
         shared_context(device).is_some()
     }
