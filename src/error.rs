@@ -113,6 +113,11 @@ pub enum Error {
     /// large (weights, α, β, smoothing) that f32 overflows.
     #[error("the result overflows f32 (loss or gradient not finite): {0}")]
     NonFiniteResult(String),
+    /// A GPU-resident result (or local phase) was read before the command encoder that
+    /// records it was submitted: its buffer holds no result yet. Submit the encoder
+    /// first (a finishing call whose local phase never ran reports this too).
+    #[error("read before its encoder was submitted: the result was never computed")]
+    NotSubmitted,
     /// The operation needs a GPU context, and this one runs on the CPU reference.
     #[error("this operation needs a GPU context (the context runs on the CPU reference)")]
     NotOnGpu,

@@ -39,9 +39,17 @@ pub(crate) fn parse(
     })
 }
 
+/// The status bit a result buffer and a fresh status word start with (`Call::new`),
+/// until a submitted call overwrites the one and clears the other: kernels treat it as
+/// invalid data (NaN loss, zero gradient), the host as [`Error::NotSubmitted`].
+pub(crate) const STATUS_NOT_RUN: u32 = 1 << 31;
+
 /// The status word of a result (`[loss, status, …]`) as an error.
 pub(crate) fn check_status(out: &[f32], classes: usize) -> Result<()> {
-    let status = out[1].to_bits();
+    let status = out.get(1).map_or(STATUS_NOT_RUN, |s| s.to_bits());
+    if status & STATUS_NOT_RUN != 0 {
+        return Err(Error::NotSubmitted);
+    }
     if status & 1 != 0 {
         return Err(Error::NonFiniteInput { position: None });
     }

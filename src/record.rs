@@ -8,6 +8,7 @@ use crate::context::Gpu;
 use crate::error::Result;
 use crate::kernels::{coef, finalize, grad, item_sums, norm, row_sums, softmax_dot, tile_sums};
 use crate::options::LossOptions;
+use crate::output::STATUS_NOT_RUN;
 use crate::plan::{Plan, WindowPlan};
 use crate::transfer::upload;
 
@@ -134,7 +135,14 @@ impl<'g> Call<'g> {
         let (status, items, shared) = match local {
             Some(l) => (l.status.clone(), l.items.clone(), l.shared.clone()),
             None => (
-                scratch("segloss.status", 4, rw | src),
+                // Starts "not run" (cleared by `begin`): a finishing call whose local
+                // phase never ran reports it instead of finishing from zeros.
+                upload(
+                    dev,
+                    "segloss.status",
+                    &STATUS_NOT_RUN.to_le_bytes(),
+                    rw | src | dst,
+                )?,
                 scratch("segloss.items", plan.items_bytes(), rw | src),
                 scratch(
                     "segloss.shared",
@@ -154,11 +162,16 @@ impl<'g> Call<'g> {
             .map(|&v| v as f32)
             .collect();
         let aux = upload(dev, "segloss.aux", bytemuck::cast_slice(&aux), rw)?;
-        let out = scratch(
+        // [NaN, "not run"] until `finalize` copies the final status in: a result read
+        // before its encoder was submitted is an error, not a zero loss.
+        let mut header = vec![0u32; 2 + plan.values_len];
+        header[..2].copy_from_slice(&[0x7fc0_0000, STATUS_NOT_RUN]);
+        let out = upload(
+            dev,
             "segloss.out",
-            4 * (2 + plan.values_len) as u64,
+            bytemuck::cast_slice(&header),
             rw | src | dst,
-        );
+        )?;
         let weights: Vec<f32> = match &options.class_weights {
             Some(w) => w.iter().map(|&v| v as f32).collect(),
             None => vec![0.0],
@@ -188,6 +201,14 @@ impl<'g> Call<'g> {
             pix,
             plan,
         })
+    }
+
+    /// Records the start of a local phase: the status word cleared (it starts "not
+    /// run"). Before the first `tile_sums`.
+    pub fn begin(&self, encoder: &mut wgpu::CommandEncoder) {
+        if self.plan.local() {
+            encoder.clear_buffer(&self.status, 0, None);
+        }
     }
 
     /// The planned windows with their params blocks uploaded.

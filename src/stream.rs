@@ -208,6 +208,9 @@ pub(crate) fn evaluate(
         set.wait(gpu)?;
         set.fill(gpu, options, batch, w)?;
         let mut encoder = gpu.encoder("segloss.stream_stats");
+        if k == 0 {
+            call.begin(&mut encoder);
+        }
         call.tile_sums(&mut encoder, w, &set.bound(&call, batch, w));
         set.used = Some(gpu.queue.submit([encoder.finish()]));
     }

@@ -297,7 +297,8 @@ fn gpu_resident_buffer_errors() {
             "{what}"
         );
     }
-    // A buffer the caller has mapped: a wgpu validation error, returned, not raised.
+    // A buffer the caller has mapped: refused before anything is recorded (a mapped
+    // buffer in a submission is a wgpu validation error, a panic in the caller's submit).
     let mapped = dev.create_buffer(&wgpu::BufferDescriptor {
         label: None,
         size: 800,
@@ -306,7 +307,7 @@ fn gpu_resident_buffer_errors() {
     });
     let r = loss.run(&gb(&shape, &mapped, GpuTarget::Soft(input.slice(..))), None);
     assert!(
-        matches!(r, Err(Error::Validation(_))),
+        matches!(r, Err(Error::InvalidBuffer { name: "input", .. })),
         "mapped buffer: {r:?}"
     );
     // A buffer from another device.

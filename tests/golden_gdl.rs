@@ -13,11 +13,7 @@ use segloss::monai::{GeneralizedDiceFocalLoss, GeneralizedDiceLoss};
 use segloss::{Batch, Context, GdlWeight, LossOptions, Reduction, Shape};
 use serde_json::Value;
 
-fn f64s(v: &Value) -> Vec<f64> {
-    v.as_array()
-        .map(|a| a.iter().filter_map(Value::as_f64).collect())
-        .unwrap_or_default()
-}
+use common::{f64s, zip_eq};
 
 fn options(case: &Value) -> LossOptions {
     let a = &case["peer_args"];
@@ -87,9 +83,9 @@ fn check(ctx: &Context, case: &Value, rel: f64, abs: f64) -> (f64, f64) {
         "{id}: loss {got} vs MONAI {want}"
     );
     if let Some(vals) = case["loss_values"].as_array() {
-        let got = out.values.unwrap_or_default();
+        let got = out.values.expect("values");
         assert_eq!(got.len(), vals.len(), "{id}: values");
-        for (g, w) in got.iter().zip(f64s(&case["loss_values"])) {
+        for (g, w) in zip_eq(id, &got, f64s(&case["loss_values"])) {
             let g = f64::from(*g);
             assert!(
                 (g - w).abs() <= rel * w.abs() + abs,
@@ -100,7 +96,7 @@ fn check(ctx: &Context, case: &Value, rel: f64, abs: f64) -> (f64, f64) {
     let grad = f64s(&case["grad"]);
     let max = grad.iter().fold(0.0f64, |m, v| m.max(v.abs()));
     let mut worst = 0.0f64;
-    for (i, (g, w)) in out.grad.unwrap().iter().zip(&grad).enumerate() {
+    for (i, (g, w)) in zip_eq(id, &out.grad.expect("a gradient"), &grad).enumerate() {
         let g = f64::from(*g);
         assert!(
             (g - w).abs() <= rel * max + abs / 10.0,
@@ -151,9 +147,9 @@ fn check_reference(case: &Value) {
         out.loss
     );
     if let Some(vals) = case["loss_values"].as_array() {
-        let got = out.values.unwrap_or_default();
+        let got = out.values.expect("values");
         assert_eq!(got.len(), vals.len(), "{id}: values");
-        for (g, w) in got.iter().zip(f64s(&case["loss_values"])) {
+        for (g, w) in zip_eq(id, &got, f64s(&case["loss_values"])) {
             assert!(
                 (g - w).abs() <= 1e-9 * w.abs() + 1e-12,
                 "{id}: value {g} vs MONAI {w}"
@@ -162,7 +158,7 @@ fn check_reference(case: &Value) {
     }
     let grad = f64s(&case["grad"]);
     let max = grad.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-    for (i, (g, w)) in out.grad.unwrap().iter().zip(&grad).enumerate() {
+    for (i, (g, w)) in zip_eq(id, &out.grad.expect("a gradient"), &grad).enumerate() {
         assert!(
             (g - w).abs() <= rel * max + 1e-13,
             "{id}: grad[{i}] {g} vs MONAI {w}"

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::f64s;
+use common::{f64s, zip_eq};
 
 use segloss::metrics::{Labels, Metrics, Prediction};
 use segloss::{Context, Shape};
@@ -84,7 +84,7 @@ fn check(ctx: &Context, case: &Value) -> usize {
             f64s(&case["torchmetrics_dice_per_class"]),
         ),
     ] {
-        for (k, (o, t)) in ours.iter().zip(theirs).enumerate() {
+        for (k, (o, t)) in zip_eq(name, ours, theirs).enumerate() {
             match o {
                 Some(o) => close(id, &format!("{name}[{k}]"), *o, t, 1e-6),
                 None => assert_eq!(t, 0.0, "{id}: {name}[{k}] of an absent class"),
@@ -94,14 +94,14 @@ fn check(ctx: &Context, case: &Value) -> usize {
     // MONAI: per image, the mean over the classes its label holds (multi-class data).
     if let (Some(d), Some(iou)) = (case["monai_dice"].as_array(), case["monai_iou"].as_array()) {
         if c > 2 {
-            for (b, (dr, ir)) in d.iter().zip(iou).enumerate() {
+            assert_eq!(d.len(), r.per_image.len(), "{id}: MONAI images");
+            for (b, (dr, ir)) in zip_eq(id, d, iou).enumerate() {
                 let mean = |row: &Value| {
-                    let v: Vec<f64> = row
-                        .as_array()
-                        .unwrap()
-                        .iter()
-                        .filter_map(Value::as_f64)
-                        .collect();
+                    // One entry per class, null (NaN) where the label lacks the class.
+                    let row = f64s(row);
+                    assert_eq!(row.len(), c, "{id}: a MONAI row per class");
+                    let v: Vec<f64> = row.into_iter().filter(|x| !x.is_nan()).collect();
+                    assert!(!v.is_empty(), "{id}: a MONAI row with no class");
                     v.iter().sum::<f64>() / v.len() as f64
                 };
                 close(
@@ -181,8 +181,7 @@ fn check_monai_runs(ctx: &Context, case: &Value) -> usize {
             .compute(&state)
         };
         let want = f64s(&run["values"]);
-        assert_eq!(got.reduced.len(), want.len(), "{id}: {run}");
-        for (g, w) in got.reduced.iter().zip(&want) {
+        for (g, w) in zip_eq(id, &got.reduced, &want) {
             assert!(
                 (g - w).abs() < 1e-6 || (g.is_nan() && w.is_nan()),
                 "{id}: {run}: {g} vs MONAI {w}"
@@ -218,8 +217,7 @@ fn check_smp_runs(state: &segloss::metrics::MetricsState, case: &Value) -> usize
         };
         let got = f(&stats, reduction, w.as_deref(), 1.0).unwrap();
         let want = f64s(&run["values"]);
-        assert_eq!(got.len(), want.len(), "{id}: {run}");
-        for (g, w) in got.iter().zip(&want) {
+        for (g, w) in zip_eq(id, &got, &want) {
             assert!(
                 (g - w).abs() < 1e-12 || (g.is_nan() && w.is_nan()),
                 "{id}: {run}: {g} vs smp {w}"

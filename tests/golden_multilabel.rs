@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::f64s;
+use common::{f64s, zip_eq};
 
 use segloss::metrics::{GpuLabels, GpuMetricBatch, GpuPrediction, Labels, Metrics, Prediction};
 use segloss::{Context, Error, Shape};
@@ -54,24 +54,14 @@ fn check(id: &str, m: &mut Metrics, peer: &Value) {
         }
     }
     let r = m.result().unwrap();
-    for (k, (iou, tm)) in r
-        .iou_d_per_class
-        .iter()
-        .zip(f64s(&peer["tm_iou"]))
-        .enumerate()
-    {
+    for (k, (iou, tm)) in zip_eq(id, &r.iou_d_per_class, f64s(&peer["tm_iou"])).enumerate() {
         let got = iou.unwrap_or(0.0); // torchmetrics: zero_division = 0
         assert!(
             (got - tm).abs() <= 1e-6,
             "{id}: IoU class {k}: {got} vs {tm}"
         );
     }
-    for (k, (dice, tm)) in r
-        .dice_d_per_class
-        .iter()
-        .zip(f64s(&peer["tm_f1"]))
-        .enumerate()
-    {
+    for (k, (dice, tm)) in zip_eq(id, &r.dice_d_per_class, f64s(&peer["tm_f1"])).enumerate() {
         let got = dice.unwrap_or(0.0);
         assert!(
             (got - tm).abs() <= 1e-6,
@@ -112,22 +102,29 @@ fn multilabel_metrics_match_smp_and_torchmetrics_on_the_cpu() {
 fn multilabel_metrics_match_smp_and_torchmetrics_on_the_gpu() {
     let Some(ctx) = common::gpu() else { return };
     host(&ctx);
-    // GPU-resident: the caller's buffers.
+    // GPU-resident: the caller's buffers, as a framework sub-allocates them: the
+    // scores and the targets are ranges of one buffer, neither at its start.
+    let dev = ctx.device().unwrap();
+    let align = (dev.limits().min_storage_buffer_offset_alignment / 4) as usize;
     for peer in cases() {
         let c = parse(&peer);
-        let x = common::storage(&ctx, &c.scores);
-        let y = common::storage(&ctx, &c.target);
+        let (n, at_x) = (c.scores.len(), align);
+        let at_y = (at_x + n).div_ceil(align) * align;
+        let mut words = vec![f32::NAN; at_y + n + 3];
+        words[at_x..at_x + n].copy_from_slice(&c.scores);
+        words[at_y..at_y + n].copy_from_slice(&c.target);
+        let all = common::storage(&ctx, &words);
+        let range = |at: usize| all.slice(4 * at as u64..4 * (at + n) as u64);
         let mut m = Metrics::new(&ctx, c.shape.classes(), None).unwrap();
-        let dev = ctx.device().unwrap();
         let mut enc = dev.create_command_encoder(&Default::default());
         let batch = GpuMetricBatch {
             shape: &c.shape,
             pred: GpuPrediction::Threshold {
-                scores: &x,
+                scores: range(at_x),
                 threshold: c.threshold,
                 sigmoid: c.sigmoid,
             },
-            target: GpuLabels::MultiHot(&y),
+            target: GpuLabels::MultiHot(range(at_y)),
             mask: None,
         };
         m.encode(&mut enc, &batch).unwrap();

@@ -107,9 +107,16 @@ fn every_kernel_and_variant_validates_and_translates_to_four_targets() {
             }
         }
     }
-    // 2 geometries × (2 kernels × 72 variants + 2 plain kernels).
-    let per_geometry: usize = Kernel::ALL.iter().map(|&k| variants(k).len()).sum();
-    assert_eq!(translated, 2 * per_geometry);
+    // Counted from the SPEC's option space, not from the list looped over: per
+    // formulation (3) × target kind (2) × mask (2) × alignment (2), softmax has 3 CE
+    // kinds × 3 focal kinds × chunked or not (18), sigmoid 2 × 2 (4), none 1:
+    // 24 × (18 + 4 + 1) = 552 variants, for each of the 4 kernels with variants (norm,
+    // tile_sums, softmax_dot, grad); the 5 others have one form. Two geometries.
+    const VARIANTS: usize = 3 * 2 * 2 * 2 * (3 * 3 * 2 + 2 * 2 + 1);
+    assert_eq!(VARIANTS, 552);
+    assert_eq!(Variant::all().len(), VARIANTS, "the variant space changed");
+    assert_eq!(Kernel::ALL.len(), 9);
+    assert_eq!(translated, 2 * (4 * VARIANTS + 5));
 }
 
 #[test]

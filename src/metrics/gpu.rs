@@ -7,7 +7,7 @@ use crate::context::Gpu;
 use crate::error::{Error, Result};
 use crate::kernels::counts::{Bindings, CountParams, PX};
 use crate::kernels::fold;
-use crate::record::{prefix, scratch};
+use crate::record::{range, scratch};
 use crate::shape::mask_buffer_bytes;
 use crate::transfer::upload;
 
@@ -19,18 +19,20 @@ pub(crate) struct DeviceCounts {
     pub multi_hot: bool,
 }
 
-/// A prediction in device buffers.
+/// A prediction in device buffers: each a [`wgpu::BufferSlice`], a whole buffer
+/// (`buffer.slice(..)`) or a range of one (a framework's sub-allocated tensor), starting
+/// at a multiple of the device's `min_storage_buffer_offset_alignment`.
 #[derive(Clone, Copy, Debug)]
 pub enum GpuPrediction<'a> {
     /// u32 labels `[B, S...]`.
-    Labels(&'a wgpu::Buffer),
+    Labels(wgpu::BufferSlice<'a>),
     /// f32 scores `[B, C, S...]` (argmax in the shader).
-    Scores(&'a wgpu::Buffer),
+    Scores(wgpu::BufferSlice<'a>),
     /// f32 multi-label scores `[B, C, S...]`, cut per class in the shader (see
     /// [`super::Prediction::Threshold`]).
     Threshold {
         /// `[B, C, S...]` scores.
-        scores: &'a wgpu::Buffer,
+        scores: wgpu::BufferSlice<'a>,
         /// The cut, in probability.
         threshold: f32,
         /// The scores are logits.
@@ -38,16 +40,18 @@ pub enum GpuPrediction<'a> {
     },
 }
 
-/// Targets in device buffers.
+/// Targets in device buffers (slices, as [`GpuPrediction`]'s).
 #[derive(Clone, Copy, Debug)]
 pub enum GpuLabels<'a> {
-    /// u32 label maps `[B, S...]` (the accumulator's `ignore_index` applies).
-    Index(&'a wgpu::Buffer),
+    /// u32 label maps `[B, S...]` (the accumulator's `ignore_index` applies; i32 maps
+    /// match a negative one by its bit pattern, as the loss's).
+    Index(wgpu::BufferSlice<'a>),
     /// f32 one-hot / multi-hot `[B, C, S...]`, each value 0 or 1.
-    MultiHot(&'a wgpu::Buffer),
+    MultiHot(wgpu::BufferSlice<'a>),
 }
 
-/// A batch in device buffers (usage `STORAGE`), on the accumulator's device.
+/// A batch in device buffers (usage `STORAGE`, unmapped), on the accumulator's device:
+/// whole buffers or ranges of them, as [`crate::GpuBatch`]'s.
 #[derive(Clone, Copy, Debug)]
 pub struct GpuMetricBatch<'a> {
     /// `[B, C, S...]` (C = the accumulator's classes, also for label predictions).
@@ -57,7 +61,7 @@ pub struct GpuMetricBatch<'a> {
     /// The targets.
     pub target: GpuLabels<'a>,
     /// Keep-mask bytes `[B, S...]` (0 = ignore), padded to whole words.
-    pub mask: Option<&'a wgpu::Buffer>,
+    pub mask: Option<wgpu::BufferSlice<'a>>,
 }
 
 /// How the counts kernel reads a prediction (`CountParams::scores`).
@@ -109,13 +113,13 @@ impl DeviceCounts {
 
 /// What one GPU count reads: caller buffers (or segloss's uploads) on the device.
 pub(crate) struct CountInput<'a> {
-    pub pred: &'a wgpu::Buffer,
+    pub pred: wgpu::BufferSlice<'a>,
     pub kind: PredKind,
     /// u32 labels `[B, N]`, or f32 one-hot / multi-hot `[B, C, N]` when `multi_hot`.
-    pub target: &'a wgpu::Buffer,
+    pub target: wgpu::BufferSlice<'a>,
     pub multi_hot: bool,
     /// Keep-mask bytes `[B, N]`, padded to whole words.
-    pub mask: Option<&'a wgpu::Buffer>,
+    pub mask: Option<wgpu::BufferSlice<'a>>,
     /// The ignore label as it is in `target`.
     pub ignore: Option<u32>,
     pub batch: usize,
@@ -185,10 +189,10 @@ pub(crate) fn record(
         )?;
         Bindings {
             params: params.as_entire_binding(),
-            pred: prefix(input.pred, 4 * pred_words as u64),
-            target: prefix(input.target, 4 * target_words as u64),
+            pred: range(input.pred, 4 * pred_words as u64),
+            target: range(input.target, 4 * target_words as u64),
             mask: match input.mask {
-                Some(m) => prefix(m, mask_buffer_bytes(b * n) as u64),
+                Some(m) => range(m, mask_buffer_bytes(b * n) as u64),
                 None => placeholder.as_entire_binding(),
             },
             counts: counts.as_entire_binding(),

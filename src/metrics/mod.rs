@@ -41,6 +41,7 @@ pub use state::{ImageCounts, MetricsState};
 
 use crate::context::{Context, Gpu, Inner};
 use crate::error::{Error, Result};
+use crate::resident::{check_buffer, check_offset, check_owned};
 use crate::shape::{
     check_len, ignore_u32, ignore_word, index_from_i64, mask_buffer_bytes, mask_bytes, Shape,
 };
@@ -197,39 +198,74 @@ impl Metrics {
             // Taken by `soft::stats` above.
             Prediction::Soft { .. } => return Err(Error::option("pred", "a soft prediction")),
         };
-        let target = up("segloss.metric_target", target_bytes)?;
-        let pred = up("segloss.metric_pred", pred_bytes)?;
-        let mask = match mask {
-            Some(m) => Some(up("segloss.metric_mask", &mask_bytes(m))?),
-            None => None,
-        };
-        let input = CountInput {
-            pred: &pred,
-            kind,
-            target: &target,
-            multi_hot,
-            mask: mask.as_ref(),
-            ignore,
-            batch: b,
-            classes: c,
-            pixels: n,
-        };
-        let counts = submit(gpu, &input)?;
+        // Uploads and recording inside one error scope: out of memory is returned.
+        let counts = crate::api::scoped(gpu, || {
+            let target = up("segloss.metric_target", target_bytes)?;
+            let pred = up("segloss.metric_pred", pred_bytes)?;
+            let mask = match mask {
+                Some(m) => Some(up("segloss.metric_mask", &mask_bytes(m))?),
+                None => None,
+            };
+            let input = CountInput {
+                pred: pred.slice(..),
+                kind,
+                target: target.slice(..),
+                multi_hot,
+                mask: mask.as_ref().map(|m| m.slice(..)),
+                ignore,
+                batch: b,
+                classes: c,
+                pixels: n,
+            };
+            submit(gpu, &input)
+        })?;
         self.pending.push(counts);
         Ok(())
     }
 
     /// GPU-resident: records the counting of a batch of device buffers into `encoder`
     /// (the caller submits it). Nothing is read back until [`Metrics::result`].
+    ///
+    /// The buffers are checked before anything is recorded: each must be of this
+    /// context's device, unmapped, with usage `STORAGE`, at least the bytes the shape
+    /// needs, and start at a multiple of `min_storage_buffer_offset_alignment`
+    /// ([`Error::InvalidBuffer`] names the one at fault). wgpu errors of segloss's own
+    /// allocations (out of memory) are returned, not raised.
     pub fn encode(
         &mut self,
         encoder: &mut wgpu::CommandEncoder,
         batch: &GpuMetricBatch<'_>,
     ) -> Result<()> {
         self.check_shape(batch.shape)?;
-        let Inner::Gpu(gpu) = &*self.ctx.inner else {
+        let ctx = self.ctx.clone();
+        let Inner::Gpu(gpu) = &*ctx.inner else {
             return Err(Error::NotOnGpu);
         };
+        gpu.check_alive()?;
+        let input = self.gpu_input(gpu, batch)?;
+        let counts = crate::api::scoped(gpu, || gpu::record(gpu, encoder, &input))?;
+        self.pending.push(counts);
+        Ok(())
+    }
+
+    /// GPU-resident: [`Metrics::encode`] into a fresh encoder, submitted; wgpu
+    /// validation errors of the submission are returned, not raised.
+    pub fn run(&mut self, batch: &GpuMetricBatch<'_>) -> Result<()> {
+        self.check_shape(batch.shape)?;
+        let ctx = self.ctx.clone();
+        let Inner::Gpu(gpu) = &*ctx.inner else {
+            return Err(Error::NotOnGpu);
+        };
+        gpu.check_alive()?;
+        let input = self.gpu_input(gpu, batch)?;
+        let counts = crate::api::scoped(gpu, || submit(gpu, &input))?;
+        self.pending.push(counts);
+        Ok(())
+    }
+
+    /// Checks a GPU-resident batch's buffers (device, mapping, usage, size, offset)
+    /// and turns it into the counts kernel's input.
+    fn gpu_input<'a>(&self, gpu: &Gpu, batch: &GpuMetricBatch<'a>) -> Result<CountInput<'a>> {
         let (pred, kind) = match batch.pred {
             GpuPrediction::Labels(p) => (p, PredKind::Labels),
             GpuPrediction::Scores(p) => (p, PredKind::Argmax),
@@ -267,19 +303,17 @@ impl Metrics {
             ("pred", pred, words(kind != PredKind::Labels)),
             ("target", target, words(multi_hot)),
         ];
-        for (name, buf, need) in named.into_iter().chain(mask) {
-            if buf.size() < need || !buf.usage().contains(wgpu::BufferUsages::STORAGE) {
-                return Err(Error::InvalidBuffer {
-                    name,
-                    reason: format!(
-                        "{} bytes, usage {:?}: needs {need} bytes and STORAGE",
-                        buf.size(),
-                        buf.usage()
-                    ),
-                });
+        let align = u64::from(gpu.device.limits().min_storage_buffer_offset_alignment).max(4);
+        let mut probed: Vec<&wgpu::Buffer> = Vec::new();
+        for (name, s, need) in named.into_iter().chain(mask) {
+            check_buffer(name, s, need, wgpu::BufferUsages::STORAGE)?;
+            check_offset(name, s, align)?;
+            if !probed.contains(&s.buffer()) {
+                check_owned(gpu, name, s.buffer())?;
+                probed.push(s.buffer());
             }
         }
-        let input = CountInput {
+        Ok(CountInput {
             pred,
             kind,
             target,
@@ -289,10 +323,7 @@ impl Metrics {
             batch: shape.batch(),
             classes: shape.classes(),
             pixels: shape.pixels(),
-        };
-        let counts = gpu::record(gpu, encoder, &input)?;
-        self.pending.push(counts);
-        Ok(())
+        })
     }
 
     /// Reads back the counts still on the device (one submission for every pending

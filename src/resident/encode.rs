@@ -42,7 +42,7 @@ fn copy_rows(
 
 /// A caller buffer is of `gpu`'s device (bound to a probe layout inside an error scope,
 /// so that wgpu reports rather than panics).
-fn check_owned(gpu: &Gpu, name: &'static str, buf: &wgpu::Buffer) -> Result<()> {
+pub(crate) fn check_owned(gpu: &Gpu, name: &'static str, buf: &wgpu::Buffer) -> Result<()> {
     let scope = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
     let _probe = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
         label: Some("segloss.probe"),
@@ -61,13 +61,23 @@ fn check_owned(gpu: &Gpu, name: &'static str, buf: &wgpu::Buffer) -> Result<()> 
     }
 }
 
-fn check_buffer(
+/// A caller slice has `usage`, at least `need` bytes, and is not mapped (a mapped
+/// buffer cannot be used by a submission: the caller's would fail, or panic).
+pub(crate) fn check_buffer(
     name: &'static str,
     s: wgpu::BufferSlice<'_>,
     need: u64,
     usage: wgpu::BufferUsages,
 ) -> Result<()> {
     let buf = s.buffer();
+    // wgpu 30 has no `map_state`: a view of a buffer is granted only while it is mapped
+    // (the probe view is dropped at once).
+    if buf.slice(..).get_mapped_range().is_ok() {
+        return Err(Error::InvalidBuffer {
+            name,
+            reason: "mapped by the caller: unmap it before the call".into(),
+        });
+    }
     if !buf.usage().contains(usage) {
         return Err(Error::InvalidBuffer {
             name,
@@ -85,7 +95,7 @@ fn check_buffer(
 
 /// A slice starts at a multiple of `align` bytes (a storage binding's offset alignment,
 /// or 4 for a copy).
-fn check_offset(name: &'static str, s: wgpu::BufferSlice<'_>, align: u64) -> Result<()> {
+pub(crate) fn check_offset(name: &'static str, s: wgpu::BufferSlice<'_>, align: u64) -> Result<()> {
     if s.offset() % align != 0 {
         return Err(Error::InvalidBuffer {
             name,
@@ -325,6 +335,7 @@ pub(crate) fn encode(
             .mask
             .map_or_else(|| call.placeholder(), |m| range(m, mask_bytes(shape))),
     };
+    call.begin(encoder);
     if call.plan.local() {
         for w in &windows {
             copy_in(encoder, w);

@@ -5,7 +5,7 @@
 
 mod encode;
 
-pub(crate) use encode::{encode, Request};
+pub(crate) use encode::{check_buffer, check_offset, check_owned, encode, Request};
 
 use crate::error::{Error, Result};
 use crate::options::LossOptions;

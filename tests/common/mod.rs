@@ -2,14 +2,21 @@
 //! RNG, random batches and the tolerance checks.
 #![allow(dead_code)]
 
+pub mod watch;
+
 use segloss::{reference, Batch, Context, Loss, LossOptions, LossOutput, Shape, Target};
 
 /// The GPU context, found through wgpu's environment variables. Without an adapter the
 /// test is skipped on a developer machine, and fails when `CI` or `SEGLOSS_REQUIRE_GPU`
 /// is set: a GPU test must never pass by skipping in CI.
 pub fn gpu() -> Option<Context> {
+    watch::install();
+    watch::check();
     match Context::new() {
-        Ok(c) => Some(c),
+        Ok(c) => {
+            announce(&c);
+            Some(c)
+        }
         Err(e) => {
             if std::env::var_os("CI").is_some() || std::env::var_os("SEGLOSS_REQUIRE_GPU").is_some()
             {
@@ -28,11 +35,37 @@ pub fn gpu() -> Option<Context> {
     }
 }
 
+/// Prints the adapter the binary runs on, once per binary, past the harness's capture:
+/// a CI log then shows which implementation each test binary passed on.
+pub fn announce(ctx: &Context) {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        use std::io::Write;
+        let bin = std::env::args().next().unwrap_or_default();
+        let bin = std::path::Path::new(&bin)
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let validation = std::env::var_os("WGPU_VALIDATION").is_some();
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "{bin}: GPU tests on {:?}{}",
+            ctx.backend(),
+            if validation {
+                " (WGPU_VALIDATION set)"
+            } else {
+                ""
+            }
+        );
+    });
+}
+
 /// A wgpu instance for tests that build their own devices: `WGPU_BACKEND`'s backends,
 /// else the primary ones only. (Enumerating GL/EGL adapters from parallel test threads
 /// makes wgpu-hal panic with EGL BadAccess; the GL runs name `WGPU_BACKEND=gl` and use
 /// one test thread.)
 pub fn instance() -> wgpu::Instance {
+    watch::install();
     let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
     if std::env::var_os("WGPU_BACKEND").is_none() {
         desc.backends = wgpu::Backends::PRIMARY;
@@ -71,6 +104,7 @@ pub fn read_f32(ctx: &Context, buf: &wgpu::Buffer) -> Vec<f32> {
         .slice(..)
         .map_async(wgpu::MapMode::Read, |r| r.unwrap());
     dev.poll(wgpu::PollType::wait_indefinitely()).unwrap();
+    watch::check();
     let v = bytemuck::cast_slice(&staging.slice(..).get_mapped_range().unwrap()).to_vec();
     v
 }
@@ -178,6 +212,7 @@ impl Data {
 /// `rel·|ref| + 1e-6`, gradient norm-wise within `rel·max|ref| + 1e-7`, as the golden
 /// README states for the GPU path. Prints index / actual / expected on failure.
 pub fn assert_close(what: &str, got: &LossOutput, want: &reference::Output, rel: f64) {
+    watch::check();
     let lv = f64::from(got.loss);
     assert!(
         (lv - want.loss).abs() <= rel * want.loss.abs() + 1e-6,
@@ -216,6 +251,7 @@ pub fn assert_close(what: &str, got: &LossOutput, want: &reference::Output, rel:
 
 /// A loss on `ctx`, panicking on invalid options (test helper only).
 pub fn loss(ctx: &Context, o: LossOptions) -> Loss {
+    watch::check();
     Loss::new(ctx, o).expect("valid options")
 }
 
@@ -301,9 +337,41 @@ pub fn storage(ctx: &Context, v: &[f32]) -> wgpu::Buffer {
     b
 }
 
-/// A JSON array of numbers (null as NaN), for the golden files.
+/// A JSON array of numbers (null as NaN), for the golden files. Anything else — a
+/// missing key, a string, a nested array — fails the test: an expected array that
+/// vanished must not turn into an empty comparison.
 pub fn f64s(v: &serde_json::Value) -> Vec<f64> {
-    v.as_array()
-        .map(|a| a.iter().map(|x| x.as_f64().unwrap_or(f64::NAN)).collect())
-        .unwrap_or_default()
+    let a = v
+        .as_array()
+        .unwrap_or_else(|| panic!("golden file: expected an array of numbers, found {v}"));
+    a.iter()
+        .map(|x| match x {
+            serde_json::Value::Null => f64::NAN,
+            x => x
+                .as_f64()
+                .unwrap_or_else(|| panic!("golden file: expected a number, found {x}")),
+        })
+        .collect()
+}
+
+/// `a` and `b` side by side, after checking that they are as long as each other and
+/// not empty: a comparison that compares nothing, or stops at the shorter side, fails.
+pub fn zip_eq<A, B>(what: &str, a: A, b: B) -> std::iter::Zip<A::IntoIter, B::IntoIter>
+where
+    A: IntoIterator,
+    B: IntoIterator,
+    A::IntoIter: ExactSizeIterator,
+    B::IntoIter: ExactSizeIterator,
+{
+    let (a, b) = (a.into_iter(), b.into_iter());
+    assert_eq!(a.len(), b.len(), "{what}: lengths differ");
+    assert!(a.len() > 0, "{what}: nothing to compare");
+    a.zip(b)
+}
+
+/// Bit-identical f32 arrays (same length, same bits).
+pub fn assert_bits_eq(what: &str, a: &[f32], b: &[f32]) {
+    for (i, (x, y)) in zip_eq(what, a, b).enumerate() {
+        assert_eq!(x.to_bits(), y.to_bits(), "{what}: [{i}] {x} vs {y}");
+    }
 }
