@@ -1,6 +1,6 @@
 //! Golden-case files (format: `tests/golden/README.md`): parsing, running through a
-//! segloss backend, and the stated tolerances. Shared by the `golden` example and the
-//! test suite (`tests/golden.rs` includes this file).
+//! segloss backend, and the stated tolerances. Shared by the `golden` example, the
+//! test suite (`tests/golden.rs` includes this file) and `segloss doctor`.
 #![allow(dead_code)]
 
 use segloss::reference::{self, RefBatch, RefTarget};
@@ -137,7 +137,13 @@ fn opt_f64s(v: &Value) -> Result<Option<Vec<f64>>, String> {
 /// Parses every case of a golden file.
 pub fn load(path: &str) -> Result<Vec<Case>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
-    let doc: Value = serde_json::from_str(&text).map_err(|e| format!("{path}: {e}"))?;
+    parse(&text, path)
+}
+
+/// Parses every case of a golden file's text (`name` labels the errors): the `segloss
+/// doctor` command runs the files embedded in its binary.
+pub fn parse(text: &str, name: &str) -> Result<Vec<Case>, String> {
+    let doc: Value = serde_json::from_str(text).map_err(|e| format!("{name}: {e}"))?;
     let cases = doc["cases"].as_array().ok_or("no `cases` array")?;
     cases
         .iter()

@@ -1,0 +1,103 @@
+//! The ceiling kernel: `reduce` then `stream` over the same buffers as a loss+grad call
+//! (`ceiling.wgsl`), the rate at which this adapter can move those bytes at all.
+
+use segloss::wgpu::{self, util::DeviceExt};
+use segloss::Context;
+
+/// The ceiling: `reduce` then `stream` over the same buffers (see ceiling.wgsl), for
+/// one workgroup size.
+pub struct Ceiling {
+    wg: usize,
+    reduce: wgpu::ComputePipeline,
+    stream: wgpu::ComputePipeline,
+}
+
+impl Ceiling {
+    /// Builds the two pipelines for workgroups of `wg` invocations.
+    pub fn new(dev: &wgpu::Device, wg: usize) -> Self {
+        let src = format!("const WG: u32 = {wg}u;\n{}", include_str!("ceiling.wgsl"));
+        let module = dev.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some("bench.ceiling"),
+            source: wgpu::ShaderSource::Wgsl(src.into()),
+        });
+        let pipe = |entry| {
+            dev.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(entry),
+                layout: None,
+                module: &module,
+                entry_point: Some(entry),
+                compilation_options: Default::default(),
+                cache: None,
+            })
+        };
+        Ceiling {
+            wg,
+            reduce: pipe("reduce"),
+            stream: pipe("stream"),
+        }
+    }
+
+    /// Runs both kernels over `x` (`len` f32), `y` (`labels_len` words) into `out`.
+    pub fn run(
+        &self,
+        ctx: &Context,
+        x: &wgpu::Buffer,
+        y: &wgpu::Buffer,
+        out: &wgpu::Buffer,
+        len: usize,
+        labels_len: usize,
+    ) {
+        let (Some(dev), Some(queue)) = (ctx.device(), ctx.queue()) else {
+            return;
+        };
+        let groups = (len / 4).div_ceil(4 * self.wg);
+        let max = dev.limits().max_compute_workgroups_per_dimension as usize;
+        let mut enc = dev.create_command_encoder(&Default::default());
+        let mut keep = Vec::new();
+        for pipeline in [&self.reduce, &self.stream] {
+            for base in (0..groups).step_by(max) {
+                let params = [
+                    (len / 4) as u32,
+                    (labels_len / 4) as u32,
+                    (len / labels_len) as u32,
+                    base as u32,
+                ];
+                let p = dev.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                    label: None,
+                    contents: bytemuck::cast_slice(&params),
+                    usage: wgpu::BufferUsages::UNIFORM,
+                });
+                let bg = dev.create_bind_group(&wgpu::BindGroupDescriptor {
+                    label: None,
+                    layout: &pipeline.get_bind_group_layout(0),
+                    entries: &[
+                        wgpu::BindGroupEntry {
+                            binding: 0,
+                            resource: p.as_entire_binding(),
+                        },
+                        wgpu::BindGroupEntry {
+                            binding: 1,
+                            resource: x.as_entire_binding(),
+                        },
+                        wgpu::BindGroupEntry {
+                            binding: 2,
+                            resource: y.as_entire_binding(),
+                        },
+                        wgpu::BindGroupEntry {
+                            binding: 3,
+                            resource: out.as_entire_binding(),
+                        },
+                    ],
+                });
+                let mut pass = enc.begin_compute_pass(&Default::default());
+                pass.set_pipeline(pipeline);
+                pass.set_bind_group(0, &bg, &[]);
+                pass.dispatch_workgroups((groups - base).min(max) as u32, 1, 1);
+                drop(pass);
+                keep.push(p);
+            }
+        }
+        queue.submit([enc.finish()]);
+        dev.poll(wgpu::PollType::wait_indefinitely()).expect("poll");
+    }
+}

@@ -1,0 +1,47 @@
+//! The metrics row's peers on PyTorch CPU, in the same run: `benches/peer/metrics_bench.py`
+//! (torchmetrics `MeanIoU`, JDTLosses' definitions with torch ops; embedded in the binary)
+//! run as a child process by the Python given with `--peers`, alternated round by round
+//! with segloss's timing.
+
+use std::process::Command;
+
+/// The peers' shape (fixed in the script).
+pub const SHAPE: [usize; 4] = [4, 19, 512, 512];
+
+/// Median milliseconds per implementation over `rounds` alternated rounds: each round
+/// first times segloss (`segloss()` returns its median seconds), then runs the script
+/// once with `runs` timed calls per peer. The first entry is segloss's.
+pub fn alternated(
+    python: &str,
+    rounds: usize,
+    runs: usize,
+    mut segloss: impl FnMut() -> f64,
+) -> Result<Vec<(String, Vec<f64>)>, String> {
+    let script = include_str!("../../../../benches/peer/metrics_bench.py");
+    let mut out: Vec<(String, Vec<f64>)> = vec![("segloss".into(), Vec::new())];
+    for _ in 0..rounds {
+        out[0].1.push(segloss() * 1e3);
+        let run = Command::new(python)
+            .args(["-c", script, "--json", "--runs", &runs.to_string()])
+            .output()
+            .map_err(|e| format!("cannot run {python}: {e}"))?;
+        if !run.status.success() {
+            return Err(format!(
+                "benches/peer/metrics_bench.py failed: {}",
+                String::from_utf8_lossy(&run.stderr)
+            ));
+        }
+        for line in String::from_utf8_lossy(&run.stdout).lines() {
+            let row: serde_json::Value =
+                serde_json::from_str(line).map_err(|e| format!("peer output {line:?}: {e}"))?;
+            let (Some(name), Some(ms)) = (row["impl"].as_str(), row["ms"].as_f64()) else {
+                return Err(format!("peer output without impl/ms: {line}"));
+            };
+            match out.iter_mut().find(|(n, _)| n == name) {
+                Some((_, v)) => v.push(ms),
+                None => out.push((name.to_string(), vec![ms])),
+            }
+        }
+    }
+    Ok(out)
+}

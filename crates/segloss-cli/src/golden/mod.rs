@@ -1,0 +1,194 @@
+//! The public golden cases, embedded in the binary, and their checks: the same files,
+//! tolerances and comparisons as the test suite (`tests/golden*.rs`), written to report
+//! every failure rather than stop at the first.
+//!
+//! | family | file | peers | tolerance (f32 results) |
+//! |---|---|---|---|
+//! | losses | `public.json` | MONAI 1.6.1, JDTLosses | 1e-4 relative + 1e-6; gradient 1e-4 of max \|grad\| + 1e-7 |
+//! | compound | `compound.json` | MONAI DiceCE / DiceFocal / Focal, PyTorch CE / BCE / KL | as losses |
+//! | generalized Dice | `gdl.json` | MONAI GeneralizedDice(Focal)Loss | as losses |
+//! | metrics | `metrics.json` | JDTLosses, torchmetrics, MONAI, smp | 1e-12 (f64 peers), 1e-6 (f32 peers) |
+//! | multi-label metrics | `multilabel.json` | smp, torchmetrics | counts exact, 1e-6 |
+
+#[path = "../../../../examples/golden/case.rs"]
+mod case;
+mod gdl;
+mod losses;
+mod metrics;
+mod multilabel;
+
+use segloss::Context;
+use serde_json::Value;
+
+/// The embedded golden files: (family, file name, text).
+pub const FILES: [(&str, &str, &str); 5] = [
+    (
+        "losses",
+        "public.json",
+        include_str!("../../../../tests/golden/public.json"),
+    ),
+    (
+        "compound",
+        "compound.json",
+        include_str!("../../../../tests/golden/compound.json"),
+    ),
+    (
+        "generalized Dice",
+        "gdl.json",
+        include_str!("../../../../tests/golden/gdl.json"),
+    ),
+    (
+        "metrics",
+        "metrics.json",
+        include_str!("../../../../tests/golden/metrics.json"),
+    ),
+    (
+        "multi-label metrics",
+        "multilabel.json",
+        include_str!("../../../../tests/golden/multilabel.json"),
+    ),
+];
+
+/// The largest error of one kind seen in a family, and the case it came from.
+pub struct Worst {
+    /// What was measured, e.g. "value error (relative)".
+    pub what: &'static str,
+    /// The largest error.
+    pub error: f64,
+    /// The case it was seen in.
+    pub case: String,
+}
+
+/// One family's result.
+pub struct Report {
+    /// The family's name.
+    pub family: String,
+    /// Cases run.
+    pub cases: usize,
+    /// One line per failing case: `id: what, got vs expected`.
+    pub failures: Vec<String>,
+    /// The largest errors, one per kind.
+    pub worst: Vec<Worst>,
+}
+
+impl Report {
+    fn new(family: &str) -> Self {
+        Report {
+            family: family.to_string(),
+            cases: 0,
+            failures: Vec::new(),
+            worst: Vec::new(),
+        }
+    }
+
+    /// Records an error of kind `what` in `case` (NaN counts as infinite).
+    pub fn note(&mut self, what: &'static str, error: f64, case: &str) {
+        let error = if error.is_nan() { f64::INFINITY } else { error };
+        match self.worst.iter_mut().find(|w| w.what == what) {
+            Some(w) if w.error >= error => {}
+            Some(w) => {
+                w.error = error;
+                w.case = case.to_string();
+            }
+            None => self.worst.push(Worst {
+                what,
+                error,
+                case: case.to_string(),
+            }),
+        }
+    }
+
+    /// Records a failing case.
+    pub fn fail(&mut self, case: &str, message: impl std::fmt::Display) {
+        self.failures.push(format!("{case}: {message}"));
+    }
+
+    /// Compares one number with an absolute tolerance (both NaN counts as equal, as the
+    /// peers write an undefined metric as NaN), noting its error as `what`.
+    pub fn close(
+        &mut self,
+        what: &'static str,
+        case: &str,
+        name: &str,
+        got: f64,
+        want: f64,
+        tol: f64,
+    ) {
+        if got.is_nan() && want.is_nan() {
+            return;
+        }
+        let err = (got - want).abs();
+        self.note(what, err, case);
+        if !(err <= tol) {
+            self.fail(
+                case,
+                format!("{name} {got} vs peer {want} (tolerance {tol:.0e})"),
+            );
+        }
+    }
+}
+
+/// The kinds of golden file, told apart by their cases' fields.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Kind {
+    /// `spec` + `grad`: loss cases (public, compound); examples/golden/case.rs.
+    Loss,
+    /// MONAI's Generalized Dice losses from `peer_args`.
+    Gdl,
+    /// Multi-class metrics (`jdt`).
+    Metrics,
+    /// Multi-label metrics (`smp_tp`).
+    Multilabel,
+}
+
+fn kind(doc: &Value) -> Option<Kind> {
+    let first = doc["cases"].as_array()?.first()?;
+    if first.get("spec").is_some() {
+        Some(Kind::Loss)
+    } else if first["peer_args"].get("w_type").is_some() {
+        Some(Kind::Gdl)
+    } else if first.get("jdt").is_some() {
+        Some(Kind::Metrics)
+    } else if first.get("smp_tp").is_some() {
+        Some(Kind::Multilabel)
+    } else {
+        None
+    }
+}
+
+/// Runs every case of one golden file's `text` on `ctx`. `name` labels errors; a file
+/// that does not parse is one failure of the family.
+pub fn run(ctx: &Context, family: &str, name: &str, text: &str) -> Report {
+    let mut report = Report::new(family);
+    let doc: Value = match serde_json::from_str(text) {
+        Ok(d) => d,
+        Err(e) => {
+            report.fail(name, format!("not JSON: {e}"));
+            return report;
+        }
+    };
+    match kind(&doc) {
+        Some(Kind::Loss) => losses::run(ctx, name, text, &mut report),
+        Some(Kind::Gdl) => gdl::run(ctx, &doc, &mut report),
+        Some(Kind::Metrics) => metrics::run(ctx, &doc, &mut report),
+        Some(Kind::Multilabel) => multilabel::run(ctx, &doc, &mut report),
+        None => report.fail(
+            name,
+            "no cases of a known kind (loss `spec`, GDL `peer_args.w_type`, metrics `jdt`, multi-label `smp_tp`)",
+        ),
+    }
+    report
+}
+
+/// The numbers of a JSON array, `null` (an undefined value) as NaN; a missing array is
+/// empty. As the tests' `common::f64s`.
+pub fn f64s(v: &Value) -> Vec<f64> {
+    v.as_array()
+        .map(|a| a.iter().map(|x| x.as_f64().unwrap_or(f64::NAN)).collect())
+        .unwrap_or_default()
+}
+
+/// A case's id.
+pub fn id(case: &Value) -> String {
+    case["id"].as_str().unwrap_or("?").to_string()
+}
