@@ -53,7 +53,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     if j >= B * C {
         return;
     }
-    if (atomicLoad(&status[0]) & ~STATUS_NONFINITE_RESULT) != 0u {
+    if (atomicLoad(&status[0]) & STATUS_INVALID) != 0u {
         coef[j] = vec4<f32>(0.0);
         return;
     }

@@ -213,7 +213,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>) {
     }
     // An overflow flag of an earlier finishing call on the same statistics (a
     // framework's forward, then its backward) is not invalid data.
-    let st = workgroupUniformLoad(&wg_status) & ~STATUS_NONFINITE_RESULT;
+    let st = workgroupUniformLoad(&wg_status) & STATUS_INVALID;
     if st != 0u {
         // Invalid data: the host reads the status and returns an error; nothing else is
         // trusted. coef[B·C].z = 1 tells `grad` to write zeros.

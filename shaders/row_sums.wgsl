@@ -23,7 +23,7 @@
 fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
     // Invalid data (an overflow flag of an earlier finishing call on the same
     // statistics is not): `finalize` reports it, `coef` zeroes the gradient.
-    if (status[0] & ~STATUS_NONFINITE_RESULT) != 0u {
+    if (status[0] & STATUS_INVALID) != 0u {
         return;
     }
     let g = flat_group(wid);

@@ -88,6 +88,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     var bad_x = vec4<bool>(false);
     var bad_y = vec4<bool>(false);
     var bad_p = vec4<bool>(false);
+    var soft_classic = vec4<bool>(false);
     for (var c = row.c_lo; c < row.c_hi; c++) {
         var tp = zero;
         var fp = zero;
@@ -125,6 +126,11 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                 var lse = zero;
                 if COMPOUND && ACTIVATION == 0u {
                     lse = norm.m + log(norm.s);
+                }
+                if FORMULATION == 2u && !INDEX_TARGET {
+                    // The guard (SPEC §8): a kept soft target strictly inside (0, 1)
+                    // under the classic formulation; free, the target is loaded anyway.
+                    soft_classic |= keep & (y > zero) & (y < vec4<f32>(1.0));
                 }
                 let e = terms(p, y);
                 tp += select(zero, e.tp, keep);
@@ -190,6 +196,9 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     }
     if any(bad_p) {
         flags |= STATUS_BAD_PROBABILITY;
+    }
+    if any(soft_classic) {
+        flags |= STATUS_SOFT_CLASSIC;
     }
     if flags != 0u {
         atomicOr(&status[0], flags);

@@ -91,6 +91,8 @@ pub(crate) enum Inner {
 #[derive(Clone)]
 pub struct Context {
     pub(crate) inner: Arc<Inner>,
+    /// Why [`Context::new_or_cpu`] fell back to the CPU reference.
+    fallback: Option<Arc<str>>,
 }
 
 impl std::fmt::Debug for Context {
@@ -110,7 +112,13 @@ impl Context {
         pollster::block_on(Self::new_async())
     }
 
-    /// Async form of [`Context::new`].
+    /// Async form of [`Context::new`]. What blocks, exactly: the adapter and device
+    /// requests are awaited (adapter requests are serialised per process, see below);
+    /// the kernels' pipelines are then compiled on the calling thread (hundreds of
+    /// milliseconds on a CPU adapter, driver-dependent elsewhere), and the error scope
+    /// around that compilation is read with `pollster::block_on` (on native backends it
+    /// resolves without waiting on GPU work). Run it on a blocking-friendly thread
+    /// (e.g. `tokio::task::spawn_blocking`) where an executor thread must never stall.
     pub async fn new_async() -> Result<Self> {
         // One adapter request at a time in this process: wgpu-hal's EGL backend, which
         // every request enumerates, fails with BadAccess (a panic inside wgpu) when two
@@ -185,12 +193,37 @@ impl Context {
     pub fn cpu() -> Self {
         Context {
             inner: Arc::new(Inner::Cpu),
+            fallback: None,
         }
     }
 
-    /// A GPU context when an adapter exists, else the CPU reference (see [`Context::backend`]).
+    /// A GPU context when one can be made, else the CPU reference (see
+    /// [`Context::backend`]). The fallback is never silent: the reason the GPU context
+    /// failed — no adapter, an adapter-name typo in `WGPU_ADAPTER_NAME`, a device below
+    /// the kernels' needs, a driver that rejects a kernel — is kept
+    /// ([`Context::fallback_reason`]) and printed once per process on stderr, since the
+    /// CPU reference is an order of magnitude slower. Use [`Context::new`] to get the
+    /// error itself.
     pub fn new_or_cpu() -> Self {
-        Self::new().unwrap_or_else(|_| Self::cpu())
+        match Self::new() {
+            Ok(ctx) => ctx,
+            Err(e) => {
+                static NOTICE: std::sync::Once = std::sync::Once::new();
+                NOTICE.call_once(|| {
+                    eprintln!("segloss: no GPU context ({e}); computing on the f64 CPU reference");
+                });
+                Context {
+                    fallback: Some(e.to_string().into()),
+                    ..Self::cpu()
+                }
+            }
+        }
+    }
+
+    /// Why [`Context::new_or_cpu`] runs on the CPU reference (the GPU context's error),
+    /// or `None` for a GPU context and for [`Context::cpu`].
+    pub fn fallback_reason(&self) -> Option<&str> {
+        self.fallback.as_deref()
     }
 
     fn build(
@@ -212,6 +245,7 @@ impl Context {
         }
         let pool = Arc::new(Pool::new(&device, &queue));
         Ok(Context {
+            fallback: None,
             inner: Arc::new(Inner::Gpu(Gpu {
                 device,
                 queue,

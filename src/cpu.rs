@@ -2,8 +2,8 @@
 //! batch widened to f64 / i64, and rounds the results to f32.
 
 use crate::error::Result;
-use crate::options::LossOptions;
-use crate::output::{finite, narrow, LossOutput};
+use crate::options::{Formulation, LossOptions};
+use crate::output::{finite, guard, narrow, LossOutput};
 use crate::reference::{self, RefBatch, RefTarget};
 use crate::shape::{Batch, Shape, Target};
 
@@ -58,10 +58,37 @@ pub(crate) fn evaluate(
 ) -> Result<LossOutput> {
     let host = HostBatch::new(batch);
     let out = reference::evaluate(options, &host.as_ref(), with_grad)?;
-    finite(LossOutput {
+    let out = finite(LossOutput {
         loss: out.loss as f32,
         values: out.values.map(narrow),
         grad: out.grad.map(narrow),
+        soft_targets_with_classic: soft_targets_with_classic(options, &host.as_ref()),
+    })?;
+    guard(options, out)
+}
+
+/// The soft-label guard on the CPU reference: the classic formulation and a kept soft
+/// target strictly inside (0, 1) (the GPU's statistics kernel raises a status bit).
+pub(crate) fn soft_targets_with_classic(options: &LossOptions, batch: &RefBatch<'_>) -> bool {
+    let RefTarget::Soft(t) = batch.target else {
+        return false;
+    };
+    if options.formulation != Formulation::Classic {
+        return false;
+    }
+    let (b_all, c_all, n) = (
+        batch.shape.batch(),
+        batch.shape.classes(),
+        batch.shape.pixels(),
+    );
+    (0..b_all).any(|b| {
+        (0..c_all).any(|c| {
+            (0..n).any(|i| {
+                let kept = batch.mask.is_none_or(|m| m[b * n + i]);
+                let y = t[(b * c_all + c) * n + i];
+                kept && y > 0.0 && y < 1.0
+            })
+        })
     })
 }
 
@@ -107,9 +134,11 @@ pub(crate) fn finish(
     let fin = reference::finish(options, rb.shape, items, &shared);
     let px = reference::Pixels::new(options, &rb)?;
     let grad = with_grad.then(|| reference::grad(options, &rb, &px, &fin.coef, fin.pixel_scale));
-    finite(LossOutput {
+    let out = finite(LossOutput {
         loss: fin.loss as f32,
         values: fin.values.map(narrow),
         grad: grad.map(narrow),
-    })
+        soft_targets_with_classic: soft_targets_with_classic(options, &rb),
+    })?;
+    guard(options, out)
 }

@@ -121,6 +121,14 @@ pub enum Error {
     /// The operation needs a GPU context, and this one runs on the CPU reference.
     #[error("this operation needs a GPU context (the context runs on the CPU reference)")]
     NotOnGpu,
+    /// The classic formulation met soft targets (a kept target value strictly between 0
+    /// and 1) and the options ask for an error ([`crate::SoftLabelGuard::Error`]).
+    #[error(
+        "soft targets with the classic formulation: its optimum is biased (a pixel \
+         labelled 0.5 pulls its prediction to 1); use Formulation::Soft \
+         (MONAI soft_label=True)"
+    )]
+    SoftTargetsWithClassic,
 }
 
 fn index(value: &Option<i64>) -> String {

@@ -58,16 +58,12 @@ pub use context::{Backend, Context};
 pub use error::{Error, Result};
 pub use options::{
     Activation, ActiveClasses, Aggregation, CrossEntropy, CrossEntropyKind, Focal, FocalAlpha,
-    Formulation, GdlWeight, LossOptions, Overlap, Reduction, SingleChannelSoftmax,
+    Formulation, GdlWeight, LossOptions, Overlap, Reduction, SingleChannelSoftmax, SoftLabelGuard,
 };
 pub use output::LossOutput;
 pub use peers::{jdt, monai};
 pub use plan::{MAX_CLASSES, MAX_ITEMS};
 pub use resident::{GpuBatch, GpuResult, GpuStats, GpuTarget};
 
-/// Former name of [`GpuResult`], kept so that old code compiles.
-#[doc(hidden)]
-#[deprecated(note = "renamed `GpuResult`")]
-pub type GpuLoss = GpuResult;
 pub use shape::{Batch, Shape, Target};
 pub use split::Stats;

@@ -3,6 +3,7 @@
 //! or ±Inf.
 
 use crate::error::{Error, Result};
+use crate::options::{LossOptions, SoftLabelGuard};
 
 /// What a host call returns.
 #[derive(Clone, Debug, PartialEq)]
@@ -13,6 +14,11 @@ pub struct LossOutput {
     pub values: Option<Vec<f32>>,
     /// d(loss)/d(input) `[B, C, S...]`, when asked for.
     pub grad: Option<Vec<f32>>,
+    /// The soft-label guard ([`crate::SoftLabelGuard`]): the formulation is `Classic`
+    /// and a kept target value lies strictly between 0 and 1, where the classic losses
+    /// are biased (use `Formulation::Soft`). Always `false` for other formulations and
+    /// for index targets.
+    pub soft_targets_with_classic: bool,
 }
 
 /// Decodes `[loss, status, values…]` (+ the gradient bytes) into a [`LossOutput`].
@@ -32,11 +38,40 @@ pub(crate) fn parse(
         out[0],
         (values_len > 0).then(|| out[2..2 + values_len].to_vec()),
     );
+    let status = out[1].to_bits();
     Ok(LossOutput {
         loss,
         values,
         grad: bufs.pop().filter(|_| with_grad),
+        soft_targets_with_classic: status & STATUS_SOFT_CLASSIC != 0,
     })
+}
+
+/// The status bit of the soft-label guard (`shaders/shared/common.wgsl`): a notice, not
+/// invalid data.
+pub(crate) const STATUS_SOFT_CLASSIC: u32 = 32;
+
+/// The soft-label guard at the end of a call: a result whose guard fired becomes
+/// [`Error::SoftTargetsWithClassic`] when the options ask for it, else it is returned
+/// after one `log` warning per process.
+pub(crate) fn guard(options: &LossOptions, out: LossOutput) -> Result<LossOutput> {
+    if !out.soft_targets_with_classic {
+        return Ok(out);
+    }
+    if options.soft_label_guard == SoftLabelGuard::Error {
+        return Err(Error::SoftTargetsWithClassic);
+    }
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    WARNED.call_once(|| {
+        log::warn!(
+            target: "segloss",
+            "soft targets with the classic formulation: its optimum is biased (a pixel \
+             labelled 0.5 pulls its prediction to 1); use Formulation::Soft (MONAI \
+             soft_label=True). LossOutput::soft_targets_with_classic reports it per call; \
+             SoftLabelGuard::Error makes it an error. Logged once per process."
+        );
+    });
+    Ok(out)
 }
 
 /// The status bit a result buffer and a fresh status word start with (`Call::new`),

@@ -162,10 +162,11 @@ impl<'g> Call<'g> {
             .map(|&v| v as f32)
             .collect();
         let aux = upload(dev, "segloss.aux", bytemuck::cast_slice(&aux), rw)?;
-        // [NaN, "not run"] until `finalize` copies the final status in: a result read
-        // before its encoder was submitted is an error, not a zero loss.
+        // Status "not run" until `finalize` copies the final status in: a result read
+        // before its encoder was submitted is an error, not a zero loss. (The loss word
+        // stays 0: a local phase never writes it.)
         let mut header = vec![0u32; 2 + plan.values_len];
-        header[..2].copy_from_slice(&[0x7fc0_0000, STATUS_NOT_RUN]);
+        header[1] = STATUS_NOT_RUN;
         let out = upload(
             dev,
             "segloss.out",

@@ -254,3 +254,52 @@ pub(crate) fn ignore_word(ignore: Option<i64>) -> Option<u32> {
             .or_else(|| i32::try_from(i).ok().map(|i| i as u32))
     })
 }
+
+impl Batch<'_> {
+    /// An input-data error the kernels reported without a position (their status word
+    /// holds one bit per kind), located in the host data: the first offending element,
+    /// and an index target's value. Runs on the error path only, so success costs
+    /// nothing. Errors of other kinds, or none found, come back unchanged.
+    pub(crate) fn locate(&self, e: Error, ignore: Option<i64>, probabilities: bool) -> Error {
+        let first = |bad: &dyn Fn(f32) -> bool| self.input.iter().position(|&x| bad(x));
+        match e {
+            Error::NonFiniteInput { position: None } => Error::NonFiniteInput {
+                position: first(&|x| !x.is_finite()),
+            },
+            Error::ProbabilityOutOfRange { position: None } if probabilities => {
+                Error::ProbabilityOutOfRange {
+                    position: first(&|x| !(0.0..=1.0).contains(&x)),
+                }
+            }
+            Error::SoftTargetOutOfRange { position: None } => match self.target {
+                Target::Soft(t) => Error::SoftTargetOutOfRange {
+                    position: t.iter().position(|y| !(0.0..=1.0).contains(y)),
+                },
+                _ => e,
+            },
+            Error::ClassIndexOutOfRange {
+                value: None,
+                classes,
+                position: None,
+            } => {
+                let found = match self.target {
+                    Target::Index(t) => t.iter().enumerate().find_map(|(j, &v)| {
+                        (Some(v) != ignore_u32(ignore) && v as usize >= classes)
+                            .then_some((j, i64::from(v)))
+                    }),
+                    Target::IndexI64(t) => t.iter().enumerate().find_map(|(j, &v)| {
+                        (Some(v) != ignore && (v < 0 || v as u64 >= classes as u64))
+                            .then_some((j, v))
+                    }),
+                    Target::Soft(_) => None,
+                };
+                Error::ClassIndexOutOfRange {
+                    value: found.map(|f| f.1),
+                    classes,
+                    position: found.map(|f| f.0),
+                }
+            }
+            e => e,
+        }
+    }
+}

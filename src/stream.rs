@@ -26,9 +26,15 @@ use crate::shape::{index_from_i64, Batch, Target};
 use crate::transfer::{fill, grad_buffer, read_back, whole, writable};
 
 /// Whether a host batch must be streamed: its largest array (the input) exceeds one
-/// storage binding.
+/// storage binding or one buffer.
 pub(crate) fn needed(gpu: &Gpu, batch: &Batch<'_>) -> bool {
-    words(batch.shape.len()) > gpu.device.limits().max_storage_buffer_binding_size
+    // Over one binding, or over one buffer (a device whose `max_buffer_size` is below
+    // its binding limit): either way the whole array cannot be on the device at once.
+    let limits = gpu.device.limits();
+    let one = limits
+        .max_storage_buffer_binding_size
+        .min(limits.max_buffer_size);
+    words(batch.shape.len()) > one
 }
 
 /// Largest chunk buffer of a streamed call, per array. Two windows' chunks (input,
@@ -183,7 +189,10 @@ pub(crate) fn evaluate(
         mask: batch.mask.is_some(),
     };
     let limits = gpu.device.limits();
-    let cap = limits.max_storage_buffer_binding_size.min(STREAM_CAP);
+    let cap = limits
+        .max_storage_buffer_binding_size
+        .min(limits.max_buffer_size)
+        .min(STREAM_CAP);
     let geometry = gpu.kernels.geometry();
     let plan = Plan::new(
         options,

@@ -1,5 +1,6 @@
-//! Beyond the earlier tested envelope: batches of up to 2¹⁷ (image, class) items, and B
-//! or C above 65 535 (one dispatch dimension), against the f64 reference on every path.
+//! Beyond the earlier tested envelope: every power-of-two boundary of (image, class)
+//! items up to 2¹⁷ + 1, the documented maximum `MAX_ITEMS` = 2²² itself, and B or C above
+//! 65 535 (one dispatch dimension), against the f64 reference on every path.
 //!
 //! Why earlier tests missed it: they used B ≤ 4 and C ≤ 32. llvmpipe (lavapipe and GL)
 //! ends an invocation's loops after 65 535 iterations of all its loops together; the old
@@ -58,6 +59,30 @@ fn every_power_of_two_boundary_of_items_matches_the_reference() {
         }
     }
     assert!(checked >= 50, "{checked} shapes");
+}
+
+/// `MAX_ITEMS` is a documented limit: the largest accepted batch must compute right,
+/// in its two extreme (B, C) splits: the most classes allowed (`MAX_CLASSES`) and two
+/// classes (sigmoid, one pixel: 4 M elements per shape).
+#[test]
+fn the_documented_maximum_of_items_matches_the_reference() {
+    let Some(ctx) = common::gpu() else { return };
+    let mut rng = Rng::new(0x40_0000);
+    let items = segloss::MAX_ITEMS;
+    let splits = [
+        (items / segloss::MAX_CLASSES, segloss::MAX_CLASSES),
+        (items / 2, 2),
+    ];
+    for (i, (b, c)) in splits.into_iter().enumerate() {
+        assert_eq!(b * c, items);
+        let data = Data::random(&mut rng, &[b, c, 1], false, false);
+        let mut o = LossOptions::dice().activation(Activation::Sigmoid);
+        o.aggregation = [Aggregation::IMAGE, Aggregation::CLASS][i];
+        let out = common::loss(&ctx, o.clone())
+            .forward_backward(&data.batch())
+            .unwrap_or_else(|e| panic!("[{b}, {c}, 1]: {e}"));
+        assert_close(&format!("[{b}, {c}, 1]"), &out, &data.reference(&o), 2e-4);
+    }
 }
 
 #[test]

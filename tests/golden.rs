@@ -40,7 +40,7 @@ fn golden_cases_on_the_f64_reference() {
         wg = wg.max(eg);
         // The peers' own float64 values deviate from the exact SPEC by up to 2.3e-8 on
         // the squared formulation with index targets (monai-diceloss-011, jdt-005,
-        // jdt-009, jdt-017); ../shared/golden/spec_ref.py reproduces the same numbers as
+        // jdt-009, jdt-017); tests/golden/spec_ref.py reproduces the same numbers as
         // this reference there (to 1e-15) and states its own bound as 1e-7. Those cases
         // get that bound; every other case is held to 1e-9.
         let squared_index =

@@ -363,12 +363,7 @@ fn ct_volume_160_cubed_matches_reference_and_is_deterministic() {
         for _ in 0..runs {
             let again = loss.forward_backward(&data.batch()).unwrap();
             assert_eq!(again.loss.to_bits(), first.loss.to_bits());
-            assert!(again
-                .grad
-                .unwrap()
-                .iter()
-                .zip(g1)
-                .all(|(a, b)| a.to_bits() == b.to_bits()));
+            common::assert_bits_eq("repeated gradient", &again.grad.unwrap(), g1);
         }
         eprintln!("160^3 index={index}: loss {}", first.loss);
     }

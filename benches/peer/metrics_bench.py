@@ -1,4 +1,4 @@
-"""The metrics peers on PyTorch CPU, for `examples/bench`'s metrics row: torchmetrics'
+"""The metrics peers on PyTorch CPU, for `segloss bench`'s metrics row: torchmetrics'
 `MeanIoU` (segmentation, index input) and the JDTLosses definitions of mIoU^D / mIoU^I /
 mIoU^C written with torch ops the way its `mIoUDMetric` / `mIoUICMetric` compute them
 (a confusion matrix by bincount; per-image one-hot sums), on the same [4, 19, 512, 512]

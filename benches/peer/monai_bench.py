@@ -1,5 +1,5 @@
 """MONAI's soft-label DiceLoss forward+backward on PyTorch CPU, the peer that segloss's
-`examples/bench` is compared with. Same shapes and data kinds as the Rust bench.
+`segloss bench` (crates/segloss-cli/src/bench) is compared with. Same shapes and data kinds as the Rust bench.
 
     python3 -m venv .venv && .venv/bin/pip install torch monai
     .venv/bin/python benches/peer/monai_bench.py [--threads 2] [--runs 5]

@@ -94,6 +94,9 @@ pub fn options_from_spec(s: &Value) -> Result<LossOptions, String> {
         },
         ignore_index: s["ignore_index"].as_i64(),
         single_channel_softmax: segloss::SingleChannelSoftmax::Error,
+        // The golden cases state classic losses on soft targets on purpose (the peers' own
+        // behaviour): reported, not refused.
+        soft_label_guard: segloss::SoftLabelGuard::Warn,
         overlap_weight: s["overlap_weight"].as_f64().unwrap_or(1.0),
         cross_entropy: match &s["cross_entropy"] {
             Value::Null => None,

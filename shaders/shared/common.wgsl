@@ -91,6 +91,12 @@ const STATUS_BAD_SOFT_TARGET: u32 = 2u;
 const STATUS_BAD_INDEX: u32 = 4u;
 const STATUS_BAD_PROBABILITY: u32 = 8u; // activation none: an input outside [0, 1]
 const STATUS_NONFINITE_RESULT: u32 = 16u; // finalize / coef: the loss or a coefficient overflowed
+// Not an error: the classic formulation met a kept soft target strictly inside (0, 1)
+// (the soft-label bug; reported by the host, an error only when the caller asks).
+const STATUS_SOFT_CLASSIC: u32 = 32u;
+// The bits that make a result invalid (everything but the overflow flag of an earlier
+// finishing call and the notice above).
+const STATUS_INVALID: u32 = ~(STATUS_NONFINITE_RESULT | STATUS_SOFT_CLASSIC);
 
 fn sigmoid(x: vec4<f32>) -> vec4<f32> {
     return 1.0 / (1.0 + exp(-x));

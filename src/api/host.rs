@@ -6,7 +6,7 @@ use std::future::Future;
 use super::{scoped, Loss};
 use crate::context::{Gpu, Inner};
 use crate::error::{Error, Result};
-use crate::output::{all_finite, overflow, parse, LossOutput};
+use crate::output::{all_finite, guard, overflow, parse, LossOutput};
 use crate::plan::{bytes_of_words as words, Phase};
 use crate::readback::Pending;
 use crate::record::Encoded;
@@ -44,7 +44,10 @@ impl Loss {
             (_, Some(g)) => g.copy_from_slice(&mapped[..g.len()]),
             _ => {}
         })?;
-        parse(vec![out], values_len, batch.shape.classes())
+        guard(
+            &self.options,
+            parse(vec![out], values_len, batch.shape.classes())?,
+        )
     }
 
     /// Async host call. The data is uploaded and the work submitted before this returns,
@@ -70,12 +73,14 @@ impl Loss {
                 _ => Err(self.run_prepared(&batch, with_grad)),
             },
         };
+        let options = self.options.clone();
         async move {
             match submitted {
                 Err(cpu) => cpu,
                 Ok(Err(e)) => Err(e),
                 Ok(Ok((pending, values_len))) => {
-                    parse(pending.wait_async().await?, values_len, classes)
+                    let out = parse(pending.wait_async().await?, values_len, classes)?;
+                    guard(&options, out)
                 }
             }
         }
@@ -104,7 +109,10 @@ impl Loss {
             crate::Reduction::None => self.options.values_len(shape.batch(), shape.classes()),
             _ => 0,
         };
-        parse(vec![out], values_len, shape.classes())
+        guard(
+            &self.options,
+            parse(vec![out], values_len, shape.classes())?,
+        )
     }
 
     /// Uploads a host batch, records the whole call and the copies to staging, submits.

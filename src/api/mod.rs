@@ -77,32 +77,22 @@ impl Loss {
 
     /// Async loss (no gradient). The data is uploaded and the work submitted before this
     /// returns, so the borrowed slices are free at once and several calls can be in
-    /// flight; the future resolves when the GPU is done (a helper thread waits on the
-    /// device, so no executor thread blocks).
+    /// flight; the future resolves when the GPU is done.
+    ///
+    /// What blocks, exactly: this call itself copies the batch into wgpu's staging memory
+    /// and submits (no wait on the GPU); on a CPU context, and for a batch that streams
+    /// (over the device's binding or buffer-size limit, see `docs/SPEC.md`), it computes
+    /// the whole result before returning and the future is ready at once. Awaiting the
+    /// future parks no executor thread: one short-lived helper OS thread per pending
+    /// future polls the device until the readback is mapped. An input-data error
+    /// (non-finite value, label out of range) found by the kernels comes back without a
+    /// position here, since the slices are no longer borrowed; the blocking calls
+    /// locate it.
     pub fn forward_async(
         &self,
         batch: &Batch<'_>,
     ) -> impl Future<Output = Result<LossOutput>> + Send + 'static {
         self.host_async(batch, false)
-    }
-
-    /// Former name of [`Loss::forward`] / [`Loss::forward_backward`], kept so that old
-    /// code compiles.
-    #[doc(hidden)]
-    #[deprecated(note = "use `forward` or `forward_backward`")]
-    pub fn evaluate(&self, batch: &Batch<'_>, with_grad: bool) -> Result<LossOutput> {
-        self.run_host(batch, with_grad)
-    }
-
-    /// Former name of [`Loss::forward_async`] / [`Loss::forward_backward_async`].
-    #[doc(hidden)]
-    #[deprecated(note = "use `forward_async` or `forward_backward_async`")]
-    pub fn evaluate_async(
-        &self,
-        batch: &Batch<'_>,
-        with_grad: bool,
-    ) -> impl Future<Output = Result<LossOutput>> + Send + 'static {
-        self.host_async(batch, with_grad)
     }
 
     /// Async loss and gradient: as [`Loss::forward_async`], with d(loss)/d(input).
@@ -126,11 +116,11 @@ impl Loss {
             return cpu::evaluate(&self.options, batch, with_grad);
         }
         if !with_grad {
-            return self.evaluate_into(batch, None);
+            return self.evaluate_located(batch, None);
         }
         // Zeroed pages come from the allocator untouched: filled once, by the readback.
         let mut grad = vec![0.0f32; batch.shape.len()];
-        let out = self.evaluate_into(batch, Some(&mut grad))?;
+        let out = self.evaluate_located(batch, Some(&mut grad))?;
         Ok(LossOutput {
             grad: Some(grad),
             ..out
@@ -170,7 +160,16 @@ impl Loss {
             }
             return Ok(LossOutput { grad: None, ..out });
         }
-        self.evaluate_into(batch, Some(grad))
+        self.evaluate_located(batch, Some(grad))
+    }
+
+    /// The GPU host call, a data error located in the host data (the kernels report
+    /// its kind only).
+    fn evaluate_located(&self, batch: &Batch<'_>, grad: Option<&mut [f32]>) -> Result<LossOutput> {
+        self.evaluate_into(batch, grad).map_err(|e| {
+            let probabilities = self.options.checks_probabilities();
+            batch.locate(e, self.options.ignore_index, probabilities)
+        })
     }
 
     /// The batch a host call computes: every length and option checked before anything

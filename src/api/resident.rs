@@ -2,7 +2,7 @@
 
 use super::{scoped, Loss};
 use crate::error::{Error, Result};
-use crate::output::{parse, LossOutput};
+use crate::output::{guard, parse, LossOutput};
 use crate::plan::Phase;
 use crate::record::Encoded;
 use crate::resident::{encode, GpuBatch, GpuResult, GpuStats, GpuTarget, Request};
@@ -147,6 +147,9 @@ impl Loss {
                 vec![whole(&result.buffer)],
             ))
         })?;
-        parse(pending.wait()?, result.values_len, result.classes)
+        guard(
+            &self.options,
+            parse(pending.wait()?, result.values_len, result.classes)?,
+        )
     }
 }

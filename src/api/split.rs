@@ -6,7 +6,7 @@ use super::{scoped, Loss};
 use crate::context::Inner;
 use crate::cpu;
 use crate::error::{Error, Result};
-use crate::output::{parse, LossOutput};
+use crate::output::{guard, parse, LossOutput};
 use crate::plan::{bytes_of_words as words, Phase};
 use crate::resident::{GpuBatch, GpuResult, GpuStats};
 use crate::shape::Batch;
@@ -108,6 +108,8 @@ impl Loss {
             (Inner::Gpu(gpu), Held::Gpu(held)) => {
                 let (batch, st) = &**held;
                 gpu.check_alive()?;
+                // One write of the shared block per submission (see GpuStats::write).
+                let write = st.write_lock();
                 let (pending, values_len) = scoped(gpu, || {
                     let grad = with_grad.then(|| grad_buffer(gpu, stats.shape.len()));
                     // Recording checks the statistics (device, shape, options) first;
@@ -127,7 +129,8 @@ impl Loss {
                         .collect();
                     Ok((read_back(gpu, encoder, bufs), enc.values_len))
                 })?;
-                parse(pending.wait()?, values_len, classes)
+                drop(write);
+                guard(&self.options, parse(pending.wait()?, values_len, classes)?)
             }
             _ => Err(Error::InvalidStats(
                 "statistics from a context of another kind (CPU vs GPU)".into(),
@@ -173,8 +176,9 @@ impl Loss {
         Ok(shared)
     }
 
-    /// Split-phase GPU-resident API: writes the summed shared block back (through the
-    /// queue, so it lands before the next submission).
+    /// Split-phase GPU-resident API: writes the summed shared block back. The write is
+    /// submitted before this returns (an empty submission flushes it), so two calls on
+    /// one statistics never leave two unordered copies into one buffer.
     pub fn write_shared(&self, stats: &GpuStats, shared: &[f32]) -> Result<()> {
         let gpu = self.ctx.gpu()?;
         let want = Stats::shared_len(stats.shape.classes());
@@ -185,9 +189,11 @@ impl Loss {
             )));
         }
         stats.check_device(&gpu.device)?;
+        let _guard = stats.write_lock();
         scoped(gpu, || {
             gpu.queue
                 .write_buffer(&stats.shared, 0, bytemuck::cast_slice(shared));
+            gpu.queue.submit([]);
             Ok(())
         })
     }

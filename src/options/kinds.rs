@@ -197,3 +197,19 @@ pub enum SingleChannelSoftmax {
     /// `softmax=True` ignored."), without the `[0, 1]` check of `Activation::None`.
     Identity,
 }
+
+/// What a call does when the classic formulation (tp = Σx·y) meets soft targets: any
+/// kept target value strictly between 0 and 1. The classic losses are biased there (the
+/// Dice loss of a pixel labelled 0.5 is smallest at x = 1, not at x = 0.5): the soft
+/// formulation ([`crate::Formulation::Soft`]) is the fix. Either way the call reports it
+/// in [`crate::LossOutput::soft_targets_with_classic`], found by the statistics kernel
+/// (a status bit, no extra pass) or the CPU reference.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum SoftLabelGuard {
+    /// The result, with the field set and one `log` warning per process naming the fix
+    /// (default; the MONAI constructors keep it, as MONAI raises nothing).
+    #[default]
+    Warn,
+    /// [`crate::Error::SoftTargetsWithClassic`] instead of a result.
+    Error,
+}

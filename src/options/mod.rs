@@ -7,7 +7,7 @@ mod validate;
 pub use compound::{CrossEntropy, CrossEntropyKind, Focal, FocalAlpha};
 pub use kinds::{
     Activation, ActiveClasses, Aggregation, Formulation, GdlWeight, Overlap, Reduction,
-    SingleChannelSoftmax,
+    SingleChannelSoftmax, SoftLabelGuard,
 };
 
 /// Every option of a segloss loss, in the SPEC's vocabulary.
@@ -49,7 +49,7 @@ pub struct LossOptions {
     pub gamma: f64,
     /// Mean (default), sum or none.
     pub reduction: Reduction,
-    /// Pixels to ignore, by MONAI's rule (SPEC §1.3). Index targets: pixels holding this
+    /// Pixels to ignore, by MONAI's rule (`docs/SPEC.md` §1 and §6). Index targets: pixels holding this
     /// value (may be negative with [`crate::Target::IndexI64`]). Soft / one-hot targets
     /// (host API): with `0 ≤ k < C`, pixels whose channel k is 1 (channel k must be 0 or
     /// 1 there, else [`crate::Error::FractionalIgnore`]); with k outside `0..C`, pixels
@@ -65,6 +65,9 @@ pub struct LossOptions {
     /// with a zero gradient), or no activation (MONAI's rule, set by the
     /// [`crate::monai`] constructors).
     pub single_channel_softmax: SingleChannelSoftmax,
+    /// The classic formulation on soft targets: reported with a warning (default), or
+    /// an error ([`SoftLabelGuard`]).
+    pub soft_label_guard: SoftLabelGuard,
 }
 
 impl LossOptions {
@@ -99,6 +102,7 @@ impl LossOptions {
             cross_entropy: None,
             focal: None,
             single_channel_softmax: SingleChannelSoftmax::Error,
+            soft_label_guard: SoftLabelGuard::Warn,
         }
     }
     /// Sets the formulation.
@@ -174,6 +178,11 @@ impl LossOptions {
     /// Sets the ignored class index (index targets).
     pub fn ignore_index(mut self, index: i64) -> Self {
         self.ignore_index = Some(index);
+        self
+    }
+    /// Sets what the classic formulation does on soft targets ([`SoftLabelGuard`]).
+    pub fn soft_label_guard(mut self, g: SoftLabelGuard) -> Self {
+        self.soft_label_guard = g;
         self
     }
 }

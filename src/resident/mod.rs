@@ -86,6 +86,11 @@ pub struct GpuStats {
     pub(crate) shape: Shape,
     pub(crate) options: LossOptions,
     pub(crate) device: wgpu::Device,
+    /// Held from writing the shared block to the submission that reads it: two threads
+    /// finishing one statistics (or two clones of one [`crate::Stats`] with different
+    /// sums) must not queue two unsynchronised copies into `shared` in one submission
+    /// (the validation layer's SYNC-HAZARD-WRITE-AFTER-WRITE, a race on a real GPU).
+    pub(crate) write: std::sync::Mutex<()>,
 }
 
 impl GpuStats {
@@ -146,7 +151,14 @@ impl GpuStats {
             out: e.out,
             shape: shape.clone(),
             options: options.clone(),
+            write: std::sync::Mutex::new(()),
         }
+    }
+
+    /// The lock held from a write of the shared block to its submission (poisoning is
+    /// harmless: the guarded state is the queue's, not the lock's).
+    pub(crate) fn write_lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.write.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Its buffers, for the finishing call.

@@ -20,6 +20,7 @@ fn host(t: Tensor<3>) -> Vec<f32> {
 }
 
 fn check_close(what: &str, got: &[f32], want: &[f32], tol: f32) {
+    common::watch::check();
     assert_eq!(got.len(), want.len(), "{what}: length");
     let max = want.iter().fold(0.0f32, |m, v| m.max(v.abs()));
     for (i, (g, w)) in got.iter().zip(want).enumerate() {

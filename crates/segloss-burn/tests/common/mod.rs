@@ -4,11 +4,19 @@
 use burn::tensor::wgpu::WgpuBackend;
 use burn::tensor::Device;
 
+/// The root crate's test logger: fails a test that makes wgpu log an error (the
+/// validation layer's messages included) and gives Mesa a private runtime directory.
+#[path = "../../../../tests/common/watch.rs"]
+pub mod watch;
+
 /// burn's wgpu device shared with segloss (the zero-copy path), once per process, on
 /// the graphics API `WGPU_BACKEND` names (cubecl does not read that variable itself:
 /// CI runs these tests once on Vulkan and once on GL).
 pub fn shared() -> Device {
     static SHARED: std::sync::OnceLock<Device> = std::sync::OnceLock::new();
+    watch::install();
+    // A checkpoint: wgpu errors logged on this test's thread since its last call fail it.
+    watch::check();
     SHARED
         .get_or_init(|| {
             let api = match std::env::var("WGPU_BACKEND").as_deref() {

@@ -7,7 +7,7 @@ use segloss::monai::{GeneralizedDiceFocalLoss, GeneralizedDiceLoss};
 use segloss::{Batch, Context, GdlWeight, Loss, LossOptions, Reduction, Shape};
 use serde_json::Value;
 
-use super::{f64s, id, Report};
+use super::{f64s, id, same_len, Report};
 
 const REL: f64 = 1e-4;
 const ABS: f64 = 1e-6;
@@ -50,7 +50,10 @@ fn options(case: &Value) -> Result<LossOptions, String> {
             reduction,
             batch: b("batch"),
             gamma: f("gamma", 2.0),
-            weight: a["weight"].as_array().map(|_| f64s(&a["weight"])),
+            weight: a["weight"]
+                .as_array()
+                .map(|_| f64s(a, "weight"))
+                .transpose()?,
             lambda_gdl: f("lambda_gdl", 1.0),
             lambda_focal: f("lambda_focal", 1.0),
             ..Default::default()
@@ -72,10 +75,10 @@ pub fn run(ctx: &Context, doc: &Value, report: &mut Report) {
 }
 
 fn check(ctx: &Context, case: &Value, id: &str, report: &mut Report) -> Result<(), String> {
-    let dims: Vec<usize> = f64s(&case["shape"]).iter().map(|&d| d as usize).collect();
+    let dims: Vec<usize> = f64s(case, "shape")?.iter().map(|&d| d as usize).collect();
     let shape = Shape::new(&dims).map_err(|e| e.to_string())?;
-    let x: Vec<f32> = f64s(&case["input"]).iter().map(|&v| v as f32).collect();
-    let t = f64s(&case["target"]);
+    let x: Vec<f32> = f64s(case, "input")?.iter().map(|&v| v as f32).collect();
+    let t = f64s(case, "target")?;
     let soft: Vec<f32> = t.iter().map(|&v| v as f32).collect();
     let index: Vec<u32> = t.iter().map(|&v| v as u32).collect();
     let batch = if case["target_kind"] == "index" {
@@ -93,11 +96,9 @@ fn check(ctx: &Context, case: &Value, id: &str, report: &mut Report) -> Result<(
         return Err(format!("loss {got} vs MONAI {want}"));
     }
     if case["loss_values"].is_array() {
-        let vals = f64s(&case["loss_values"]);
+        let vals = f64s(case, "loss_values")?;
         let got = out.values.unwrap_or_default();
-        if got.len() != vals.len() {
-            return Err(format!("{} values vs MONAI's {}", got.len(), vals.len()));
-        }
+        same_len("loss values", got.len(), vals.len())?;
         for (i, (g, w)) in got.iter().zip(vals).enumerate() {
             let g = f64::from(*g);
             report.note("value error (relative)", rel(g, w), id);
@@ -106,7 +107,7 @@ fn check(ctx: &Context, case: &Value, id: &str, report: &mut Report) -> Result<(
             }
         }
     }
-    let grad = f64s(&case["grad"]);
+    let grad = f64s(case, "grad")?;
     let max = grad.iter().fold(0.0f64, |m, v| m.max(v.abs()));
     let ours = out.grad.unwrap_or_default();
     if ours.len() != grad.len() {

@@ -10,7 +10,7 @@ use segloss::metrics::{Labels, Metrics, MetricsState, Prediction};
 use segloss::{Context, Shape};
 use serde_json::Value;
 
-use super::{f64s, id, Report};
+use super::{f64s, id, number, same_len, Report};
 
 const WHAT: &str = "metric error (absolute)";
 
@@ -28,13 +28,21 @@ pub fn run(ctx: &Context, doc: &Value, report: &mut Report) {
 /// Counts the case's prediction against its labels on `ctx`, with `ignore`.
 fn count(ctx: &Context, case: &Value, ignore: Option<i64>) -> Result<Metrics, String> {
     let c = case["classes"].as_u64().ok_or("no classes")? as usize;
-    let dims: Vec<usize> = f64s(&case["shape"]).iter().map(|&d| d as usize).collect();
+    let dims: Vec<usize> = f64s(case, "shape")?.iter().map(|&d| d as usize).collect();
     let mut full = vec![*dims.first().ok_or("empty shape")?, c];
     full.extend(&dims[1..]);
     let shape = Shape::new(&full).map_err(|e| e.to_string())?;
-    let label: Vec<i64> = f64s(&case["label"]).iter().map(|&v| v as i64).collect();
-    let scores: Vec<f32> = f64s(&case["scores"]).iter().map(|&v| v as f32).collect();
-    let pred: Vec<i64> = f64s(&case["pred"]).iter().map(|&v| v as i64).collect();
+    let label: Vec<i64> = f64s(case, "label")?.iter().map(|&v| v as i64).collect();
+    // Scores (argmax taken) or a label map, whichever the case holds.
+    let scores: Vec<f32> = match case.get("scores") {
+        Some(_) => f64s(case, "scores")?.iter().map(|&v| v as f32).collect(),
+        None => Vec::new(),
+    };
+    let pred: Vec<i64> = match case.get("pred") {
+        Some(_) => f64s(case, "pred")?.iter().map(|&v| v as i64).collect(),
+        None if scores.is_empty() => return Err("neither `scores` nor `pred`".into()),
+        None => Vec::new(),
+    };
     let p = if scores.is_empty() {
         Prediction::LabelsI64(&pred)
     } else {
@@ -58,10 +66,14 @@ fn check(ctx: &Context, case: &Value, id: &str, report: &mut Report) -> Result<(
         ("miou_c", r.miou_c),
         ("mdice_c", r.mdice_c),
     ] {
-        let want = j[k].as_f64().unwrap_or(f64::NAN);
+        let want = number(j, k)?;
         report.close(WHAT, id, &format!("JDTLosses {k}"), v, want, 1e-12);
     }
-    for (q, w) in j["worst"].as_object().into_iter().flatten() {
+    let worst = j["worst"].as_object().ok_or("no `jdt.worst` object")?;
+    if worst.is_empty() {
+        return Err("`jdt.worst`: nothing to compare".into());
+    }
+    for (q, w) in worst {
         let qf: f64 = q.parse().map_err(|e| format!("worst {q}: {e}"))?;
         let got = m.worst(qf).map_err(|e| e.to_string())?;
         for (k, v) in [
@@ -70,7 +82,7 @@ fn check(ctx: &Context, case: &Value, id: &str, report: &mut Report) -> Result<(
             ("miou_c", got.miou_c),
             ("mdice_c", got.mdice_c),
         ] {
-            let want = w[k].as_f64().unwrap_or(f64::NAN);
+            let want = number(w, k)?;
             report.close(
                 WHAT,
                 id,
@@ -86,14 +98,15 @@ fn check(ctx: &Context, case: &Value, id: &str, report: &mut Report) -> Result<(
         (
             "torchmetrics IoU",
             &r.iou_d_per_class,
-            f64s(&case["torchmetrics_iou_per_class"]),
+            f64s(case, "torchmetrics_iou_per_class")?,
         ),
         (
             "torchmetrics Dice",
             &r.dice_d_per_class,
-            f64s(&case["torchmetrics_dice_per_class"]),
+            f64s(case, "torchmetrics_dice_per_class")?,
         ),
     ] {
+        same_len(name, ours.len(), theirs.len())?;
         for (k, (o, t)) in ours.iter().zip(theirs).enumerate() {
             let got = o.unwrap_or(0.0);
             report.close(WHAT, id, &format!("{name}[{k}]"), got, t, 1e-6);
@@ -115,6 +128,8 @@ fn check(ctx: &Context, case: &Value, id: &str, report: &mut Report) -> Result<(
                 .collect();
             v.iter().sum::<f64>() / v.len() as f64
         };
+        same_len("MONAI per image", d.len(), iou.len())?;
+        same_len("MONAI per image", d.len(), r.per_image.len())?;
         for (b, (dr, ir)) in d.iter().zip(iou).enumerate() {
             let Some(img) = r.per_image.get(b) else {
                 return Err(format!("no result for image {b}"));
@@ -145,13 +160,18 @@ fn check(ctx: &Context, case: &Value, id: &str, report: &mut Report) -> Result<(
     if case["monai_runs"].is_array() {
         let mut m = count(ctx, case, None)?;
         let state = m.state().map_err(|e| e.to_string())?.clone();
-        monai_runs(&state, case, id, report);
+        monai_runs(&state, case, id, report)?;
     }
     Ok(())
 }
 
 /// MONAI's `DiceMetric` / `MeanIoU` with every flag and reduction, from the counts.
-fn monai_runs(state: &MetricsState, case: &Value, id: &str, report: &mut Report) {
+fn monai_runs(
+    state: &MetricsState,
+    case: &Value,
+    id: &str,
+    report: &mut Report,
+) -> Result<(), String> {
     for run in case["monai_runs"].as_array().into_iter().flatten() {
         let reduction = match run["reduction"].as_str().unwrap_or("") {
             "none" => MetricReduction::None,
@@ -184,10 +204,11 @@ fn monai_runs(state: &MetricsState, case: &Value, id: &str, report: &mut Report)
             id,
             &format!("MONAI {run}"),
             &got.reduced,
-            &f64s(&run["values"]),
+            &f64s(run, "values")?,
             1e-6,
         );
     }
+    Ok(())
 }
 
 /// smp's `get_stats` + `iou_score` / `f1_score` with every reduction.
@@ -210,7 +231,8 @@ fn smp_runs(
         };
         let w = run["class_weights"]
             .as_array()
-            .map(|_| f64s(&run["class_weights"]));
+            .map(|_| f64s(run, "class_weights"))
+            .transpose()?;
         let f = if run["metric"] == "iou" {
             iou_score
         } else {
@@ -222,7 +244,7 @@ fn smp_runs(
             id,
             &format!("smp {run}"),
             &got,
-            &f64s(&run["values"]),
+            &f64s(run, "values")?,
             1e-12,
         );
     }

@@ -180,12 +180,43 @@ pub fn run(ctx: &Context, family: &str, name: &str, text: &str) -> Report {
     report
 }
 
-/// The numbers of a JSON array, `null` (an undefined value) as NaN; a missing array is
-/// empty. As the tests' `common::f64s`.
-pub fn f64s(v: &Value) -> Vec<f64> {
-    v.as_array()
-        .map(|a| a.iter().map(|x| x.as_f64().unwrap_or(f64::NAN)).collect())
-        .unwrap_or_default()
+/// The numbers of the array `v[key]`, `null` (an undefined value) as NaN. Anything else
+/// — a missing key, a string, a nested array — is an error: an expected array that
+/// vanished must not turn into an empty comparison (as the tests' `common::f64s`).
+pub fn f64s(v: &Value, key: &str) -> Result<Vec<f64>, String> {
+    let a = v[key]
+        .as_array()
+        .ok_or_else(|| format!("`{key}`: expected an array of numbers, found {}", v[key]))?;
+    a.iter()
+        .map(|x| match x {
+            Value::Null => Ok(f64::NAN),
+            x => x
+                .as_f64()
+                .ok_or_else(|| format!("`{key}`: expected a number, found {x}")),
+        })
+        .collect()
+}
+
+/// The number `v[key]`, `null` (undefined) as NaN; a missing key is an error.
+pub fn number(v: &Value, key: &str) -> Result<f64, String> {
+    match &v[key] {
+        Value::Null if v.get(key).is_some() => Ok(f64::NAN),
+        x => x
+            .as_f64()
+            .ok_or_else(|| format!("`{key}`: expected a number, found {x}")),
+    }
+}
+
+/// Checks that two sides of a comparison are as long as each other and not empty: a
+/// comparison that compares nothing, or stops at the shorter side, is an error.
+pub fn same_len(what: &str, a: usize, b: usize) -> Result<(), String> {
+    if a != b {
+        return Err(format!("{what}: {a} values vs the peer's {b}"));
+    }
+    if a == 0 {
+        return Err(format!("{what}: nothing to compare"));
+    }
+    Ok(())
 }
 
 /// A case's id.

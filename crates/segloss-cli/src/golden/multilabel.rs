@@ -7,7 +7,7 @@ use segloss::metrics::{Labels, Metrics, Prediction};
 use segloss::{Context, Shape};
 use serde_json::Value;
 
-use super::{f64s, id, Report};
+use super::{f64s, id, same_len, Report};
 
 /// Runs every case of `doc` on `ctx`.
 pub fn run(ctx: &Context, doc: &Value, report: &mut Report) {
@@ -21,10 +21,10 @@ pub fn run(ctx: &Context, doc: &Value, report: &mut Report) {
 }
 
 fn check(ctx: &Context, case: &Value, id: &str, report: &mut Report) -> Result<(), String> {
-    let dims: Vec<usize> = f64s(&case["shape"]).iter().map(|&d| d as usize).collect();
+    let dims: Vec<usize> = f64s(case, "shape")?.iter().map(|&d| d as usize).collect();
     let shape = Shape::new(&dims).map_err(|e| e.to_string())?;
-    let scores: Vec<f32> = f64s(&case["scores"]).iter().map(|&v| v as f32).collect();
-    let target: Vec<f32> = f64s(&case["target"]).iter().map(|&v| v as f32).collect();
+    let scores: Vec<f32> = f64s(case, "scores")?.iter().map(|&v| v as f32).collect();
+    let target: Vec<f32> = f64s(case, "target")?.iter().map(|&v| v as f32).collect();
     let pred = Prediction::Threshold {
         scores: &scores,
         threshold: case["threshold"].as_f64().ok_or("no threshold")? as f32,
@@ -34,6 +34,10 @@ fn check(ctx: &Context, case: &Value, id: &str, report: &mut Report) -> Result<(
     m.update(&shape, pred, Labels::MultiHot(&target), None)
         .map_err(|e| e.to_string())?;
     let st = m.state().map_err(|e| e.to_string())?.clone();
+    for key in ["smp_tp", "smp_fp", "smp_fn", "smp_tn"] {
+        let rows = case[key].as_array().map_or(0, Vec::len);
+        same_len(key, st.images.len(), rows)?;
+    }
     for (b, im) in st.images.iter().enumerate() {
         for (k, &[tp, p, l]) in im.counts.iter().enumerate() {
             let smp = |key: &str| case[key][b][k].as_f64().unwrap_or(f64::NAN);
@@ -61,7 +65,7 @@ fn check(ctx: &Context, case: &Value, id: &str, report: &mut Report) -> Result<(
     for (k, (iou, tm)) in r
         .iou_d_per_class
         .iter()
-        .zip(f64s(&case["tm_iou"]))
+        .zip(zipped("tm_iou", &r.iou_d_per_class, f64s(case, "tm_iou")?)?)
         .enumerate()
     {
         let name = format!("torchmetrics IoU class {k}");
@@ -77,7 +81,7 @@ fn check(ctx: &Context, case: &Value, id: &str, report: &mut Report) -> Result<(
     for (k, (dice, tm)) in r
         .dice_d_per_class
         .iter()
-        .zip(f64s(&case["tm_f1"]))
+        .zip(zipped("tm_f1", &r.dice_d_per_class, f64s(case, "tm_f1")?)?)
         .enumerate()
     {
         let name = format!("torchmetrics F1 class {k}");
@@ -91,4 +95,10 @@ fn check(ctx: &Context, case: &Value, id: &str, report: &mut Report) -> Result<(
         );
     }
     Ok(())
+}
+
+/// `theirs`, after checking it is as long as `ours` and not empty.
+fn zipped<T>(what: &str, ours: &[T], theirs: Vec<f64>) -> Result<Vec<f64>, String> {
+    same_len(what, ours.len(), theirs.len())?;
+    Ok(theirs)
 }

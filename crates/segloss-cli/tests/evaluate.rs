@@ -1,26 +1,18 @@
-//! The `evaluate` example on folders this test writes: `.npy` (label maps of several
-//! integer dtypes and float scores) and `.nii.gz` (NIfTI-1 label volumes), its JSON
-//! against the library's own metrics, and a clear error (naming the file, no JSON) for
-//! each kind of bad input.
+//! `segloss evaluate` on folders this test writes: `.npy` (label maps of several integer
+//! dtypes and float scores) and `.nii.gz` (NIfTI-1 label volumes), its JSON against the
+//! library's own metrics, and a clear error (naming the file, no JSON, exit code 2) for
+//! each kind of bad input. (Moved from the library's `tests/evaluate_tool.rs` with the
+//! command.)
 
 mod common;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use common::Rng;
 use segloss::metrics::{Labels, Metrics, Prediction};
 use segloss::{Context, Shape};
 use serde_json::Value;
-
-/// The example binary, built beside the test binaries by `cargo test`.
-fn evaluate_bin() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap();
-    dir.join("examples")
-        .join(format!("evaluate{}", std::env::consts::EXE_SUFFIX))
-}
 
 /// A version 1.0 `.npy` file: `descr` (e.g. "<i4") and raw little-endian data.
 fn write_npy(path: &Path, descr: &str, shape: &[usize], data: &[u8]) {
@@ -69,31 +61,45 @@ fn write_nii_gz(path: &Path, dims: &[usize], labels: &[u8]) {
 }
 
 fn tempdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("segloss-evaluate-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
+    let d = common::tempdir(&format!("evaluate-{name}"));
     std::fs::create_dir_all(d.join("pred")).unwrap();
     std::fs::create_dir_all(d.join("target")).unwrap();
     d
 }
 
+/// Runs `segloss evaluate` on `dir`'s pred/ and target/ folders: (success, stdout and
+/// stderr, the JSON written). A run on the CPU fallback fails the test in CI.
 fn run(dir: &Path, classes: usize, extra: &[&str]) -> (bool, String, Option<Value>) {
     let json = dir.join("out.json");
     let _ = std::fs::remove_file(&json);
-    let out = Command::new(evaluate_bin())
-        .arg("--pred")
-        .arg(dir.join("pred"))
-        .arg("--target")
-        .arg(dir.join("target"))
-        .args(["--classes", &classes.to_string(), "--json"])
-        .arg(&json)
-        .args(extra)
-        .output()
-        .expect("the evaluate example is built by `cargo test`");
-    let text =
-        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    let (pred, target) = (dir.join("pred"), dir.join("target"));
+    let classes = classes.to_string();
+    let mut args = vec![
+        "evaluate",
+        "--pred",
+        pred.to_str().unwrap(),
+        "--target",
+        target.to_str().unwrap(),
+        "--classes",
+        &classes,
+        "--json",
+        json.to_str().unwrap(),
+    ];
+    args.extend(extra);
+    let out = common::segloss(&args);
+    let text = common::text(&out);
+    common::ran_on_gpu(&out, "evaluate");
     let v = std::fs::read_to_string(&json)
         .ok()
         .map(|s| serde_json::from_str(&s).unwrap());
+    if v.is_none() {
+        assert_ne!(out.status.code(), Some(0), "no JSON after success: {text}");
+    } else {
+        assert_eq!(out.status.code(), Some(0), "{text}");
+    }
+    if !out.status.success() {
+        assert_eq!(out.status.code(), Some(2), "an error exits with 2: {text}");
+    }
     (out.status.success(), text, v)
 }
 
