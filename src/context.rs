@@ -258,6 +258,17 @@ impl Context {
         })
     }
 
+    /// How many compute pipelines (shader variants) this context has compiled so far;
+    /// 0 on the CPU reference. segloss compiles a variant on its first use and caches
+    /// it: a diagnostic for training loops that change their loss (a [`crate::Schedule`]'s
+    /// ramp compiles none).
+    pub fn pipelines_built(&self) -> usize {
+        match &*self.inner {
+            Inner::Gpu(g) => g.kernels.pipelines_built(),
+            Inner::Cpu => 0,
+        }
+    }
+
     /// Which backend this context computes on.
     pub fn backend(&self) -> Backend {
         match &*self.inner {

@@ -44,6 +44,7 @@ mod readback;
 mod record;
 pub mod reference;
 mod resident;
+mod schedule;
 mod shape;
 mod split;
 mod stream;
@@ -64,6 +65,7 @@ pub use output::LossOutput;
 pub use peers::{jdt, monai};
 pub use plan::{MAX_CLASSES, MAX_ITEMS};
 pub use resident::{GpuBatch, GpuResult, GpuStats, GpuTarget};
+pub use schedule::{Ramp, Schedule, Stage};
 
 pub use shape::{Batch, Shape, Target};
 pub use split::Stats;

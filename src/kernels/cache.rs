@@ -17,6 +17,8 @@ pub struct Kernels {
     probe: wgpu::BindGroupLayout,
     modules: Mutex<HashMap<(Kernel, bool), Arc<wgpu::ShaderModule>>>,
     pipelines: Mutex<HashMap<(Kernel, Variant), Arc<wgpu::ComputePipeline>>>,
+    /// Pipelines compiled so far (diagnostics: a schedule's ramp compiles none).
+    built: std::sync::atomic::AtomicUsize,
 }
 
 impl Kernels {
@@ -78,6 +80,7 @@ impl Kernels {
             probe,
             modules: Mutex::new(HashMap::new()),
             pipelines: Mutex::new(HashMap::new()),
+            built: std::sync::atomic::AtomicUsize::new(0),
         };
         for k in Kernel::ALL {
             kernels.module(k, true);
@@ -184,7 +187,14 @@ impl Kernels {
                 cache: None,
             },
         ));
+        self.built
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut cache = self.pipelines.lock().unwrap_or_else(|e| e.into_inner());
         cache.entry((k, v)).or_insert(pipeline).clone()
+    }
+
+    /// How many compute pipelines this device has compiled so far.
+    pub fn pipelines_built(&self) -> usize {
+        self.built.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
