@@ -502,6 +502,12 @@ fn exhausted_device_memory_is_an_error_and_the_context_recovers() {
             matches!(r, Err(Error::OutOfMemory(_) | Error::DeviceLost(_))),
             "metrics under exhausted memory: {r:?}"
         );
+        // Under WGPU_DEBUG the driver's own report of the exhaustion reaches the log as
+        // an error (lavapipe: "VK_ERROR_OUT_OF_DEVICE_MEMORY", with its object list):
+        // provoked here on purpose, so claimed; any other record still fails the test.
+        common::watch::take_matching(|_, m| {
+            m.contains("VK_ERROR_OUT_OF_DEVICE_MEMORY") || m.starts_with("\tobjects")
+        });
         // What an application does after an out-of-memory error: drop what it holds,
         // and the buffers segloss keeps for reuse (they returned to its pool).
         drop(held);
@@ -519,6 +525,9 @@ fn exhausted_device_memory_is_an_error_and_the_context_recovers() {
             }
             r => r.unwrap(),
         };
+        common::watch::take_matching(|_, m| {
+            m.contains("VK_ERROR_OUT_OF_DEVICE_MEMORY") || m.starts_with("\tobjects")
+        });
         let mut rng = Rng::new(56);
         let small = Data::random(&mut rng, &[2, 3, 20, 20], false, false);
         let want = small.reference(&LossOptions::dice());

@@ -168,6 +168,25 @@ impl SegLoss {
         &self.options
     }
 
+    /// Replaces the options for the following calls: a schedule-driven loss, e.g.
+    /// `seg.set_options(schedule.options_at(step))?` each step of a training loop with a
+    /// [`segloss::Schedule`]. Validated first (on error nothing changes). Pipelines are
+    /// cached per context, so a step inside a ramp (weights only) compiles nothing. The
+    /// host path's context is kept; clones made earlier keep their options.
+    pub fn set_options(&mut self, options: LossOptions) -> segloss::Result<()> {
+        let host = self.host.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let host = match host {
+            Some(l) => Some(Loss::new(l.context(), options.clone())?),
+            None => {
+                Loss::new(&Context::cpu(), options.clone())?;
+                None
+            }
+        };
+        self.host = Arc::new(Mutex::new(host));
+        self.options = options;
+        Ok(())
+    }
+
     /// The error of a zero-copy call, if one failed since the last call of this method.
     ///
     /// A zero-copy call is queued in burn's stream and runs when burn runs it, after

@@ -176,3 +176,59 @@ fn a_burn_op_soft_dice_agrees_and_the_classic_form_shows_the_bug() {
     assert!(loss_at(0.5, Formulation::Soft) < loss_at(1.0, Formulation::Soft));
     assert!(loss_at(0.5, Formulation::Soft).abs() < 1e-6);
 }
+
+/// A schedule-driven `SegLoss` (issue 23): at each step of a warm-up, a ramp and the
+/// final stage, `set_options(schedule.options_at(step))` gives the loss and gradient of a
+/// `SegLoss` built from those options by hand, on the zero-copy path.
+#[test]
+fn a_schedule_driven_segloss_equals_a_hand_built_one_at_each_step() {
+    use segloss::{CrossEntropy, Ramp, Schedule};
+    let dev = device();
+    let ctx = Context::new_or_cpu();
+    let warm_up = LossOptions::jaccard()
+        .overlap_weight(0.0)
+        .cross_entropy(CrossEntropy::kl(1.0));
+    let jml = LossOptions::jaccard()
+        .overlap_weight(0.75)
+        .cross_entropy(CrossEntropy::kl(0.25));
+    let schedule = Schedule::new(&ctx, warm_up)
+        .unwrap()
+        .then(10, jml, Ramp::Cosine { steps: 10 })
+        .unwrap();
+    let dims = [2usize, 3, 16];
+    let n: usize = dims.iter().product();
+    let (x, y) = (data(n, 31, -3.0, 3.0), data(n, 32, 0.0, 1.0));
+    let mut seg = SegLossConfig::new(schedule.options_at(0)).init().unwrap();
+    let run = |seg: &segloss_burn::SegLoss| {
+        let logits = Tensor::<3>::from_data(TensorData::new(x.clone(), dims), &dev).require_grad();
+        let t: Targets<3, 2> = Targets::Soft(Tensor::<3>::from_data(
+            TensorData::new(y.clone(), dims),
+            &dev,
+        ));
+        let l = seg.forward(logits.clone(), t).unwrap();
+        let v = l.clone().into_scalar::<f32>();
+        let g = host(logits.grad(&l.backward()).unwrap());
+        (v, g)
+    };
+    let mut values = Vec::new();
+    for step in [0u64, 5, 10, 13, 15, 19, 20, 40] {
+        seg.set_options(schedule.options_at(step)).unwrap();
+        assert!(seg.is_zero_copy(&dev));
+        let (v, g) = run(&seg);
+        let hand = SegLossConfig::new(schedule.options_at(step))
+            .init()
+            .unwrap();
+        let (hv, hg) = run(&hand);
+        assert_eq!(v.to_bits(), hv.to_bits(), "step {step}");
+        check_close(&format!("step {step} grad"), &g, &hg, 0.0);
+        values.push(v);
+    }
+    // The ramp moves the loss: not one value for every step.
+    assert!(values.windows(2).any(|w| w[0] != w[1]), "{values:?}");
+    // Invalid options change nothing.
+    let before = seg.options().clone();
+    assert!(seg
+        .set_options(before.clone().overlap_weight(-1.0))
+        .is_err());
+    assert_eq!(seg.options(), &before);
+}
