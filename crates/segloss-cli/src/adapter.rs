@@ -179,7 +179,7 @@ pub fn describe(index: usize, adapter: &wgpu::Adapter) -> String {
         i.device_type,
         if i.driver.is_empty() { "?" } else { &i.driver },
         if i.driver_info.is_empty() { "?" } else { &i.driver_info },
-        mib(l.max_storage_buffer_binding_size as u64),
+        mib(l.max_storage_buffer_binding_size),
         mib(l.max_buffer_size),
         l.max_compute_workgroup_size_x,
     )

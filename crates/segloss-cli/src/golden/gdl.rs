@@ -92,7 +92,7 @@ fn check(ctx: &Context, case: &Value, id: &str, report: &mut Report) -> Result<(
     let want = case["loss"].as_f64().ok_or("no loss")?;
     let got = f64::from(out.loss);
     report.note("value error (relative)", rel(got, want), id);
-    if !((got - want).abs() <= REL * want.abs() + ABS) {
+    if !super::within((got - want).abs(), REL * want.abs() + ABS) {
         return Err(format!("loss {got} vs MONAI {want}"));
     }
     if case["loss_values"].is_array() {
@@ -102,7 +102,7 @@ fn check(ctx: &Context, case: &Value, id: &str, report: &mut Report) -> Result<(
         for (i, (g, w)) in got.iter().zip(vals).enumerate() {
             let g = f64::from(*g);
             report.note("value error (relative)", rel(g, w), id);
-            if !((g - w).abs() <= REL * w.abs() + ABS) {
+            if !super::within((g - w).abs(), REL * w.abs() + ABS) {
                 return Err(format!("value[{i}] {g} vs MONAI {w}"));
             }
         }
@@ -124,7 +124,7 @@ fn check(ctx: &Context, case: &Value, id: &str, report: &mut Report) -> Result<(
             (g - w).abs() / max.max(1e-300),
             id,
         );
-        if !((g - w).abs() <= REL * max + ABS / 10.0) {
+        if !super::within((g - w).abs(), REL * max + ABS / 10.0) {
             return Err(format!("grad[{i}] {g} vs MONAI {w}"));
         }
     }

@@ -119,7 +119,7 @@ impl Report {
         }
         let err = (got - want).abs();
         self.note(what, err, case);
-        if !(err <= tol) {
+        if !within(err, tol) {
             self.fail(
                 case,
                 format!("{name} {got} vs peer {want} (tolerance {tol:.0e})"),
@@ -222,4 +222,9 @@ pub fn same_len(what: &str, a: usize, b: usize) -> Result<(), String> {
 /// A case's id.
 pub fn id(case: &Value) -> String {
     case["id"].as_str().unwrap_or("?").to_string()
+}
+
+/// `err <= tol`, false when either is NaN (a NaN error is a failure).
+pub fn within(err: f64, tol: f64) -> bool {
+    err <= tol
 }
