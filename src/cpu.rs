@@ -1,7 +1,7 @@
 //! The CPU backend: a context without a GPU computes with the f64 reference, on the
 //! batch widened to f64 / i64, and rounds the results to f32.
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::options::{Formulation, LossOptions};
 use crate::output::{finite, guard, narrow, LossOutput};
 use crate::reference::{self, RefBatch, RefTarget};
@@ -65,6 +65,27 @@ pub(crate) fn evaluate(
         soft_targets_with_classic: soft_targets_with_classic(options, &host.as_ref()),
     })?;
     guard(options, out)
+}
+
+/// An input-data error the kernels reported by kind only (their status word holds one
+/// bit per kind), located by the CPU reference's own validation of the host data: the
+/// first offending element, and an index target's value. Runs on the error path only;
+/// any other error comes back unchanged.
+pub(crate) fn locate(options: &LossOptions, batch: &Batch<'_>, e: Error) -> Error {
+    let unlocated = matches!(
+        e,
+        Error::NonFiniteInput { position: None }
+            | Error::SoftTargetOutOfRange { position: None }
+            | Error::ProbabilityOutOfRange { position: None }
+            | Error::ClassIndexOutOfRange { position: None, .. }
+    );
+    if !unlocated {
+        return e;
+    }
+    let host = HostBatch::new(batch);
+    reference::Pixels::new(options, &host.as_ref())
+        .err()
+        .unwrap_or(e)
 }
 
 /// The soft-label guard on the CPU reference: the classic formulation and a kept soft

@@ -113,12 +113,15 @@ impl Schedule {
     /// previous stage's ramp has ended).
     pub fn then(mut self, start: u64, options: LossOptions, ramp: Ramp) -> Result<Self> {
         options.validate()?;
-        let prev = self.stages.last().expect("a schedule has a first stage");
-        let prev_end = prev.start + ramp_len(prev.ramp);
         let bad = |reason: String| Error::InvalidOption {
             name: "schedule",
             reason,
         };
+        // `new` makes the first stage and nothing removes one: never empty.
+        let Some(prev) = self.stages.last() else {
+            return Err(bad("a schedule without a first stage".into()));
+        };
+        let prev_end = prev.start.saturating_add(ramp_len(prev.ramp));
         if start <= prev.start || start < prev_end {
             return Err(bad(format!(
                 "a stage at step {start} must start after step {} (the previous stage's \

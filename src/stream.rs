@@ -28,13 +28,15 @@ use crate::transfer::{fill, grad_buffer, read_back, whole, writable};
 /// Whether a host batch must be streamed: its largest array (the input) exceeds one
 /// storage binding or one buffer.
 pub(crate) fn needed(gpu: &Gpu, batch: &Batch<'_>) -> bool {
-    // Over one binding, or over one buffer (a device whose `max_buffer_size` is below
-    // its binding limit): either way the whole array cannot be on the device at once.
-    let limits = gpu.device.limits();
-    let one = limits
+    words(batch.shape.len()) > one_array(&gpu.device.limits())
+}
+
+/// The most bytes one array can take on the device: one binding, and one buffer (a
+/// device's `max_buffer_size` may be below its binding limit).
+fn one_array(limits: &wgpu::Limits) -> u64 {
+    limits
         .max_storage_buffer_binding_size
-        .min(limits.max_buffer_size);
-    words(batch.shape.len()) > one
+        .min(limits.max_buffer_size)
 }
 
 /// Largest chunk buffer of a streamed call, per array. Two windows' chunks (input,
@@ -189,10 +191,7 @@ pub(crate) fn evaluate(
         mask: batch.mask.is_some(),
     };
     let limits = gpu.device.limits();
-    let cap = limits
-        .max_storage_buffer_binding_size
-        .min(limits.max_buffer_size)
-        .min(STREAM_CAP);
+    let cap = one_array(&limits).min(STREAM_CAP);
     let geometry = gpu.kernels.geometry();
     let plan = Plan::new(
         options,

@@ -218,3 +218,72 @@ fn concurrent_finishes_of_one_statistics_are_ordered_and_identical() {
     });
     common::watch::check();
 }
+
+/// A host call on a GPU context whose kernels report invalid data (one status bit per
+/// kind) locates it in the host slices, as the CPU reference does: the first offending
+/// element and an index's value, not `position: None`.
+#[test]
+fn gpu_host_calls_locate_invalid_data() {
+    use segloss::{Activation, Batch, Context};
+    let Some(ctx) = common::gpu() else { return };
+    let shape = Shape::new(&[2, 3, 4]).unwrap();
+    let mut rng = Rng::new(0x10ca7e);
+    let good = Data::random(&mut rng, &[2, 3, 4], false, false);
+    let mut index = good.index.clone();
+    index[5] = 7;
+    index[6] = 9;
+    let mut input = good.input.clone();
+    input[11] = f32::NAN;
+    let mut soft = good.soft.clone();
+    soft[13] = 1.5;
+    let probs: Vec<f32> = (0..shape.len())
+        .map(|i| if i == 17 { 2.0 } else { 0.5 })
+        .collect();
+    let dice = LossOptions::dice();
+    let none = LossOptions::dice().activation(Activation::None);
+    let cases: [(&str, &LossOptions, Batch<'_>, Error); 4] = [
+        (
+            "index",
+            &dice,
+            Batch::index(&shape, &good.input, &index),
+            Error::ClassIndexOutOfRange {
+                value: Some(7),
+                classes: 3,
+                position: Some(5),
+            },
+        ),
+        (
+            "non-finite input",
+            &dice,
+            Batch::soft(&shape, &input, &good.soft),
+            Error::NonFiniteInput { position: Some(11) },
+        ),
+        (
+            "soft target",
+            &dice,
+            Batch::soft(&shape, &good.input, &soft),
+            Error::SoftTargetOutOfRange { position: Some(13) },
+        ),
+        (
+            "probability",
+            &none,
+            Batch::soft(&shape, &probs, &good.soft),
+            Error::ProbabilityOutOfRange { position: Some(17) },
+        ),
+    ];
+    for (what, o, batch, want) in cases {
+        for c in [&ctx, &Context::cpu()] {
+            let loss = common::loss(c, o.clone());
+            let got = loss.forward(&batch).unwrap_err();
+            assert_eq!(
+                got.to_string(),
+                want.to_string(),
+                "{what} on {:?}",
+                c.backend()
+            );
+            let mut grad = vec![0.0; shape.len()];
+            let got = loss.forward_backward_into(&batch, &mut grad).unwrap_err();
+            assert_eq!(got.to_string(), want.to_string(), "{what} (into)");
+        }
+    }
+}

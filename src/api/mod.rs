@@ -166,10 +166,8 @@ impl Loss {
     /// The GPU host call, a data error located in the host data (the kernels report
     /// its kind only).
     fn evaluate_located(&self, batch: &Batch<'_>, grad: Option<&mut [f32]>) -> Result<LossOutput> {
-        self.evaluate_into(batch, grad).map_err(|e| {
-            let probabilities = self.options.checks_probabilities();
-            batch.locate(e, self.options.ignore_index, probabilities)
-        })
+        self.evaluate_into(batch, grad)
+            .map_err(|e| cpu::locate(&self.options, batch, e))
     }
 
     /// The batch a host call computes: every length and option checked before anything
