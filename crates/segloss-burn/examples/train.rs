@@ -5,7 +5,13 @@
 //! (segloss's metrics, against the annotators' majority label) and the calibration at
 //! the boundaries (mean |p − y| where the annotators disagree), then the conclusion.
 //!
-//! `cargo run --release -p segloss-burn --example burn_train [-- --epochs N] [--seeds 1,2,3]`
+//! `--schedule` stages both losses (strategy (b) of the root crate's `stages` example):
+//! cross-entropy (KL form) alone for the first quarter of the epochs, a cosine ramp over
+//! the second quarter into Jaccard + KL (the same gradient as Jaccard + CE: KL is CE
+//! minus the targets' entropy, so its train loss is lower by that constant), driven by
+//! a `segloss::Schedule` through `SegLoss::set_options` each step.
+//!
+//! `cargo run --release -p segloss-burn --example burn_train [-- --epochs N] [--seeds 1,2,3] [--schedule]`
 
 use std::time::Instant;
 
@@ -17,7 +23,7 @@ use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::activation::{relu, softmax};
 use burn::tensor::{Device, Tensor, TensorData};
 use segloss::metrics::{Labels, Metrics, Prediction};
-use segloss::{CrossEntropy, Formulation, LossOptions, Shape};
+use segloss::{CrossEntropy, Formulation, LossOptions, Ramp, Schedule, Shape};
 use segloss_burn::{SegLoss, SegLossConfig, Targets};
 
 const CLASSES: usize = 3;
@@ -154,9 +160,11 @@ struct Epoch {
     boundary: f64,
 }
 
-/// Trains one model with `loss`; returns each epoch's figures.
+/// Trains one model with `loss`, its options following `schedule` (if any) step by
+/// step; returns each epoch's figures.
 fn train(
-    loss: &SegLoss,
+    loss: &mut SegLoss,
+    schedule: Option<&Schedule>,
     device: &Device,
     train: &[Sample],
     val: &[Sample],
@@ -169,9 +177,14 @@ fn train(
     let mut optim = AdamConfig::new().init();
     let ctx = segloss_burn::shared_context(device).unwrap_or_else(segloss::Context::cpu);
     let mut out = Vec::new();
+    let mut step = 0;
     for _ in 0..epochs {
         let mut total = 0.0;
         for chunk in train.chunks(BATCH) {
+            if let Some(s) = schedule {
+                loss.set_options(s.options_at(step))?;
+            }
+            step += 1;
             let (x, y, _) = batch(chunk, device);
             let logits = model.forward(x);
             let l = loss.forward(logits, Targets::<4, 3>::Soft(y))?;
@@ -231,8 +244,31 @@ fn main() -> segloss::Result<()> {
     let mut rng = Rng(0x5EED_1234_ABCD_0001);
     let train_set: Vec<Sample> = (0..64).map(|_| sample(&mut rng)).collect();
     let val_set: Vec<Sample> = (0..32).map(|_| sample(&mut rng)).collect();
+    let staged = std::env::args().any(|a| a == "--schedule");
     let base = LossOptions::jaccard().cross_entropy(CrossEntropy::softmax(1.0));
+    // --schedule: KL alone, then a cosine ramp into Jaccard + KL.
+    let steps = train_set.chunks(BATCH).len() as u64;
+    let quarter = (steps * epochs as u64 / 4).max(1);
+    let schedule = |form| -> segloss::Result<Schedule> {
+        let jml = LossOptions::jaccard()
+            .formulation(form)
+            .cross_entropy(CrossEntropy::kl(1.0));
+        let ctx = segloss_burn::shared_context(&device).unwrap_or_else(segloss::Context::cpu);
+        Schedule::new(&ctx, jml.clone().overlap_weight(0.0))?.then(
+            quarter,
+            jml,
+            Ramp::Cosine { steps: quarter },
+        )
+    };
+    if staged {
+        println!(
+            "Staged: KL alone for {quarter} steps, a cosine ramp into Jaccard + KL over \
+             {quarter} steps, then Jaccard + KL ({} steps in all).\n",
+            steps * epochs as u64
+        );
+    }
     let started = Instant::now();
+    let mut guard = Vec::new();
     // Per seed, the final epoch of (soft, classic).
     let mut finals: Vec<(u64, Epoch, Epoch)> = Vec::new();
     for (i, &seed) in seeds.iter().enumerate() {
@@ -241,15 +277,27 @@ fn main() -> segloss::Result<()> {
             ("soft", Formulation::Soft),
             ("classic", Formulation::Classic),
         ] {
-            let loss = SegLossConfig::new(base.clone().formulation(form)).init()?;
-            let run = train(&loss, &ad, &train_set, &val_set, epochs, seed)?;
+            let mut loss = SegLossConfig::new(base.clone().formulation(form)).init()?;
+            let sched = staged.then(|| schedule(form)).transpose()?;
+            let run = train(
+                &mut loss,
+                sched.as_ref(),
+                &ad,
+                &train_set,
+                &val_set,
+                epochs,
+                seed,
+            )?;
+            // The soft-label guard of the last step, read back once per run.
+            guard.push((name, loss.soft_targets_with_classic()?));
             if i == 0 {
                 let path = if loss.is_zero_copy(&ad) {
                     "zero-copy"
                 } else {
                     "host path"
                 };
-                println!("{name} Jaccard + CE, seed {seed} ({path}):");
+                let terms = if staged { "KL, staged" } else { "CE" };
+                println!("{name} Jaccard + {terms}, seed {seed} ({path}):");
                 println!("| epoch | train loss | val mIoU | boundary |p − y| |");
                 println!("|---:|---:|---:|---:|");
                 for (e, r) in run.iter().enumerate() {
@@ -279,6 +327,15 @@ fn main() -> segloss::Result<()> {
         println!(
             "| {seed} | {:.4} | {:.4} | {:.4} | {:.4} |",
             s.miou, c.miou, s.boundary, c.boundary
+        );
+    }
+    for form in ["soft", "classic"] {
+        let fired = guard.iter().filter(|g| g.0 == form && g.1 == Some(true));
+        println!(
+            "Soft-label guard (SegLoss::soft_targets_with_classic) on the {form} runs: \
+             fired in {} of {}.",
+            fired.count(),
+            guard.iter().filter(|g| g.0 == form).count()
         );
     }
     let mean = |f: &dyn Fn(&(u64, Epoch, Epoch)) -> f64| {

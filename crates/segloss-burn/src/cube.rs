@@ -60,6 +60,7 @@ fn empty(like: &CubeTensor, dims: BurnShape) -> CubeTensor {
 fn forward(logits: CubeTensor, target: CubeTensor, index: bool, call: GpuCall) -> CubeTensor {
     let (logits, target) = (contiguous(logits), contiguous(target));
     let loss = empty(&logits, BurnShape::new([1]));
+    let mut result = None;
     let done = with_batch(
         &logits,
         &target,
@@ -72,11 +73,19 @@ fn forward(logits: CubeTensor, target: CubeTensor, index: bool, call: GpuCall) -
             let l = held[0].resource();
             enc.copy_buffer_to_buffer(out.buffer(), 0, &l.buffer, l.offset, 4);
             call.keep_stats(stats);
+            result = Some(out);
             Ok(())
         },
     );
     match done {
-        Ok(()) => loss,
+        Ok(()) => {
+            // Submitted: its status word (the soft-label guard's bit among others) can
+            // be read back on demand.
+            if let Some(r) = result {
+                call.keep_result(r);
+            }
+            loss
+        }
         Err(e) => {
             call.fail(e);
             let nan = TensorData::new(vec![f32::NAN], [1]);

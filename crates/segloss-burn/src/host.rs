@@ -6,12 +6,13 @@ use segloss::{Batch, Loss, Shape, Target};
 
 use crate::Targets;
 
+/// The loss tensor, and whether the call saw soft targets with the classic formulation.
 pub(crate) fn forward<const D: usize, const DI: usize>(
     loss: &Loss,
     logits: Tensor<D>,
     targets: Targets<D, DI>,
     mask: Option<&[bool]>,
-) -> segloss::Result<Tensor<1>> {
+) -> segloss::Result<(Tensor<1>, bool)> {
     let device = logits.device();
     let dims = logits.shape().to_vec();
     let shape = Shape::new(&dims)?;
@@ -45,7 +46,10 @@ pub(crate) fn forward<const D: usize, const DI: usize>(
     // Σ(g ⊙ x) − detach(Σ(g ⊙ x)) is 0 in value and has the gradient g.
     let linear = logits.mul(g).sum();
     // Parenthesised: L + (a − a) is exactly L; (L + a) − a would round.
-    Ok(value + (linear.clone() - linear.detach()))
+    Ok((
+        value + (linear.clone() - linear.detach()),
+        out.soft_targets_with_classic,
+    ))
 }
 
 fn data_error(e: impl std::fmt::Debug) -> segloss::Error {

@@ -46,6 +46,8 @@ mod zero_copy;
 pub use shared::{init_default_wgpu, init_wgpu, register_wgpu, shared_context};
 pub use zero_copy::{GpuCall, SegLossOps};
 
+use zero_copy::Last;
+
 use std::sync::{Arc, Mutex};
 
 use burn::tensor::{Int, Tensor};
@@ -85,6 +87,7 @@ impl SegLossConfig {
             options: self.options.clone(),
             host: Arc::new(Mutex::new(None)),
             error: Arc::new(Mutex::new(None)),
+            last: Arc::new(Mutex::new(None)),
         })
     }
 
@@ -95,6 +98,7 @@ impl SegLossConfig {
             options: self.options.clone(),
             host: Arc::new(Mutex::new(Some(loss))),
             error: Arc::new(Mutex::new(None)),
+            last: Arc::new(Mutex::new(None)),
         })
     }
 }
@@ -107,6 +111,8 @@ pub struct SegLoss {
     host: Arc<Mutex<Option<Loss>>>,
     /// An error of a deferred zero-copy op (see [`SegLoss::take_error`]).
     error: Arc<Mutex<Option<segloss::Error>>>,
+    /// The last call that has run (see [`SegLoss::soft_targets_with_classic`]).
+    last: Arc<Mutex<Option<Last>>>,
 }
 
 impl SegLoss {
@@ -138,7 +144,7 @@ impl SegLoss {
             Some(ctx) => {
                 let loss = Loss::new(&ctx, self.options.clone())?;
                 loss.check_shape(&shape)?;
-                zero_copy::forward(loss, &self.error, logits, targets, mask)
+                zero_copy::forward(loss, (&self.error, &self.last), logits, targets, mask)
             }
             None => {
                 let mut host = self.host.lock().unwrap_or_else(|e| e.into_inner());
@@ -151,7 +157,11 @@ impl SegLoss {
                     }
                 };
                 drop(host);
-                host::forward(&loss, logits, targets, mask)
+                let (value, soft_classic) = host::forward(&loss, logits, targets, mask)?;
+                if let Ok(mut last) = self.last.lock() {
+                    *last = Some(Last::Host(soft_classic));
+                }
+                Ok(value)
             }
         }
     }
@@ -198,6 +208,37 @@ impl SegLoss {
     /// it back each step would cost the readback zero-copy avoids.
     pub fn take_error(&self) -> Option<segloss::Error> {
         self.error.lock().ok().and_then(|mut e| e.take())
+    }
+
+    /// The soft-label guard (segloss's SPEC §8) for burn: whether the last call of this
+    /// loss (or of a clone) that has run saw the classic formulation meet a kept soft
+    /// target strictly between 0 and 1, where the classic losses are biased (use
+    /// `Formulation::Soft`). `Ok(None)` when no call has run yet, or the last one failed
+    /// ([`SegLoss::take_error`]).
+    ///
+    /// The host path has the flag on the host already. On the zero-copy path it is a bit
+    /// of the status word segloss's statistics kernel writes into the forward op's result
+    /// on the device; this method reads that result back (a few bytes, blocking until
+    /// the op has run on the GPU), so a training loop pays for it only when it asks —
+    /// after the first step, say. A zero-copy call runs when burn runs its queue (a read
+    /// of the loss, the backward pass): one only queued is not "the last that has run".
+    /// The read also reports that call's data errors (NaN logits, targets outside
+    /// [0, 1]) as errors. The zero-copy path cannot refuse a call whose guard fires (it
+    /// has run by the time anyone can know): with `SoftLabelGuard::Error` this method
+    /// returns `Ok(Some(true))` like with `Warn`, while the host path's `forward` returns
+    /// `Error::SoftTargetsWithClassic`. With `Warn`, a `true` read here logs segloss's
+    /// one-time warning.
+    pub fn soft_targets_with_classic(&self) -> segloss::Result<Option<bool>> {
+        let last = self.last.lock().ok().and_then(|l| l.clone());
+        match last {
+            None => Ok(None),
+            Some(Last::Host(fired)) => Ok(Some(fired)),
+            Some(Last::Device(call)) => match call.0.read(&call.1) {
+                Ok(out) => Ok(Some(out.soft_targets_with_classic)),
+                Err(segloss::Error::SoftTargetsWithClassic) => Ok(Some(true)),
+                Err(e) => Err(e),
+            },
+        }
     }
 }
 

@@ -19,20 +19,31 @@ use burn::backend::tensor::{FloatTensor, IntTensor};
 use burn::backend::{backend_extension, Autodiff, AutodiffBackend, Backend, Dispatch};
 use burn::tensor::{DType, FloatDType, IntDType, Shape as BurnShape, Tensor};
 use segloss::wgpu::util::DeviceExt;
-use segloss::{wgpu, GpuStats, Loss};
+use segloss::{wgpu, GpuResult, GpuStats, Loss};
 
 use crate::Targets;
 
 /// What one zero-copy call needs besides its tensors: the loss (on a segloss context
 /// that shares burn's wgpu device), the optional keep-mask (uploaded by segloss), the
-/// statistics the forward op leaves for the backward op, and a slot for an error that
-/// a deferred op cannot return.
+/// statistics the forward op leaves for the backward op, and slots for an error that
+/// a deferred op cannot return and for the result it leaves on the device.
 #[derive(Clone, Debug)]
 pub struct GpuCall {
     pub(crate) loss: Loss,
     pub(crate) mask: Option<wgpu::Buffer>,
     pub(crate) error: Arc<Mutex<Option<segloss::Error>>>,
     pub(crate) stats: Arc<Mutex<Option<Arc<GpuStats>>>>,
+    pub(crate) last: Arc<Mutex<Option<Last>>>,
+}
+
+/// The last call of a loss that has run, for `SegLoss::soft_targets_with_classic`.
+#[derive(Clone, Debug)]
+pub(crate) enum Last {
+    /// A zero-copy forward op's result, left on the device (`[loss, status, …]`), with
+    /// the loss that reads it back.
+    Device(Arc<(Loss, GpuResult)>),
+    /// A host-path call's guard flag (already on the host).
+    Host(bool),
 }
 
 impl GpuCall {
@@ -48,10 +59,21 @@ impl GpuCall {
         self.stats.lock().ok().and_then(|s| s.clone())
     }
 
-    /// Records an error of a deferred op (see `SegLoss::take_error`).
+    /// Records an error of a deferred op (see `SegLoss::take_error`); the call leaves no
+    /// result.
     pub(crate) fn fail(&self, e: segloss::Error) {
         if let Ok(mut slot) = self.error.lock() {
             *slot = Some(e);
+        }
+        if let Ok(mut last) = self.last.lock() {
+            *last = None;
+        }
+    }
+
+    /// Keeps the forward op's result (submitted) for `SegLoss::soft_targets_with_classic`.
+    pub(crate) fn keep_result(&self, result: GpuResult) {
+        if let Ok(mut last) = self.last.lock() {
+            *last = Some(Last::Device(Arc::new((self.loss.clone(), result))));
         }
     }
 }
@@ -206,7 +228,10 @@ impl<B: Backend + SegLossOps, C: CheckpointStrategy> SegLossOps for Autodiff<B, 
 /// A zero-copy call: the loss tensor of the extension op on `logits`' device.
 pub(crate) fn forward<const D: usize, const DI: usize>(
     loss: Loss,
-    error: &Arc<Mutex<Option<segloss::Error>>>,
+    (error, last): (
+        &Arc<Mutex<Option<segloss::Error>>>,
+        &Arc<Mutex<Option<Last>>>,
+    ),
     logits: Tensor<D>,
     targets: Targets<D, DI>,
     mask: Option<&[bool]>,
@@ -231,6 +256,7 @@ pub(crate) fn forward<const D: usize, const DI: usize>(
         mask,
         error: error.clone(),
         stats: Arc::new(Mutex::new(None)),
+        last: last.clone(),
     };
     let logits = if logits.dtype() == DType::F32 {
         logits

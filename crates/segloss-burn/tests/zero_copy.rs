@@ -261,3 +261,68 @@ fn soft_targets_with_ignore_index_take_the_host_path_and_agree() {
     assert!(lz.is_finite() && (lz - lh).abs() <= 1e-6 * lh.abs().max(1.0));
     close("soft + ignore_index", &gz, &gh, 1e-6);
 }
+
+#[test]
+fn the_soft_label_guard_is_read_back_on_demand_on_both_paths() {
+    use segloss::{Formulation, SoftLabelGuard};
+    let dims = [2usize, 3, 4, 5];
+    let n: usize = dims.iter().product();
+    let x = data(n, 31, -2.0, 2.0);
+    // Soft targets strictly inside (0, 1), and one-hot ones.
+    let soft = data(n, 32, 0.1, 0.9);
+    let hard: Vec<f32> = (0..n)
+        .map(|i| f32::from(u8::from((i / 20) % 3 == (i % 20) % 3)))
+        .collect();
+    for (path, dev) in [("zero-copy", shared()), ("host", unshared())] {
+        let dev = dev.autodiff();
+        let call = |loss: &segloss_burn::SegLoss, x: &[f32], y: &[f32]| {
+            let logits = Tensor::<4>::from_data(TensorData::new(x.to_vec(), dims), &dev);
+            let y = Tensor::<4>::from_data(TensorData::new(y.to_vec(), dims), &dev);
+            // Reading the loss runs burn's queue, the zero-copy op included.
+            let l = loss.forward(logits, Targets::<4, 3>::Soft(y))?;
+            Ok::<f32, segloss::Error>(l.into_scalar::<f32>())
+        };
+        let classic = LossOptions::dice().formulation(Formulation::Classic);
+        let loss = SegLossConfig::new(classic.clone()).init().unwrap();
+        assert_eq!(loss.is_zero_copy(&dev), path == "zero-copy");
+        assert_eq!(loss.soft_targets_with_classic().unwrap(), None, "{path}");
+        // The last call that has run decides: soft, hard, soft again.
+        for (y, fires) in [(&soft, true), (&hard, false), (&soft, true)] {
+            assert!(call(&loss, &x, y).unwrap().is_finite());
+            assert_eq!(
+                loss.soft_targets_with_classic().unwrap(),
+                Some(fires),
+                "{path}: classic, soft targets {fires}"
+            );
+        }
+        let fine = SegLossConfig::new(LossOptions::dice()).init().unwrap();
+        call(&fine, &x, &soft).unwrap();
+        assert_eq!(fine.soft_targets_with_classic().unwrap(), Some(false));
+        // Strict: the host path refuses the call; the zero-copy one (already run) reports.
+        let strict = classic.soft_label_guard(SoftLabelGuard::Error);
+        let strict = SegLossConfig::new(strict).init().unwrap();
+        match call(&strict, &x, &soft) {
+            Ok(v) => {
+                assert!(path == "zero-copy" && v.is_finite(), "{path}: {v}");
+                assert_eq!(strict.soft_targets_with_classic().unwrap(), Some(true));
+            }
+            Err(e) => {
+                assert!(path == "host", "{path}: {e:?}");
+                assert!(matches!(e, segloss::Error::SoftTargetsWithClassic), "{e:?}");
+            }
+        }
+    }
+    // The zero-copy read-back reports the call's data errors too.
+    let mut bad = x.clone();
+    bad[3] = f32::NAN;
+    let dev = shared().autodiff();
+    let loss = SegLossConfig::new(LossOptions::dice()).init().unwrap();
+    let logits = Tensor::<4>::from_data(TensorData::new(bad, dims), &dev);
+    let y = Tensor::<4>::from_data(TensorData::new(soft, dims), &dev);
+    let l = loss.forward(logits, Targets::<4, 3>::Soft(y)).unwrap();
+    assert!(l.into_scalar::<f32>().is_nan());
+    assert!(matches!(
+        loss.soft_targets_with_classic(),
+        Err(segloss::Error::NonFiniteInput { .. })
+    ));
+}
