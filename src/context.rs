@@ -35,6 +35,9 @@ pub(crate) struct Gpu {
     pub unified: bool,
     /// Reusable buffers of host calls.
     pub pool: Arc<Pool>,
+    /// The browser's error scopes not read yet (see [`crate::scope`]).
+    #[cfg(target_arch = "wasm32")]
+    pub deferred: Arc<crate::scope::Deferred>,
 }
 
 /// Whether `info`'s memory is the host's, so that mapping a storage buffer costs no
@@ -108,7 +111,13 @@ impl Context {
     /// (`WGPU_BACKEND`, `WGPU_ADAPTER_NAME`, `WGPU_POWER_PREF`) and requesting the
     /// adapter's own limits (larger storage bindings than WebGPU's defaults).
     /// Fails with [`Error::NoAdapter`] when no adapter matches.
+    ///
+    /// In the browser (wasm32) this returns [`Error::WouldBlock`]: use
+    /// [`Context::new_async`].
     pub fn new() -> Result<Self> {
+        #[cfg(target_arch = "wasm32")]
+        return Err(Error::WouldBlock("Context::new".into()));
+        #[cfg(not(target_arch = "wasm32"))]
         pollster::block_on(Self::new_async())
     }
 
@@ -119,6 +128,9 @@ impl Context {
     /// around that compilation is read with `pollster::block_on` (on native backends it
     /// resolves without waiting on GPU work). Run it on a blocking-friendly thread
     /// (e.g. `tokio::task::spawn_blocking`) where an executor thread must never stall.
+    ///
+    /// In the browser (wasm32, WebGPU) nothing blocks: the browser compiles the kernels
+    /// and the error scope is awaited.
     pub async fn new_async() -> Result<Self> {
         // One adapter request at a time in this process: wgpu-hal's EGL backend, which
         // every request enumerates, fails with BadAccess (a panic inside wgpu) when two
@@ -170,7 +182,21 @@ impl Context {
             let mut l = flag.lock().unwrap_or_else(|e| e.into_inner());
             *l = Some(format!("{reason:?}: {msg}"));
         });
-        Self::build(device, queue, adapter.get_info(), lost)
+        let (ctx, scope) = Self::compile(device, queue, adapter.get_info(), lost)?;
+        match scope.pop().await {
+            Some(e) => Err(Error::from_wgpu(e)),
+            None => Ok(ctx),
+        }
+    }
+
+    /// [`Context::new_or_cpu`] without blocking: a GPU context when one can be made
+    /// (awaited), else the CPU reference with the reason kept. The form to use in the
+    /// browser, where a page without WebGPU gets the CPU reference.
+    pub async fn new_or_cpu_async() -> Self {
+        match Self::new_async().await {
+            Ok(ctx) => ctx,
+            Err(e) => Self::fallback(e),
+        }
     }
 
     /// Wraps a device and queue that the application already owns (e.g. its renderer's
@@ -207,16 +233,19 @@ impl Context {
     pub fn new_or_cpu() -> Self {
         match Self::new() {
             Ok(ctx) => ctx,
-            Err(e) => {
-                static NOTICE: std::sync::Once = std::sync::Once::new();
-                NOTICE.call_once(|| {
-                    eprintln!("segloss: no GPU context ({e}); computing on the f64 CPU reference");
-                });
-                Context {
-                    fallback: Some(e.to_string().into()),
-                    ..Self::cpu()
-                }
-            }
+            Err(e) => Self::fallback(e),
+        }
+    }
+
+    /// The CPU reference in place of a GPU context that failed with `e`.
+    fn fallback(e: Error) -> Self {
+        static NOTICE: std::sync::Once = std::sync::Once::new();
+        NOTICE.call_once(|| {
+            eprintln!("segloss: no GPU context ({e}); computing on the f64 CPU reference");
+        });
+        Context {
+            fallback: Some(e.to_string().into()),
+            ..Self::cpu()
         }
     }
 
@@ -232,6 +261,29 @@ impl Context {
         info: wgpu::AdapterInfo,
         lost: Arc<Mutex<Option<String>>>,
     ) -> Result<Self> {
+        let (ctx, scope) = Self::compile(device, queue, info, lost)?;
+        let popped = scope.pop();
+        // In the browser the compilation's errors come with the first awaited call.
+        #[cfg(target_arch = "wasm32")]
+        {
+            let ready = std::future::ready(None);
+            ctx.gpu()?.deferred.push(Box::pin(ready), Box::pin(popped));
+            Ok(ctx)
+        }
+        #[cfg(not(target_arch = "wasm32"))]
+        match pollster::block_on(popped) {
+            Some(e) => Err(Error::from_wgpu(e)),
+            None => Ok(ctx),
+        }
+    }
+
+    /// The context, its kernels compiled inside a validation scope that the caller pops.
+    fn compile(
+        device: wgpu::Device,
+        queue: wgpu::Queue,
+        info: wgpu::AdapterInfo,
+        lost: Arc<Mutex<Option<String>>>,
+    ) -> Result<(Self, wgpu::ErrorScopeGuard)> {
         let geometry = Geometry::for_adapter(&info);
         let unified = host_memory(&info)
             && device
@@ -240,11 +292,8 @@ impl Context {
         check_limits(&device.limits(), geometry).map_err(Error::UnsupportedDevice)?;
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let kernels = Kernels::new(&device, geometry);
-        if let Some(e) = pollster::block_on(scope.pop()) {
-            return Err(Error::from_wgpu(e));
-        }
         let pool = Arc::new(Pool::new(&device, &queue));
-        Ok(Context {
+        let ctx = Context {
             fallback: None,
             inner: Arc::new(Inner::Gpu(Gpu {
                 device,
@@ -254,8 +303,11 @@ impl Context {
                 lost,
                 unified,
                 pool,
+                #[cfg(target_arch = "wasm32")]
+                deferred: Arc::default(),
             })),
-        })
+        };
+        Ok((ctx, scope))
     }
 
     /// How many compute pipelines (shader variants) this context has compiled so far;

@@ -129,6 +129,11 @@ pub enum Error {
          (MONAI soft_label=True)"
     )]
     SoftTargetsWithClassic,
+    /// A blocking call in the browser (wasm32), whose one thread may never wait for the
+    /// GPU: use the async form (`Context::new_async`, `Loss::forward_async`,
+    /// `Loss::stats_async`, `Metrics::result_async`, ...). Never raised on native targets.
+    #[error("{0} waits for the GPU, which the browser's thread cannot do: use the async API")]
+    WouldBlock(String),
 }
 
 fn index(value: &Option<i64>) -> String {

@@ -45,6 +45,7 @@ mod record;
 pub mod reference;
 mod resident;
 mod schedule;
+mod scope;
 mod shape;
 mod split;
 mod stream;

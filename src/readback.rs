@@ -6,8 +6,15 @@ use futures::channel::oneshot;
 use crate::pool::Pooled;
 use crate::{Error, Result};
 
-/// Blocks until submission `idx` of `device` is done.
+/// Blocks until submission `idx` of `device` is done. In the browser (wasm32), whose
+/// thread may never wait, [`Error::WouldBlock`] instead.
 pub(crate) fn wait_for(device: &wgpu::Device, idx: wgpu::SubmissionIndex) -> Result<()> {
+    #[cfg(target_arch = "wasm32")]
+    {
+        let _ = (device, idx);
+        Err(Error::WouldBlock("a blocking call".into()))
+    }
+    #[cfg(not(target_arch = "wasm32"))]
     device
         .poll(wgpu::PollType::Wait {
             submission_index: Some(idx),
@@ -17,6 +24,10 @@ pub(crate) fn wait_for(device: &wgpu::Device, idx: wgpu::SubmissionIndex) -> Res
         .map_err(|e| Error::DeviceLost(e.to_string()))
 }
 
+/// A mapping request's outcome, as its callback sends it.
+type Mapped =
+    std::result::Result<std::result::Result<(), wgpu::BufferAsyncError>, oneshot::Canceled>;
+
 /// Buffers whose `map_async` has been requested; resolve with [`Pending::wait`] or await.
 pub(crate) struct Pending {
     device: wgpu::Device,
@@ -24,16 +35,23 @@ pub(crate) struct Pending {
     buffers: Vec<(Pooled, u64)>,
     receivers: Vec<oneshot::Receiver<std::result::Result<(), wgpu::BufferAsyncError>>>,
     submission: wgpu::SubmissionIndex,
+    /// The browser's error scopes of the context, read before the buffers.
+    #[cfg(target_arch = "wasm32")]
+    scopes: (
+        std::sync::Arc<crate::scope::Deferred>,
+        std::sync::Arc<crate::pool::Pool>,
+    ),
 }
 
 impl Pending {
     /// Requests a read mapping of the first `len` bytes of each (MAP_READ) buffer after
     /// `submission`.
     pub fn new(
-        device: &wgpu::Device,
+        gpu: &crate::context::Gpu,
         buffers: Vec<(Pooled, u64)>,
         submission: wgpu::SubmissionIndex,
     ) -> Self {
+        let device = &gpu.device;
         let receivers = buffers
             .iter()
             .map(|(b, len)| {
@@ -49,6 +67,8 @@ impl Pending {
             buffers,
             receivers,
             submission,
+            #[cfg(target_arch = "wasm32")]
+            scopes: (gpu.deferred.clone(), gpu.pool.clone()),
         }
     }
 
@@ -61,13 +81,34 @@ impl Pending {
 
     /// Blocks until the submission is done, then hands each buffer's mapped words to
     /// `f` (with its index), without copying them out first.
-    pub fn wait_each(self, f: impl FnMut(usize, &[f32])) -> Result<()> {
+    pub fn wait_each(mut self, f: impl FnMut(usize, &[f32])) -> Result<()> {
         wait_for(&self.device, self.submission.clone())?;
-        self.read_mapped(f)
+        // The poll above has run every callback of this submission.
+        let mapped = std::mem::take(&mut self.receivers)
+            .into_iter()
+            .map(futures::executor::block_on)
+            .collect();
+        self.read_mapped(mapped, f)
+    }
+
+    /// In the browser: awaits the context's error scopes, then each mapping (the
+    /// browser resolves them from its event loop; nothing polls, nothing blocks).
+    #[cfg(target_arch = "wasm32")]
+    pub async fn wait_async(mut self) -> Result<Vec<Vec<f32>>> {
+        let (scopes, pool) = self.scopes.clone();
+        scopes.settle(&pool).await?;
+        let mut mapped = Vec::with_capacity(self.receivers.len());
+        for rx in std::mem::take(&mut self.receivers) {
+            mapped.push(rx.await);
+        }
+        let mut out = Vec::with_capacity(self.buffers.len());
+        self.read_mapped(mapped, |_, words| out.push(words.to_vec()))?;
+        Ok(out)
     }
 
     /// Waits on a helper thread (so the caller's executor is never blocked), then reads.
-    pub async fn wait_async(self) -> Result<Vec<Vec<f32>>> {
+    #[cfg(not(target_arch = "wasm32"))]
+    pub async fn wait_async(mut self) -> Result<Vec<Vec<f32>>> {
         let device = self.device.clone();
         let submission = self.submission.clone();
         let (tx, rx) = oneshot::channel();
@@ -76,8 +117,12 @@ impl Pending {
         });
         match rx.await {
             Ok(Ok(())) => {
+                let mapped = std::mem::take(&mut self.receivers)
+                    .into_iter()
+                    .map(futures::executor::block_on)
+                    .collect();
                 let mut out = Vec::with_capacity(self.buffers.len());
-                self.read_mapped(|_, words| out.push(words.to_vec()))?;
+                self.read_mapped(mapped, |_, words| out.push(words.to_vec()))?;
                 Ok(out)
             }
             Ok(Err(e)) => Err(e),
@@ -86,12 +131,10 @@ impl Pending {
     }
 
     /// After the submission: each buffer's mapping, handed to `f`, then unmapped.
-    fn read_mapped(mut self, mut f: impl FnMut(usize, &[f32])) -> Result<()> {
-        let receivers = std::mem::take(&mut self.receivers);
+    fn read_mapped(mut self, results: Vec<Mapped>, mut f: impl FnMut(usize, &[f32])) -> Result<()> {
         let mut buffers = std::mem::take(&mut self.buffers).into_iter();
-        for (i, ((b, len), rx)) in buffers.by_ref().zip(receivers).enumerate() {
-            // The poll above has run every callback of this submission.
-            let mapped = match futures::executor::block_on(rx) {
+        for (i, ((b, len), result)) in buffers.by_ref().zip(results).enumerate() {
+            let mapped = match result {
                 Ok(Ok(())) => b
                     .slice(..len)
                     .get_mapped_range()

@@ -140,7 +140,7 @@ pub(crate) fn read_back(
         .collect();
     let idx = gpu.queue.submit([encoder.finish()]);
     drop(sources);
-    Pending::new(&gpu.device, staged, idx)
+    Pending::new(gpu, staged, idx)
 }
 
 /// The whole of a buffer of segloss's own (the result, statistics) to read back.

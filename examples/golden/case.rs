@@ -182,6 +182,17 @@ pub fn parse(text: &str, name: &str) -> Result<Vec<Case>, String> {
 impl Case {
     /// Runs the case through `loss` (built from this case's options on any context).
     pub fn run(&self, loss: &Loss) -> Result<Computed, String> {
+        computed(self.with_batch(|b| loss.forward_backward(b)))
+    }
+
+    /// [`Case::run`] through the async API (`forward_backward_async`, read back by
+    /// `map_async`): the form the browser runs (`segloss doctor` and the browser suite).
+    pub async fn run_async(&self, loss: &Loss) -> Result<Computed, String> {
+        computed(self.with_batch(|b| loss.forward_backward_async(b)).await)
+    }
+
+    /// `f` of this case's batch (f32 data, the target as its kind).
+    fn with_batch<R>(&self, f: impl FnOnce(&Batch<'_>) -> R) -> R {
         let input: Vec<f32> = self.input.iter().map(|&v| v as f32).collect();
         let soft: Vec<f32> = self.target.iter().map(|&v| v as f32).collect();
         let index: Vec<i64> = self.target.iter().map(|&v| v as i64).collect();
@@ -195,13 +206,7 @@ impl Case {
             },
             mask: self.mask.as_deref(),
         };
-        let out = loss.forward_backward(&batch).map_err(|e| e.to_string())?;
-        let wide = |v: Vec<f32>| v.into_iter().map(f64::from).collect::<Vec<f64>>();
-        Ok(Computed {
-            loss: f64::from(out.loss),
-            values: out.values.map(wide),
-            grad: wide(out.grad.unwrap_or_default()),
-        })
+        f(&batch)
     }
 
     /// Runs the case through the f64 CPU reference (no f32 rounding of the data).
@@ -288,4 +293,15 @@ impl Case {
 
 fn rel(a: f64, b: f64) -> f64 {
     (a - b).abs() / b.abs().max(1e-12)
+}
+
+/// A loss call's output in f64.
+fn computed(out: segloss::Result<segloss::LossOutput>) -> Result<Computed, String> {
+    let out = out.map_err(|e| e.to_string())?;
+    let wide = |v: Vec<f32>| v.into_iter().map(f64::from).collect::<Vec<f64>>();
+    Ok(Computed {
+        loss: f64::from(out.loss),
+        values: out.values.map(wide),
+        grad: wide(out.grad.unwrap_or_default()),
+    })
 }

@@ -19,5 +19,5 @@ fn load_labels(row: u32, q: u32) -> vec4<u32> {
 // Keep bytes of quad q of image b: one mask word.
 fn load_mask(b: u32, q: u32) -> vec4<bool> {
     let w = mask[(b * params.map_pixels + params.pixel_base) / 4u + q];
-    return (vec4<u32>(w) >> vec4<u32>(0u, 8u, 16u, 24u) & vec4<u32>(0xffu)) != vec4<u32>(0u);
+    return ((vec4<u32>(w) >> vec4<u32>(0u, 8u, 16u, 24u)) & vec4<u32>(0xffu)) != vec4<u32>(0u);
 }

@@ -9,9 +9,9 @@ mod split;
 
 use std::future::Future;
 
-use crate::context::{Context, Gpu, Inner};
+use crate::context::{Context, Inner};
 use crate::cpu;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::options::LossOptions;
 use crate::output::LossOutput;
 use crate::shape::{Batch, Shape};
@@ -193,25 +193,7 @@ impl Loss {
     }
 }
 
-/// Runs `f` inside validation and out-of-memory error scopes, returning the first wgpu
-/// error as a segloss error instead of letting wgpu's default handler panic.
-pub(crate) fn scoped<T>(gpu: &Gpu, f: impl FnOnce() -> Result<T>) -> Result<T> {
-    let oom = gpu.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
-    let validation = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
-    let r = f();
-    let v = pollster::block_on(validation.pop());
-    let o = pollster::block_on(oom.pop());
-    // Out of memory first: the buffers it left invalid then fail validation too. The
-    // pool's free buffers go back to the driver, so that a retry has the room.
-    if o.is_some() {
-        gpu.pool.clear();
-    }
-    if let Some(e) = o.or(v) {
-        return Err(Error::from_wgpu(e));
-    }
-    gpu.check_alive()?;
-    r
-}
+pub(crate) use crate::scope::scoped;
 
 // Compile-time check: losses and contexts are shared across threads.
 const _: () = {

@@ -1,9 +1,12 @@
 //! The GPU-resident API: caller buffers in, results left on the device.
 
+use std::future::Future;
+
 use super::{scoped, Loss};
 use crate::error::{Error, Result};
 use crate::output::{guard, parse, LossOutput};
 use crate::plan::Phase;
+use crate::readback::Pending;
 use crate::record::Encoded;
 use crate::resident::{encode, GpuBatch, GpuResult, GpuStats, GpuTarget, Request};
 use crate::shape::ignore_word;
@@ -139,17 +142,37 @@ impl Loss {
 
     /// Reads a [`GpuResult`] back to the host (blocking), turning its status into an error.
     pub fn read(&self, result: &GpuResult) -> Result<LossOutput> {
+        let pending = self.request_read(result)?;
+        guard(
+            &self.options,
+            parse(pending.wait()?, result.values_len, result.classes)?,
+        )
+    }
+
+    /// Async form of [`Loss::read`] (the one that works in the browser, wasm32): the
+    /// copy is submitted before this returns; the future resolves when it is mapped.
+    pub fn read_async(
+        &self,
+        result: &GpuResult,
+    ) -> impl Future<Output = Result<LossOutput>> + Send + 'static {
+        let pending = self.request_read(result);
+        let (options, values_len, classes) =
+            (self.options.clone(), result.values_len, result.classes);
+        async move {
+            let bufs = pending?.wait_async().await?;
+            guard(&options, parse(bufs, values_len, classes)?)
+        }
+    }
+
+    /// Submits the copy of a result to a mapped buffer.
+    fn request_read(&self, result: &GpuResult) -> Result<Pending> {
         let gpu = self.ctx.gpu()?;
-        let pending = scoped(gpu, || {
+        scoped(gpu, || {
             Ok(read_back(
                 gpu,
                 gpu.encoder("segloss.read"),
                 vec![whole(&result.buffer)],
             ))
-        })?;
-        guard(
-            &self.options,
-            parse(pending.wait()?, result.values_len, result.classes)?,
-        )
+        })
     }
 }

@@ -2,14 +2,19 @@
 //! shared block by the caller, then the global phase — on the host ([`Stats`]) or on
 //! the GPU ([`GpuStats`]).
 
+use std::future::Future;
+
 use super::{scoped, Loss};
 use crate::context::Inner;
 use crate::cpu;
 use crate::error::{Error, Result};
 use crate::output::{guard, parse, LossOutput};
 use crate::plan::{bytes_of_words as words, Phase};
+use crate::readback::Pending;
+use crate::resident::Uploaded;
 use crate::resident::{GpuBatch, GpuResult, GpuStats};
 use crate::shape::Batch;
+use crate::shape::Shape;
 use crate::split::{Held, Stats};
 use crate::transfer::{grad_buffer, read_back, whole};
 
@@ -41,12 +46,37 @@ impl Loss {
     /// # }
     /// ```
     pub fn stats(&self, batch: &Batch<'_>) -> Result<Stats> {
+        match self.submit_stats(batch)? {
+            Submitted::Ready(stats) => Ok(stats),
+            Submitted::Gpu((pending, held)) => held.then(pending.wait()?),
+        }
+    }
+
+    /// Async form of [`Loss::stats`]: the batch is uploaded and the local phase
+    /// submitted before this returns (the slices are free at once); the future resolves
+    /// when the statistics are read back. Nothing blocks in the browser (wasm32); on
+    /// native backends, as [`Loss::forward_async`].
+    pub fn stats_async(
+        &self,
+        batch: &Batch<'_>,
+    ) -> impl Future<Output = Result<Stats>> + Send + 'static {
+        let submitted = self.submit_stats(batch);
+        async move {
+            match submitted? {
+                Submitted::Ready(stats) => Ok(stats),
+                Submitted::Gpu((pending, held)) => held.then(pending.wait_async().await?),
+            }
+        }
+    }
+
+    /// The local phase, computed (CPU) or submitted (GPU).
+    fn submit_stats(&self, batch: &Batch<'_>) -> Result<Submitted<Stats, (Pending, StatsHeld)>> {
         let mut owned = None;
         let batch = &self.prepared(batch, &mut owned)?;
         match &*self.ctx.inner {
             Inner::Cpu => {
                 let local = cpu::stats(&self.options, batch)?;
-                Ok(Stats {
+                Ok(Submitted::Ready(Stats {
                     shared: local.shared,
                     items: local.items,
                     shape: batch.shape.clone(),
@@ -55,7 +85,7 @@ impl Loss {
                         batch: local.batch,
                         items: local.items_f64,
                     },
-                })
+                }))
             }
             Inner::Gpu(gpu) => {
                 let up = self.upload_batch(gpu, batch)?;
@@ -74,21 +104,12 @@ impl Loss {
                         GpuStats::from_encoded(enc, &up.shape, &self.options, &gpu.device),
                     ))
                 })?;
-                let mut bufs = pending.wait()?;
-                let (shared, items) = (bufs.pop().unwrap_or_default(), bufs.pop());
-                parse(bufs, 0, batch.shape.classes())?;
-                Ok(Stats {
-                    shared,
-                    items: items
-                        .unwrap_or_default()
-                        .chunks_exact(4)
-                        .take(batch.shape.batch() * batch.shape.classes())
-                        .map(|r| [r[0], r[1], r[2], r[3]])
-                        .collect(),
+                let held = StatsHeld {
+                    held: (up, st),
                     shape: batch.shape.clone(),
                     options: self.options.clone(),
-                    held: Held::Gpu(Box::new((up, st))),
-                })
+                };
+                Ok(Submitted::Gpu((pending, held)))
             }
         }
     }
@@ -99,18 +120,57 @@ impl Loss {
     /// the whole global batch (its gradient restricted to this shard), within f32
     /// rounding; bit-identical to it for one worker.
     pub fn finish(&self, stats: &Stats, with_grad: bool) -> Result<LossOutput> {
-        stats.check(&self.options)?;
-        let classes = stats.shape.classes();
-        match (&*self.ctx.inner, &stats.held) {
-            (Inner::Cpu, Held::Cpu { batch, items }) => {
-                cpu::finish(&self.options, &stats.shared, batch, items, with_grad)
+        match self.submit_finish(stats, with_grad)? {
+            Submitted::Ready(out) => Ok(out),
+            Submitted::Gpu((pending, values_len)) => guard(
+                &self.options,
+                parse(pending.wait()?, values_len, stats.shape.classes())?,
+            ),
+        }
+    }
+
+    /// Async form of [`Loss::finish`]: recorded and submitted before this returns; the
+    /// future resolves when the loss (and gradient) are read back. Nothing blocks in the
+    /// browser (wasm32); on native backends, as [`Loss::forward_async`].
+    pub fn finish_async(
+        &self,
+        stats: &Stats,
+        with_grad: bool,
+    ) -> impl Future<Output = Result<LossOutput>> + Send + 'static {
+        let submitted = self.submit_finish(stats, with_grad);
+        let (options, classes) = (self.options.clone(), stats.shape.classes());
+        async move {
+            match submitted? {
+                Submitted::Ready(out) => Ok(out),
+                Submitted::Gpu((pending, values_len)) => {
+                    let bufs = pending.wait_async().await?;
+                    guard(&options, parse(bufs, values_len, classes)?)
+                }
             }
+        }
+    }
+
+    /// The global phase, computed (CPU) or submitted (GPU, with its values' length).
+    fn submit_finish(
+        &self,
+        stats: &Stats,
+        with_grad: bool,
+    ) -> Result<Submitted<LossOutput, (Pending, usize)>> {
+        stats.check(&self.options)?;
+        match (&*self.ctx.inner, &stats.held) {
+            (Inner::Cpu, Held::Cpu { batch, items }) => Ok(Submitted::Ready(cpu::finish(
+                &self.options,
+                &stats.shared,
+                batch,
+                items,
+                with_grad,
+            )?)),
             (Inner::Gpu(gpu), Held::Gpu(held)) => {
                 let (batch, st) = &**held;
                 gpu.check_alive()?;
                 // One write of the shared block per submission (see GpuStats::write).
-                let write = st.write_lock();
-                let (pending, values_len) = scoped(gpu, || {
+                let _write = st.write_lock();
+                scoped(gpu, || {
                     let grad = with_grad.then(|| grad_buffer(gpu, stats.shape.len()));
                     // Recording checks the statistics (device, shape, options) first;
                     // the summed block is written before the submission runs.
@@ -127,10 +187,11 @@ impl Loss {
                     let bufs = std::iter::once(whole(&enc.out))
                         .chain(grad.map(|g| (g, bytes)))
                         .collect();
-                    Ok((read_back(gpu, encoder, bufs), enc.values_len))
-                })?;
-                drop(write);
-                guard(&self.options, parse(pending.wait()?, values_len, classes)?)
+                    Ok(Submitted::Gpu((
+                        read_back(gpu, encoder, bufs),
+                        enc.values_len,
+                    )))
+                })
             }
             _ => Err(Error::InvalidStats(
                 "statistics from a context of another kind (CPU vs GPU)".into(),
@@ -225,5 +286,40 @@ impl Loss {
     ) -> Result<GpuResult> {
         let grads = (Some(grad), Some(scale));
         self.record_result(encoder, batch, grads, Phase::Finish, Some(stats))
+    }
+}
+
+/// A phase computed at once (the CPU reference) or submitted to the GPU (its readback
+/// still to be waited for or awaited).
+enum Submitted<T, P> {
+    Ready(T),
+    Gpu(P),
+}
+
+/// What [`Stats`] keeps of a submitted local phase.
+struct StatsHeld {
+    held: (Uploaded, GpuStats),
+    shape: Shape,
+    options: crate::options::LossOptions,
+}
+
+impl StatsHeld {
+    /// The statistics from the read-back result, items and shared block.
+    fn then(self, mut bufs: Vec<Vec<f32>>) -> Result<Stats> {
+        let (shared, items) = (bufs.pop().unwrap_or_default(), bufs.pop());
+        parse(bufs, 0, self.shape.classes())?;
+        let items = items
+            .unwrap_or_default()
+            .chunks_exact(4)
+            .take(self.shape.batch() * self.shape.classes())
+            .map(|r| [r[0], r[1], r[2], r[3]])
+            .collect();
+        Ok(Stats {
+            shared,
+            items,
+            shape: self.shape,
+            options: self.options,
+            held: Held::Gpu(Box::new(self.held)),
+        })
     }
 }

@@ -30,6 +30,7 @@
 mod count;
 mod gpu;
 pub mod monai;
+mod read;
 mod result;
 pub mod smp;
 mod soft;
@@ -45,7 +46,7 @@ use crate::resident::{check_buffer, check_offset, check_owned};
 use crate::shape::{
     check_len, ignore_u32, ignore_word, index_from_i64, mask_buffer_bytes, mask_bytes, Shape,
 };
-use crate::transfer::{read_back, upload, whole};
+use crate::transfer::upload;
 use gpu::{CountInput, DeviceCounts, PredKind};
 pub use gpu::{GpuLabels, GpuMetricBatch, GpuPrediction};
 
@@ -324,33 +325,6 @@ impl Metrics {
             classes: shape.classes(),
             pixels: shape.pixels(),
         })
-    }
-
-    /// Reads back the counts still on the device (one submission for every pending
-    /// batch), in the order they were added.
-    fn flush(&mut self) -> Result<()> {
-        let Inner::Gpu(gpu) = &*self.ctx.inner else {
-            return Ok(());
-        };
-        let pending = std::mem::take(&mut self.pending);
-        if pending.is_empty() {
-            return Ok(());
-        }
-        let reads = pending.iter().map(|p| whole(&p.buffer)).collect();
-        let all = read_back(gpu, gpu.encoder("segloss.metrics_read"), reads).wait()?;
-        let c = self.classes;
-        // A batch with invalid data is left out with its error; the others are kept.
-        let mut first_error = None;
-        for (p, words) in pending.iter().zip(all) {
-            match p.images(&words, c) {
-                Ok(images) => self.state.images.extend(images),
-                Err(e) => first_error = first_error.or(Some(e)),
-            }
-        }
-        match first_error {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
     }
 
     /// Appends images counted on the host, after those still on the device.

@@ -127,7 +127,7 @@ pub fn run(args: Args) -> AnyResult<Outcome> {
 /// Runs one file and prints its family's lines.
 fn timed(ctx: &Context, family: &str, name: &str, text: &str) -> Report {
     let t = Instant::now();
-    let r = golden::run(ctx, family, name, text);
+    let r = pollster::block_on(golden::run(ctx, family, name, text));
     let status = if r.failures.is_empty() {
         "pass"
     } else {

@@ -8,13 +8,11 @@ mod read;
 use std::path::PathBuf;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use segloss::metrics::{Labels, Metrics, Prediction};
-use segloss::Shape;
-use serde_json::{json, Value};
+use segloss::metrics::Metrics;
 
 use crate::adapter::{self, AdapterArgs};
 use crate::{AnyResult, Outcome};
-use read::{files, read, Array};
+use read::{files, read};
 
 /// `segloss evaluate`'s arguments.
 #[derive(clap::Args, Debug)]
@@ -51,15 +49,6 @@ pub struct Args {
     adapter: AdapterArgs,
 }
 
-/// A finite value, or JSON null.
-fn num(v: f64) -> Value {
-    if v.is_finite() {
-        json!(v)
-    } else {
-        Value::Null
-    }
-}
-
 /// Runs `segloss evaluate`.
 pub fn run(args: Args) -> AnyResult<Outcome> {
     let c = args.classes;
@@ -71,16 +60,7 @@ pub fn run(args: Args) -> AnyResult<Outcome> {
     if let Some(n) = preds.keys().find(|n| !targets.contains_key(*n)) {
         return Err(format!("{}: no target named {n}", args.target.display()).into());
     }
-    let worst: Vec<(String, f64)> = args
-        .worst
-        .iter()
-        .map(|q| {
-            Ok((
-                q.clone(),
-                q.parse::<f64>().map_err(|e| format!("--worst {q}: {e}"))?,
-            ))
-        })
-        .collect::<AnyResult<_>>()?;
+    let worst = segloss_eval::parse_worst(&args.worst)?;
     let ctx = adapter::context(&args.adapter)?;
     let mut metrics = Metrics::new(&ctx, c, args.ignore)?;
     let bar = ProgressBar::new(preds.len() as u64)
@@ -88,78 +68,35 @@ pub fn run(args: Args) -> AnyResult<Outcome> {
     for (name, pp) in &preds {
         bar.set_message(name.clone());
         let tp = &targets[name];
-        let Array::Labels(label, s) = read(tp)? else {
-            return Err(format!(
-                "{}: a float target, an integer label map expected",
-                tp.display()
-            )
-            .into());
-        };
-        let pred = read(pp)?;
-        let (spatial, pred) = match &pred {
-            Array::Labels(p, ps) => (ps.clone(), Prediction::LabelsI64(p)),
-            Array::Scores(x, ps) => {
-                if ps.first() != Some(&c) {
-                    return Err(format!(
-                        "{}: scores of shape {ps:?}, [{c}, S...] expected",
-                        pp.display()
-                    )
-                    .into());
-                }
-                (ps[1..].to_vec(), Prediction::Scores(x))
-            }
-        };
-        if spatial != s {
-            return Err(format!(
-                "{}: spatial shape {spatial:?}, the target's is {s:?}",
-                pp.display()
-            )
-            .into());
-        }
-        let mut dims = vec![1, c];
-        dims.extend(&s);
-        let shape = Shape::new(&dims).map_err(|e| format!("{}: {e}", pp.display()))?;
+        let (target, pred) = (read(tp)?, read(pp)?);
+        let (pf, tf) = (pp.display().to_string(), tp.display().to_string());
+        let p = segloss_eval::pair(c, (&pred, &pf), (&target, &tf))?;
+        // Read back per file, so that an error names the pair at fault.
         metrics
-            .update(&shape, pred, Labels::I64(&label), None)
+            .update(&p.shape, p.pred, p.target, None)
             .and_then(|()| metrics.state().map(|_| ()))
-            .map_err(|e| format!("{} / {}: {e}", pp.display(), tp.display()))?;
+            .map_err(|e| format!("{pf} / {tf}: {e}"))?;
         bar.inc(1);
     }
     bar.finish_and_clear();
     let r = metrics.result()?;
-    let names: Vec<&String> = preds.keys().collect();
+    let names: Vec<String> = preds.keys().cloned().collect();
     println!("{} images, {c} classes ({:?})", r.images, ctx.backend());
     println!("| level | mIoU | mDice |\n|---|---:|---:|");
     println!("| dataset | {:.4} | {:.4} |", r.miou_d, r.mdice_d);
     println!("| image | {:.4} | {:.4} |", r.miou_i, r.mdice_i);
     println!("| class | {:.4} | {:.4} |", r.miou_c, r.mdice_c);
-    let mut worst_json = serde_json::Map::new();
-    for (key, q) in &worst {
-        let w = metrics.worst(*q)?;
+    let mut worst_cases = Vec::new();
+    for (key, q) in worst {
+        let w = metrics.worst(q)?;
         println!(
             "| worst {key}% | I {:.4} / C {:.4} | I {:.4} / C {:.4} |",
             w.miou_i, w.miou_c, w.mdice_i, w.mdice_c
         );
-        worst_json.insert(
-            key.clone(),
-            json!({"miou_i": num(w.miou_i), "mdice_i": num(w.mdice_i),
-                   "miou_c": num(w.miou_c), "mdice_c": num(w.mdice_c)}),
-        );
+        worst_cases.push((key, w));
     }
     if let Some(out) = &args.json {
-        let opt = |v: &Option<f64>| v.map_or(Value::Null, num);
-        let doc = json!({
-            "images": r.images, "classes": c,
-            "miou_d": num(r.miou_d), "mdice_d": num(r.mdice_d),
-            "miou_i": num(r.miou_i), "mdice_i": num(r.mdice_i),
-            "miou_c": num(r.miou_c), "mdice_c": num(r.mdice_c),
-            "iou_d_per_class": r.iou_d_per_class.iter().map(opt).collect::<Vec<_>>(),
-            "dice_d_per_class": r.dice_d_per_class.iter().map(opt).collect::<Vec<_>>(),
-            "worst": worst_json,
-            "per_image": r.per_image.iter().zip(&names).map(|(s, n)| json!({
-                "name": n, "miou": opt(&s.miou), "mdice": opt(&s.mdice)
-            })).collect::<Vec<_>>(),
-        });
+        let doc = segloss_eval::report(c, &r, &worst_cases, &names);
         // Written whole, then renamed: no partial JSON.
         let tmp = out.with_extension("json.partial");
         std::fs::write(&tmp, serde_json::to_string_pretty(&doc)?)?;

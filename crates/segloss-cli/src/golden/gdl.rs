@@ -64,17 +64,17 @@ fn options(case: &Value) -> Result<LossOptions, String> {
 }
 
 /// Runs every case of `doc` on `ctx`.
-pub fn run(ctx: &Context, doc: &Value, report: &mut Report) {
+pub async fn run(ctx: &Context, doc: &Value, report: &mut Report) {
     for case in doc["cases"].as_array().into_iter().flatten() {
         report.cases += 1;
         let id = id(case);
-        if let Err(e) = check(ctx, case, &id, report) {
+        if let Err(e) = check(ctx, case, &id, report).await {
             report.fail(&id, e);
         }
     }
 }
 
-fn check(ctx: &Context, case: &Value, id: &str, report: &mut Report) -> Result<(), String> {
+async fn check(ctx: &Context, case: &Value, id: &str, report: &mut Report) -> Result<(), String> {
     let dims: Vec<usize> = f64s(case, "shape")?.iter().map(|&d| d as usize).collect();
     let shape = Shape::new(&dims).map_err(|e| e.to_string())?;
     let x: Vec<f32> = f64s(case, "input")?.iter().map(|&v| v as f32).collect();
@@ -86,8 +86,10 @@ fn check(ctx: &Context, case: &Value, id: &str, report: &mut Report) -> Result<(
     } else {
         Batch::soft(&shape, &x, &soft)
     };
-    let out = Loss::new(ctx, options(case)?)
-        .and_then(|l| l.forward_backward(&batch))
+    let loss = Loss::new(ctx, options(case)?).map_err(|e| e.to_string())?;
+    let out = loss
+        .forward_backward_async(&batch)
+        .await
         .map_err(|e| e.to_string())?;
     let want = case["loss"].as_f64().ok_or("no loss")?;
     let got = f64::from(out.loss);

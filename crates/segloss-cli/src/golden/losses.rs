@@ -11,16 +11,17 @@ use super::{case, Report};
 const REL_TOL: f64 = 1e-4;
 
 /// Runs every case of the loss file `text` (named `name`) on `ctx`.
-pub fn run(ctx: &Context, name: &str, text: &str, report: &mut Report) {
+pub async fn run(ctx: &Context, name: &str, text: &str, report: &mut Report) {
     let cases = match case::parse(text, name) {
         Ok(c) => c,
         Err(e) => return report.fail(name, e),
     };
     for c in &cases {
         report.cases += 1;
-        let got = Loss::new(ctx, c.options.clone())
-            .map_err(|e| e.to_string())
-            .and_then(|loss| c.run(&loss));
+        let got = match Loss::new(ctx, c.options.clone()) {
+            Ok(loss) => c.run_async(&loss).await,
+            Err(e) => Err(e.to_string()),
+        };
         match got {
             Ok(got) => {
                 let (value, grad) = c.errors(&got);

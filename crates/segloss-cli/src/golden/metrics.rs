@@ -15,11 +15,11 @@ use super::{f64s, id, number, same_len, Report};
 const WHAT: &str = "metric error (absolute)";
 
 /// Runs every case of `doc` on `ctx`.
-pub fn run(ctx: &Context, doc: &Value, report: &mut Report) {
+pub async fn run(ctx: &Context, doc: &Value, report: &mut Report) {
     for case in doc["cases"].as_array().into_iter().flatten() {
         report.cases += 1;
         let id = id(case);
-        if let Err(e) = check(ctx, case, &id, report) {
+        if let Err(e) = check(ctx, case, &id, report).await {
             report.fail(&id, e);
         }
     }
@@ -54,9 +54,9 @@ fn count(ctx: &Context, case: &Value, ignore: Option<i64>) -> Result<Metrics, St
     Ok(m)
 }
 
-fn check(ctx: &Context, case: &Value, id: &str, report: &mut Report) -> Result<(), String> {
+async fn check(ctx: &Context, case: &Value, id: &str, report: &mut Report) -> Result<(), String> {
     let mut m = count(ctx, case, case["ignore_index"].as_i64())?;
-    let r = m.result().map_err(|e| e.to_string())?;
+    let r = m.result_async().await.map_err(|e| e.to_string())?;
     let j = &case["jdt"];
     for (k, v) in [
         ("miou_d", r.miou_d),
@@ -75,7 +75,7 @@ fn check(ctx: &Context, case: &Value, id: &str, report: &mut Report) -> Result<(
     }
     for (q, w) in worst {
         let qf: f64 = q.parse().map_err(|e| format!("worst {q}: {e}"))?;
-        let got = m.worst(qf).map_err(|e| e.to_string())?;
+        let got = m.worst_async(qf).await.map_err(|e| e.to_string())?;
         for (k, v) in [
             ("miou_i", got.miou_i),
             ("mdice_i", got.mdice_i),
@@ -154,12 +154,12 @@ fn check(ctx: &Context, case: &Value, id: &str, report: &mut Report) -> Result<(
             );
         }
     }
-    let state = m.state().map_err(|e| e.to_string())?.clone();
+    let state = m.state_async().await.map_err(|e| e.to_string())?.clone();
     smp_runs(&state, case, id, report)?;
     // MONAI's runs were recorded without an ignore index.
     if case["monai_runs"].is_array() {
         let mut m = count(ctx, case, None)?;
-        let state = m.state().map_err(|e| e.to_string())?.clone();
+        let state = m.state_async().await.map_err(|e| e.to_string())?.clone();
         monai_runs(&state, case, id, report)?;
     }
     Ok(())

@@ -157,8 +157,10 @@ fn kind(doc: &Value) -> Option<Kind> {
 }
 
 /// Runs every case of one golden file's `text` on `ctx`. `name` labels errors; a file
-/// that does not parse is one failure of the family.
-pub fn run(ctx: &Context, family: &str, name: &str, text: &str) -> Report {
+/// that does not parse is one failure of the family. Async (every result read back
+/// through `map_async`), so that the browser suite runs the same checks
+/// (`crates/segloss-web/tests/browser.rs`); the command blocks on it.
+pub async fn run(ctx: &Context, family: &str, name: &str, text: &str) -> Report {
     let mut report = Report::new(family);
     let doc: Value = match serde_json::from_str(text) {
         Ok(d) => d,
@@ -168,10 +170,10 @@ pub fn run(ctx: &Context, family: &str, name: &str, text: &str) -> Report {
         }
     };
     match kind(&doc) {
-        Some(Kind::Loss) => losses::run(ctx, name, text, &mut report),
-        Some(Kind::Gdl) => gdl::run(ctx, &doc, &mut report),
-        Some(Kind::Metrics) => metrics::run(ctx, &doc, &mut report),
-        Some(Kind::Multilabel) => multilabel::run(ctx, &doc, &mut report),
+        Some(Kind::Loss) => losses::run(ctx, name, text, &mut report).await,
+        Some(Kind::Gdl) => gdl::run(ctx, &doc, &mut report).await,
+        Some(Kind::Metrics) => metrics::run(ctx, &doc, &mut report).await,
+        Some(Kind::Multilabel) => multilabel::run(ctx, &doc, &mut report).await,
         None => report.fail(
             name,
             "no cases of a known kind (loss `spec`, GDL `peer_args.w_type`, metrics `jdt`, multi-label `smp_tp`)",

@@ -10,17 +10,17 @@ use serde_json::Value;
 use super::{f64s, id, same_len, Report};
 
 /// Runs every case of `doc` on `ctx`.
-pub fn run(ctx: &Context, doc: &Value, report: &mut Report) {
+pub async fn run(ctx: &Context, doc: &Value, report: &mut Report) {
     for case in doc["cases"].as_array().into_iter().flatten() {
         report.cases += 1;
         let id = id(case);
-        if let Err(e) = check(ctx, case, &id, report) {
+        if let Err(e) = check(ctx, case, &id, report).await {
             report.fail(&id, e);
         }
     }
 }
 
-fn check(ctx: &Context, case: &Value, id: &str, report: &mut Report) -> Result<(), String> {
+async fn check(ctx: &Context, case: &Value, id: &str, report: &mut Report) -> Result<(), String> {
     let dims: Vec<usize> = f64s(case, "shape")?.iter().map(|&d| d as usize).collect();
     let shape = Shape::new(&dims).map_err(|e| e.to_string())?;
     let scores: Vec<f32> = f64s(case, "scores")?.iter().map(|&v| v as f32).collect();
@@ -33,7 +33,7 @@ fn check(ctx: &Context, case: &Value, id: &str, report: &mut Report) -> Result<(
     let mut m = Metrics::new(ctx, shape.classes(), None).map_err(|e| e.to_string())?;
     m.update(&shape, pred, Labels::MultiHot(&target), None)
         .map_err(|e| e.to_string())?;
-    let st = m.state().map_err(|e| e.to_string())?.clone();
+    let st = m.state_async().await.map_err(|e| e.to_string())?.clone();
     for key in ["smp_tp", "smp_fp", "smp_fn", "smp_tn"] {
         let rows = case[key].as_array().map_or(0, Vec::len);
         same_len(key, st.images.len(), rows)?;
@@ -60,7 +60,7 @@ fn check(ctx: &Context, case: &Value, id: &str, report: &mut Report) -> Result<(
             }
         }
     }
-    let r = m.result().map_err(|e| e.to_string())?;
+    let r = m.result_async().await.map_err(|e| e.to_string())?;
     // torchmetrics: zero_division = 0.
     for (k, (iou, tm)) in r
         .iou_d_per_class

@@ -1,0 +1,213 @@
+//! The browser suite: segloss on the page's WebGPU adapter (headless Chromium through
+//! chromedriver, `webdriver.json`; run by `build.sh --test`). Every public golden case
+//! (losses, compound, Generalized Dice, metrics, multi-label metrics) through the same
+//! runner and tolerances as `segloss doctor` on native adapters, the async split phases
+//! and GPU-resident reads, and bad input (typed errors, the context usable afterwards).
+//! No adapter is a failure, never a skip.
+#![cfg(target_arch = "wasm32")]
+
+#[allow(dead_code)]
+#[path = "../../segloss-cli/src/golden/mod.rs"]
+mod golden;
+
+use segloss::metrics::{Labels, Metrics, Prediction};
+use segloss::{Backend, Batch, Context, Error, Loss, LossOptions, Shape};
+use wasm_bindgen_test::{console_log, wasm_bindgen_test, wasm_bindgen_test_configure};
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+/// The page's WebGPU context; no adapter fails the test.
+async fn gpu() -> Context {
+    let ctx = Context::new_async()
+        .await
+        .unwrap_or_else(|e| panic!("no WebGPU context in this browser: {e}"));
+    match ctx.backend() {
+        Backend::Gpu { .. } => ctx,
+        Backend::Cpu => panic!("not a GPU context"),
+    }
+}
+
+#[wasm_bindgen_test]
+async fn adapter_is_webgpu() {
+    let ctx = gpu().await;
+    let Backend::Gpu { adapter, backend } = ctx.backend() else {
+        unreachable!()
+    };
+    let info = segloss_web::browser_adapter_info().await;
+    console_log!("browser adapter: {info}; wgpu: name {adapter:?}, backend {backend:?}");
+    assert_eq!(backend, segloss::wgpu::Backend::BrowserWebGpu);
+}
+
+#[wasm_bindgen_test]
+async fn every_golden_case_on_webgpu() {
+    let ctx = gpu().await;
+    let mut failures = Vec::new();
+    let mut cases = 0;
+    let start = js_sys::Date::now();
+    for (family, name, text) in golden::FILES {
+        let t0 = js_sys::Date::now();
+        let r = golden::run(&ctx, family, name, text).await;
+        let worst: Vec<String> = r
+            .worst
+            .iter()
+            .map(|w| format!("{} {:.2e} ({})", w.what, w.error, w.case))
+            .collect();
+        console_log!(
+            "{family}: {} cases, {} failures, {:.0} ms; worst: {}",
+            r.cases,
+            r.failures.len(),
+            js_sys::Date::now() - t0,
+            worst.join("; ")
+        );
+        assert!(r.cases > 0, "{name}: no case ran");
+        cases += r.cases;
+        failures.extend(r.failures);
+    }
+    console_log!(
+        "golden cases in the browser: {cases} in {:.0} ms",
+        js_sys::Date::now() - start
+    );
+    assert_eq!(cases, 135, "the five golden files hold 135 cases");
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+fn soft_batch() -> (Shape, Vec<f32>, Vec<f32>) {
+    let shape = Shape::new(&[2, 3, 4]).unwrap();
+    let x: Vec<f32> = (0..24).map(|i| ((i * 7 % 11) as f32 - 5.0) / 3.0).collect();
+    let y: Vec<f32> = (0..24).map(|i| [0.0, 0.25, 0.5, 1.0][i * 5 % 4]).collect();
+    (shape, x, y)
+}
+
+#[wasm_bindgen_test]
+async fn split_phases_and_reads_match_the_one_call_api() {
+    let ctx = gpu().await;
+    let loss = Loss::new(&ctx, LossOptions::jaccard()).unwrap();
+    let (shape, x, y) = soft_batch();
+    let batch = Batch::soft(&shape, &x, &y);
+    let whole = loss.forward_backward_async(&batch).await.unwrap();
+    let stats = loss.stats_async(&batch).await.unwrap();
+    let split = loss.finish_async(&stats, true).await.unwrap();
+    // One worker: bit-identical to the one-call API (docs/SPEC.md).
+    assert_eq!(split.loss.to_bits(), whole.loss.to_bits());
+    assert_eq!(split.grad, whole.grad);
+    // Against the f64 CPU reference at the golden tolerance.
+    let cpu = Loss::new(&Context::cpu(), LossOptions::jaccard()).unwrap();
+    let want = cpu.forward_backward(&batch).unwrap();
+    assert!((whole.loss - want.loss).abs() <= 1e-4 * want.loss.abs() + 1e-6);
+    let (g, w) = (whole.grad.unwrap(), want.grad.unwrap());
+    assert_eq!(g.len(), w.len());
+    let max = w.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    for (a, b) in g.iter().zip(&w) {
+        assert!((a - b).abs() <= 1e-4 * max + 1e-7, "{a} vs {b}");
+    }
+}
+
+#[wasm_bindgen_test]
+async fn bad_input_is_a_typed_error_and_the_context_stays_usable() {
+    let ctx = gpu().await;
+    let loss = Loss::new(&ctx, LossOptions::dice()).unwrap();
+    let (shape, x, y) = soft_batch();
+    // Short target: found on the host.
+    let e = loss
+        .forward_async(&Batch::soft(&shape, &x, &y[..5]))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::LengthMismatch { .. }), "{e}");
+    // A class index out of range: found by the kernels, reported by the readback.
+    let index: Vec<u32> = (0..8).map(|i| if i == 5 { 7 } else { i % 3 }).collect();
+    let e = loss
+        .forward_async(&Batch::index(&shape, &x, &index))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::ClassIndexOutOfRange { .. }), "{e}");
+    // NaN input.
+    let mut nan = x.clone();
+    nan[3] = f32::NAN;
+    let e = loss
+        .forward_async(&Batch::soft(&shape, &nan, &y))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::NonFiniteInput { .. }), "{e}");
+    // Blocking calls cannot wait in the browser: a typed error, not a hang or a panic.
+    let e = loss.forward(&Batch::soft(&shape, &x, &y)).unwrap_err();
+    assert!(matches!(e, Error::WouldBlock(_)), "{e}");
+    assert!(matches!(Context::new(), Err(Error::WouldBlock(_))));
+    // Metrics: a label out of range, then a good batch on the same accumulator's context.
+    let mshape = Shape::new(&[1, 3, 4]).unwrap();
+    let mut m = Metrics::new(&ctx, 3, None).unwrap();
+    let bad = [0i64, 1, 9, 1];
+    let pred = Prediction::LabelsI64(&[0, 1, 2, 1]);
+    let e = m
+        .update(&mshape, pred, Labels::I64(&bad), None)
+        .unwrap_err();
+    assert!(matches!(e, Error::ClassIndexOutOfRange { .. }), "{e}");
+    // u32 labels go to the GPU as they are: the counting kernel finds the 9.
+    let pred = Prediction::Labels(&[0, 1, 2, 1]);
+    m.update(&mshape, pred, Labels::U32(&[0, 1, 9, 1]), None)
+        .unwrap();
+    let e = m.result_async().await.unwrap_err();
+    assert!(matches!(e, Error::ClassIndexOutOfRange { .. }), "{e}");
+    let mut m = Metrics::new(&ctx, 3, None).unwrap();
+    m.update(
+        &mshape,
+        Prediction::LabelsI64(&[0, 1, 2, 1]),
+        Labels::I64(&[0, 1, 2, 2]),
+        None,
+    )
+    .unwrap();
+    let r = m.result_async().await.unwrap();
+    assert_eq!(r.images, 1);
+    // The context still gives the right result.
+    let good = loss
+        .forward_async(&Batch::soft(&shape, &x, &y))
+        .await
+        .unwrap();
+    let cpu = Loss::new(&Context::cpu(), LossOptions::dice()).unwrap();
+    let want = cpu.forward(&Batch::soft(&shape, &x, &y)).unwrap();
+    assert!((good.loss - want.loss).abs() <= 1e-4 * want.loss.abs() + 1e-6);
+}
+
+/// Every kernel's module, for both tile geometries (CPU and GPU adapters) and both
+/// alignments, through Tint, with a pipeline of its default variant: the variants the
+/// golden cases do not reach still pass the browser's compiler.
+#[wasm_bindgen_test]
+async fn every_kernel_compiles_in_the_browser() {
+    use segloss::kernels::{Geometry, Kernel, Variant};
+    let ctx = gpu().await;
+    let device = ctx.device().unwrap();
+    let mut failures = Vec::new();
+    let mut modules = 0;
+    for g in [Geometry::CPU, Geometry::GPU] {
+        for k in Kernel::ALL {
+            for aligned in [false, true] {
+                let scope = device.push_error_scope(segloss::wgpu::ErrorFilter::Validation);
+                let module = device.create_shader_module(segloss::wgpu::ShaderModuleDescriptor {
+                    label: Some(k.name()),
+                    source: segloss::wgpu::ShaderSource::Wgsl(k.source(g, aligned).into()),
+                });
+                let constants = k.constants(g, Variant::default());
+                let _ = device.create_compute_pipeline(&segloss::wgpu::ComputePipelineDescriptor {
+                    label: Some(k.name()),
+                    layout: None,
+                    module: &module,
+                    entry_point: Some("main"),
+                    compilation_options: segloss::wgpu::PipelineCompilationOptions {
+                        constants: &constants,
+                        zero_initialize_workgroup_memory: false,
+                    },
+                    cache: None,
+                });
+                if let Some(e) = scope.pop().await {
+                    failures.push(format!("{} {g:?} aligned={aligned}: {e}", k.name()));
+                }
+                modules += 1;
+            }
+        }
+    }
+    console_log!(
+        "Tint: {modules} kernel modules and pipelines, {} failures",
+        failures.len()
+    );
+    assert_eq!(modules, 36);
+    assert!(failures.is_empty(), "{failures:#?}");
+}
