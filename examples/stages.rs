@@ -180,7 +180,8 @@ fn main() -> segloss::Result<()> {
     let col = |i: usize, f: fn(&Eval) -> f32| -> Vec<f64> {
         table[i].1.iter().map(|e| f64::from(f(e))).collect()
     };
-    let figures: [(&str, fn(&Eval) -> f32); 3] = [
+    type Figure = (&'static str, fn(&Eval) -> f32);
+    let figures: [Figure; 3] = [
         ("held-out mIoU", |e| e.miou),
         ("boundary |p − y|", |e| e.boundary),
         ("ECE", |e| e.ece),

@@ -136,7 +136,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                 tp += select(zero, e.tp, keep);
                 fp += select(zero, e.fp, keep);
                 fn_ += select(zero, e.fn_, keep);
-                present += select(zero, vec4<f32>(1.0), keep & y > vec4<f32>(params.threshold));
+                present += select(zero, vec4<f32>(1.0), keep & (y > vec4<f32>(params.threshold)));
                 if CE_KIND != 0u {
                     ce += select(zero, ce_value(cls, x, y, lse), keep);
                     if INDEX_TARGET && CE_KIND != 3u {

@@ -23,7 +23,7 @@ echo "== browser suite (wasm-bindgen-test, headless Chromium + WebGPU)"
 export CHROMEDRIVER="$(command -v chromedriver)"
 export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
 export WASM_BINDGEN_TEST_TIMEOUT=600
-cargo test --release --target wasm32-unknown-unknown --test browser
+cargo test --release --target wasm32-unknown-unknown --test browser -- --nocapture
 
 echo "== demo page"
 bash "$here/build.sh" "$out/site"

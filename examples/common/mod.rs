@@ -220,6 +220,9 @@ pub struct Run {
     pub guard_steps: u64,
 }
 
+/// A callback shown each epoch's evaluation (`fit`).
+pub type OnEpoch<'a> = &'a mut dyn FnMut(usize, &Eval);
+
 /// Trains a fresh model (initial weights from `Rng(init)`) on `data` for `epochs`
 /// epochs of Adam steps, with `loss_at(step)` the loss in force at each step; segloss
 /// computes the loss and its gradient w.r.t. the logits in one call. With `on_epoch`,
@@ -230,7 +233,7 @@ pub fn fit(
     data: &Data,
     epochs: usize,
     init: u64,
-    mut on_epoch: Option<&mut dyn FnMut(usize, &Eval)>,
+    mut on_epoch: Option<OnEpoch<'_>>,
 ) -> segloss::Result<Run> {
     let mut model = Model::new(&mut Rng(init));
     let shape = Shape::new(&[BATCH, C, SIDE, SIDE])?;

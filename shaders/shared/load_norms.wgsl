@@ -7,7 +7,7 @@
 fn load_norms(b: u32, load_tile: u32, t: u32, out: ptr<function, array<Norm, VPT>>) {
     let n = chunks();
     for (var k = 0u; k < VPT; k++) {
-        var m = Norm(vec4<f32>(-3.4028235e38), vec4<f32>(0.0));
+        var m = Norm(vec4<f32>(-3.4028234663852886e38), vec4<f32>(0.0));
         let q = quad_index(load_tile, t, k);
         if q * 4u < params.pixels {
             for (var j = 0u; j < n; j++) {

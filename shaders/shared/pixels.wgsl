@@ -52,7 +52,7 @@ fn softmax_norms(
 ) {
     let C = params.classes;
     for (var k = 0u; k < VPT; k++) {
-        (*norms)[k] = Norm(vec4<f32>(-3.4028235e38), vec4<f32>(0.0));
+        (*norms)[k] = Norm(vec4<f32>(-3.4028234663852886e38), vec4<f32>(0.0));
     }
     for (var c = c_lo; c < c_hi; c++) {
         for (var k = 0u; k < VPT; k++) {

@@ -9,7 +9,7 @@ mod split;
 
 use std::future::Future;
 
-use crate::context::{Context, Inner};
+use crate::context::{Context, Gpu, Inner};
 use crate::cpu;
 use crate::error::Result;
 use crate::options::LossOptions;
@@ -193,7 +193,24 @@ impl Loss {
     }
 }
 
-pub(crate) use crate::scope::scoped;
+/// Runs `f` inside validation and out-of-memory error scopes, returning the first wgpu
+/// error as a segloss error instead of letting wgpu's default handler panic. In the
+/// browser the scopes' results arrive through the event loop: they are kept in the
+/// context ([`Deferred`]) and returned by the next awaited readback.
+pub(crate) fn scoped<T>(gpu: &Gpu, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    let oom = gpu.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+    let validation = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
+    let r = f();
+    // Scopes are a stack: the inner one first.
+    let v: crate::scope::Popped = Box::pin(validation.pop());
+    let o: crate::scope::Popped = Box::pin(oom.pop());
+    #[cfg(not(target_arch = "wasm32"))]
+    crate::scope::settle(&gpu.pool, pollster::block_on(o), pollster::block_on(v))?;
+    #[cfg(target_arch = "wasm32")]
+    gpu.deferred.push(o, v);
+    gpu.check_alive()?;
+    r
+}
 
 // Compile-time check: losses and contexts are shared across threads.
 const _: () = {

@@ -225,13 +225,17 @@ impl<B: Backend + SegLossOps, C: CheckpointStrategy> SegLossOps for Autodiff<B, 
     }
 }
 
+/// Where a zero-copy call leaves its outcome: the error of its op, if any, and the last
+/// call that ran (for `SegLoss::soft_targets_with_classic`).
+pub(crate) type Outcome<'a> = (
+    &'a Arc<Mutex<Option<segloss::Error>>>,
+    &'a Arc<Mutex<Option<Last>>>,
+);
+
 /// A zero-copy call: the loss tensor of the extension op on `logits`' device.
 pub(crate) fn forward<const D: usize, const DI: usize>(
     loss: Loss,
-    (error, last): (
-        &Arc<Mutex<Option<segloss::Error>>>,
-        &Arc<Mutex<Option<Last>>>,
-    ),
+    (error, last): Outcome<'_>,
     logits: Tensor<D>,
     targets: Targets<D, DI>,
     mask: Option<&[bool]>,

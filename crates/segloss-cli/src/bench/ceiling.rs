@@ -4,6 +4,25 @@
 use segloss::wgpu::{self, util::DeviceExt};
 use segloss::Context;
 
+/// One of the ceiling's two kernels.
+#[derive(Clone, Copy, Debug)]
+pub enum Pass {
+    /// `reduce`: reads input and target, one partial per workgroup (like the statistics).
+    Reduce,
+    /// `stream`: reads them again, writes one f32 per element (like the gradient).
+    Stream,
+}
+
+impl Pass {
+    /// The kernel's entry point.
+    pub fn name(self) -> &'static str {
+        match self {
+            Pass::Reduce => "reduce",
+            Pass::Stream => "stream",
+        }
+    }
+}
+
 /// The ceiling: `reduce` then `stream` over the same buffers (see ceiling.wgsl), for
 /// one workgroup size.
 pub struct Ceiling {
@@ -47,6 +66,47 @@ impl Ceiling {
         len: usize,
         labels_len: usize,
     ) {
+        self.run_pipelines(
+            ctx,
+            &[&self.reduce, &self.stream],
+            x,
+            y,
+            out,
+            len,
+            labels_len,
+        );
+    }
+
+    /// Runs one of the two kernels (`segloss bench --instructions` counts them apart).
+    #[allow(clippy::too_many_arguments)]
+    pub fn run_pass(
+        &self,
+        ctx: &Context,
+        pass: Pass,
+        x: &wgpu::Buffer,
+        y: &wgpu::Buffer,
+        out: &wgpu::Buffer,
+        len: usize,
+        labels_len: usize,
+    ) {
+        let pipeline = match pass {
+            Pass::Reduce => &self.reduce,
+            Pass::Stream => &self.stream,
+        };
+        self.run_pipelines(ctx, &[pipeline], x, y, out, len, labels_len);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn run_pipelines(
+        &self,
+        ctx: &Context,
+        pipelines: &[&wgpu::ComputePipeline],
+        x: &wgpu::Buffer,
+        y: &wgpu::Buffer,
+        out: &wgpu::Buffer,
+        len: usize,
+        labels_len: usize,
+    ) {
         let (Some(dev), Some(queue)) = (ctx.device(), ctx.queue()) else {
             return;
         };
@@ -54,7 +114,7 @@ impl Ceiling {
         let max = dev.limits().max_compute_workgroups_per_dimension as usize;
         let mut enc = dev.create_command_encoder(&Default::default());
         let mut keep = Vec::new();
-        for pipeline in [&self.reduce, &self.stream] {
+        for &pipeline in pipelines {
             for base in (0..groups).step_by(max) {
                 let params = [
                     (len / 4) as u32,

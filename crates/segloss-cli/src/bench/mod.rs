@@ -7,6 +7,7 @@
 //! of N runs after one warm-up run.
 
 mod ceiling;
+mod instructions;
 mod peers;
 mod timing;
 
@@ -43,6 +44,11 @@ pub struct Args {
     /// 4x19x512x512, alternated with segloss in three rounds.
     #[arg(long, value_name = "PYTHON")]
     peers: Option<String>,
+    /// No timing: run the workloads that `benches/instructions.sh` counts under
+    /// callgrind (the ceiling's kernels, then Dice and CE+Dice, loss and loss+grad, soft
+    /// and index targets, on the first shape), printing `NAME ELEMENTS` per workload.
+    #[arg(long)]
+    instructions: bool,
     #[command(flatten)]
     adapter: AdapterArgs,
 }
@@ -77,6 +83,10 @@ pub fn run(args: Args) -> AnyResult<Outcome> {
     let (adapter, Some(dev)) = (ctx.backend(), ctx.device().cloned()) else {
         return Err("bench times the GPU paths and needs an adapter: none found (`segloss doctor` lists what wgpu sees)".into());
     };
+    if args.instructions {
+        instructions::run(&ctx, &args.shapes[0])?;
+        return Ok(Outcome::Ok);
+    }
     let adapter = match adapter {
         Backend::Gpu { adapter, backend } => format!("{adapter} ({backend:?})"),
         Backend::Cpu => "cpu".to_string(),
