@@ -3,15 +3,14 @@
 //! GPU work), at the call's next await in the browser (wasm32), whose one thread may
 //! never block.
 
-use std::future::Future;
-use std::pin::Pin;
 #[cfg(target_arch = "wasm32")]
-use std::sync::Mutex;
+use std::{future::Future, pin::Pin, sync::Mutex};
 
 use crate::error::{Error, Result};
 use crate::pool::Pool;
 
-/// A popped scope's result, still to be awaited.
+/// A popped scope's result, still to be awaited (in the browser).
+#[cfg(target_arch = "wasm32")]
 pub(crate) type Popped = Pin<Box<dyn Future<Output = Option<wgpu::Error>> + Send>>;
 
 /// The first of a call's scope errors, out of memory first (the buffers it left

@@ -196,18 +196,17 @@ impl Loss {
 /// Runs `f` inside validation and out-of-memory error scopes, returning the first wgpu
 /// error as a segloss error instead of letting wgpu's default handler panic. In the
 /// browser the scopes' results arrive through the event loop: they are kept in the
-/// context ([`Deferred`]) and returned by the next awaited readback.
+/// context ([`crate::scope::Deferred`]) and returned by the next awaited readback.
 pub(crate) fn scoped<T>(gpu: &Gpu, f: impl FnOnce() -> Result<T>) -> Result<T> {
     let oom = gpu.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
     let validation = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
     let r = f();
     // Scopes are a stack: the inner one first.
-    let v: crate::scope::Popped = Box::pin(validation.pop());
-    let o: crate::scope::Popped = Box::pin(oom.pop());
+    let (v, o) = (validation.pop(), oom.pop());
     #[cfg(not(target_arch = "wasm32"))]
     crate::scope::settle(&gpu.pool, pollster::block_on(o), pollster::block_on(v))?;
     #[cfg(target_arch = "wasm32")]
-    gpu.deferred.push(o, v);
+    gpu.deferred.push(Box::pin(o), Box::pin(v));
     gpu.check_alive()?;
     r
 }

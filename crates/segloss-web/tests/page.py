@@ -121,24 +121,23 @@ def write_folder(root, classes, ignore):
     pred, target = os.path.join(root, "pred"), os.path.join(root, "target")
     os.makedirs(pred), os.makedirs(target)
 
-    def labels(n, noise, truth=None):
-        out = []
-        for i in range(n):
-            t = truth[i] if truth else rnd.randrange(classes)
-            out.append(t if truth and rnd.random() > noise else rnd.randrange(classes))
-        return out
+    def labels(n, noise=0.0, truth=None):
+        """`n` random labels, or `truth` with a fraction `noise` of them redrawn."""
+        if truth is None:
+            return [rnd.randrange(classes) for _ in range(n)]
+        return [t if rnd.random() > noise else rnd.randrange(classes) for t in truth]
 
     for k in range(3):  # integer label maps, int64 labels with an ignored region
-        t = labels(48, 0)
-        p = labels(48, 0.2 + 0.2 * k, [v for v in t])
+        t = labels(48)
+        p = labels(48, 0.2 + 0.2 * k, t)
         t = [ignore if i % 11 == 0 else v for i, v in enumerate(t)]
         npy(os.path.join(pred, f"slice{k}.npy"), p, (6, 8), "|u1")
         npy(os.path.join(target, f"slice{k}.npy"), t, (6, 8), "<i8")
-    t = labels(30, 0)  # float scores [C, S...], argmax
+    t = labels(30)  # float scores [C, S...], argmax
     scores = [rnd.gauss(0, 1) + (1.5 if t[i] == c else 0) for c in range(classes) for i in range(30)]
     npy(os.path.join(pred, "scores.npy"), scores, (classes, 5, 6), "<f4")
     npy(os.path.join(target, "scores.npy"), t, (5, 6), "<i4")
-    t = labels(60, 0)  # NIfTI volumes
+    t = labels(60)  # NIfTI volumes
     nii_gz(os.path.join(pred, "volume.nii.gz"), labels(60, 0.3, t), (5, 4, 3))
     nii_gz(os.path.join(target, "volume.nii.gz"), t, (5, 4, 3))
     files = lambda d: sorted(os.path.join(d, f) for f in os.listdir(d))

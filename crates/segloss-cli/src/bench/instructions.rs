@@ -13,10 +13,11 @@
 //! statistics pass and the small reductions) and loss+grad (the gradient pass is the
 //! difference). Stdout: one line per workload, `NAME ELEMENTS`, in order.
 
-use segloss::wgpu::{self, util::DeviceExt};
+use segloss::wgpu;
 use segloss::{GpuBatch, GpuTarget, Loss, LossOptions, Shape};
 
 use super::ceiling::{Ceiling, Pass};
+use super::data::{compound, grad_buffer, upload, Data};
 use crate::AnyResult;
 
 /// Calls per block: the two iteration counts.
@@ -36,38 +37,13 @@ pub fn run(ctx: &segloss::Context, dims: &[usize]) -> AnyResult<()> {
         .ok_or("--instructions needs an adapter")?;
     let shape = Shape::new(dims)?;
     let len = shape.len();
-    // The same deterministic data kinds as the timed bench (xorshift).
-    let mut s = 0x9E37_79B9u32;
-    let mut next = || {
-        s ^= s << 13;
-        s ^= s >> 17;
-        s ^= s << 5;
-        s
-    };
-    let logits: Vec<f32> = (0..len)
-        .map(|_| (next() % 2000) as f32 / 250.0 - 4.0)
-        .collect();
-    let soft: Vec<f32> = (0..len).map(|_| (next() % 1001) as f32 / 1000.0).collect();
-    let index: Vec<u32> = (0..shape.map_len())
-        .map(|_| next() % shape.classes() as u32)
-        .collect();
+    // The same data as the timed bench.
+    let data = Data::new(&shape);
     let usage = wgpu::BufferUsages::STORAGE;
-    let up = |bytes: &[u8]| {
-        dev.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: None,
-            contents: bytes,
-            usage,
-        })
-    };
-    let x = up(bytemuck::cast_slice(&logits));
-    let ys = up(bytemuck::cast_slice(&soft));
-    let yi = up(bytemuck::cast_slice(&index));
-    let grad = dev.create_buffer(&wgpu::BufferDescriptor {
-        label: None,
-        size: 4 * len as u64,
-        usage,
-        mapped_at_creation: false,
-    });
+    let x = upload(&dev, bytemuck::cast_slice(&data.logits), usage);
+    let ys = upload(&dev, bytemuck::cast_slice(&data.soft), usage);
+    let yi = upload(&dev, bytemuck::cast_slice(&data.index), usage);
+    let grad = grad_buffer(&dev, len, usage);
     let block = |name: &str, f: &mut dyn FnMut()| {
         f();
         println!("{name} {len}");
@@ -87,12 +63,7 @@ pub fn run(ctx: &segloss::Context, dims: &[usize]) -> AnyResult<()> {
         });
     }
     let dice = Loss::new(ctx, LossOptions::dice())?;
-    let compound = Loss::new(
-        ctx,
-        LossOptions::dice()
-            .overlap_weight(0.5)
-            .cross_entropy(segloss::CrossEntropy::softmax(0.5)),
-    )?;
+    let compound = Loss::new(ctx, compound())?;
     for (kind, y) in [("soft", &ys), ("index", &yi)] {
         let gb = GpuBatch {
             shape: &shape,

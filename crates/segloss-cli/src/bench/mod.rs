@@ -7,16 +7,18 @@
 //! of N runs after one warm-up run.
 
 mod ceiling;
+mod data;
 mod instructions;
 mod peers;
 mod timing;
 
-use segloss::wgpu::{self, util::DeviceExt};
+use segloss::wgpu;
 use segloss::{Backend, Batch, GpuBatch, GpuTarget, Loss, LossOptions, Shape, Target};
 
 use crate::adapter::{self, AdapterArgs};
 use crate::{AnyResult, Outcome};
 use ceiling::Ceiling;
+use data::{grad_buffer, upload, Data};
 use timing::{median, peak_rss_mib, time, time_pair};
 
 /// `segloss bench`'s arguments.
@@ -94,12 +96,7 @@ pub fn run(args: Args) -> AnyResult<Outcome> {
     let max_binding = dev.limits().max_storage_buffer_binding_size;
     let ceilings = [Ceiling::new(&dev, 8), Ceiling::new(&dev, 256)];
     let loss = Loss::new(&ctx, LossOptions::dice())?;
-    let compound = Loss::new(
-        &ctx,
-        LossOptions::dice()
-            .overlap_weight(0.5)
-            .cross_entropy(segloss::CrossEntropy::softmax(0.5)),
-    )?;
+    let compound = Loss::new(&ctx, data::compound())?;
     let gdl = Loss::new(
         &ctx,
         LossOptions {
@@ -122,39 +119,18 @@ pub fn run(args: Args) -> AnyResult<Outcome> {
     for dims in &args.shapes {
         let shape = Shape::new(dims)?;
         let len = shape.len();
-        // Deterministic pseudo-random data (no RNG dependency).
-        let mut s = 0x9E37_79B9u32;
-        let mut next = || {
-            s ^= s << 13;
-            s ^= s >> 17;
-            s ^= s << 5;
-            s
-        };
-        let logits: Vec<f32> = (0..len)
-            .map(|_| (next() % 2000) as f32 / 250.0 - 4.0)
-            .collect();
-        let soft: Vec<f32> = (0..len).map(|_| (next() % 1001) as f32 / 1000.0).collect();
-        let index: Vec<u32> = (0..shape.map_len())
-            .map(|_| next() % shape.classes() as u32)
-            .collect();
+        let Data {
+            logits,
+            soft,
+            index,
+        } = Data::new(&shape);
         // COPY_SRC / COPY_DST: arrays over the binding limit are copied in chunks.
         let usage = wgpu::BufferUsages::STORAGE
             | wgpu::BufferUsages::COPY_SRC
             | wgpu::BufferUsages::COPY_DST;
-        let up = |bytes: &[u8]| {
-            dev.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: None,
-                contents: bytes,
-                usage,
-            })
-        };
+        let up = |bytes: &[u8]| upload(&dev, bytes, usage);
         let x = up(bytemuck::cast_slice(&logits));
-        let grad = dev.create_buffer(&wgpu::BufferDescriptor {
-            label: None,
-            size: 4 * len as u64,
-            usage,
-            mapped_at_creation: false,
-        });
+        let grad = grad_buffer(&dev, len, usage);
         for target_kind in ["soft", "index"] {
             let (y, labels_len, target) = if target_kind == "soft" {
                 (up(bytemuck::cast_slice(&soft)), len, Target::Soft(&soft))
