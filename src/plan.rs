@@ -133,6 +133,11 @@ impl Plan {
             focal_kind: params.focal_kind as u8,
             aligned: n.is_multiple_of(4),
             chunked: activation == Activation::Softmax && chunks > 1,
+            classes: 0,
+        };
+        let variant = Variant {
+            classes: variant.unrolled_classes(geometry, c, b * n),
+            ..variant
         };
         // Windows: the whole row when bound directly, else runs of whole tiles whose
         // `B·C` rows fit `cap`; never more tiles than a dispatch dimension allows.

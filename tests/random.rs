@@ -161,3 +161,53 @@ fn one_class_softmax_is_refused_natively() {
         }
     }
 }
+
+/// The unrolled kernels of CPU adapters (`shaders/unrolled/`: a softmax over 2 … 24
+/// classes, no focal term, calls of ≥ 16384 pixels) against the reference, over the
+/// options they take: formulations, soft and index targets, masks, ignored pixels, a
+/// dropped background, class weights, CE and KL terms, aligned and ragged N.
+#[test]
+fn unrolled_softmax_kernels_match_reference() {
+    let Some(ctx) = common::gpu() else { return };
+    let mut rng = Rng::new(0xc1a55e5);
+    let cpu_adapter = match ctx.backend() {
+        segloss::Backend::Gpu { adapter, .. } => {
+            adapter.contains("llvmpipe") || adapter.contains("SwiftShader")
+        }
+        segloss::Backend::Cpu => false,
+    };
+    for case in 0..8 {
+        let classes = [2, 3, 19, 24][case % 4];
+        let b = 1 + rng.below(2);
+        // At least 16384 pixels per call; every other case N is not a multiple of 4.
+        let n = 16384 / b + rng.below(3000) * 4 + usize::from(case % 2 == 1) * (1 + rng.below(3));
+        let dims = vec![b, classes, n];
+        let (use_index, with_mask) = (rng.bool(), rng.below(3) == 0);
+        let mut data = Data::random(&mut rng, &dims, use_index, with_mask);
+        let mut o = random_options(&mut rng, classes);
+        o.activation = Activation::Softmax;
+        // No compound term, or a CE / KL one (focal terms keep the class loops).
+        let which = rng.below(2);
+        common::add_compound(&mut rng, &mut o, classes, which);
+        common::fit(&mut o, &mut data);
+        if data.use_index && rng.bool() {
+            o.ignore_index = Some(255);
+        }
+        let loss = common::loss(&ctx, o.clone());
+        if case < 4 {
+            // The same call on few pixels (the class loops) compiles every other
+            // pipeline first: then a CPU adapter compiles exactly the two unrolled
+            // kernels for the large call, a GPU none.
+            let small = Data::random(&mut rng, &[b, classes, 64 + n % 4], use_index, with_mask);
+            loss.forward_backward(&small.batch()).unwrap();
+        }
+        let before = ctx.pipelines_built();
+        let got = loss.forward_backward(&data.batch()).unwrap();
+        let want = data.reference(&o);
+        assert_close(&format!("case {case} {dims:?} {o:?}"), &got, &want, 1e-4);
+        if case < 4 {
+            let compiled = ctx.pipelines_built() - before;
+            assert_eq!(compiled, if cpu_adapter { 2 } else { 0 }, "case {case}");
+        }
+    }
+}

@@ -15,7 +15,7 @@ pub struct Kernels {
     /// before anything is recorded (a buffer of another device is then an error of
     /// `encode`, not a panic inside wgpu).
     probe: wgpu::BindGroupLayout,
-    modules: Mutex<HashMap<(Kernel, bool), Arc<wgpu::ShaderModule>>>,
+    modules: Mutex<HashMap<(Kernel, bool, u8), Arc<wgpu::ShaderModule>>>,
     pipelines: Mutex<HashMap<(Kernel, Variant), Arc<wgpu::ComputePipeline>>>,
     /// Pipelines compiled so far (diagnostics: a schedule's ramp compiles none).
     built: std::sync::atomic::AtomicUsize,
@@ -83,7 +83,13 @@ impl Kernels {
             built: std::sync::atomic::AtomicUsize::new(0),
         };
         for k in Kernel::ALL {
-            kernels.module(k, true);
+            kernels.module(
+                k,
+                Variant {
+                    aligned: true,
+                    ..Variant::default()
+                },
+            );
         }
         kernels
     }
@@ -103,11 +109,15 @@ impl Kernels {
         &self.layouts[&k].0
     }
 
-    fn module(&self, k: Kernel, aligned: bool) -> Arc<wgpu::ShaderModule> {
-        let aligned = aligned || !k.has_variants();
+    /// The module of `k` for `v`'s source choices (alignment, unrolled classes).
+    fn module(&self, k: Kernel, v: Variant) -> Arc<wgpu::ShaderModule> {
+        let v = Variant {
+            aligned: v.aligned || !k.has_variants(),
+            ..v
+        };
         let mut cache = self.modules.lock().unwrap_or_else(|e| e.into_inner());
         cache
-            .entry((k, aligned))
+            .entry((k, v.aligned, v.classes))
             .or_insert_with(|| {
                 let label = format!("segloss.{}", k.name());
                 Arc::new(
@@ -115,7 +125,7 @@ impl Kernels {
                         .create_shader_module(wgpu::ShaderModuleDescriptor {
                             label: Some(&label),
                             source: wgpu::ShaderSource::Wgsl(
-                                k.source(self.geometry, aligned).into(),
+                                k.variant_source(self.geometry, v).into(),
                             ),
                         }),
                 )
@@ -158,10 +168,10 @@ impl Kernels {
 
     /// The cached pipeline of (kernel, variant), built on first use.
     pub fn pipeline(&self, k: Kernel, v: Variant) -> Arc<wgpu::ComputePipeline> {
-        let v = if k.has_variants() {
-            v
-        } else {
-            Variant::default()
+        let v = match (k.has_variants(), k.unrolled_file()) {
+            (false, _) => Variant::default(),
+            (true, None) => Variant { classes: 0, ..v },
+            (true, Some(_)) => v,
         };
         if let Some(p) = self
             .pipelines
@@ -171,7 +181,7 @@ impl Kernels {
         {
             return p.clone();
         }
-        let module = self.module(k, v.aligned);
+        let module = self.module(k, v);
         let constants = v.constants();
         let label = format!("segloss.{}", k.name());
         let pipeline = Arc::new(self.device.create_compute_pipeline(

@@ -47,7 +47,7 @@ mod wgsl;
 
 pub use cache::Kernels;
 pub use params::Params;
-pub use variant::{Geometry, Variant};
+pub use variant::{Geometry, Variant, UNROLL_MAX_CLASSES, UNROLL_MIN_PIXELS};
 
 /// Classes per chunk of the elementwise kernels (`CLASS_CHUNK` in common.wgsl): a
 /// workgroup handles one (image, class chunk) row, so that no invocation loops over more
@@ -184,6 +184,24 @@ impl Kernel {
     /// `#import`s resolved. `aligned` (N a multiple of 4) selects vec4 loads and stores.
     pub fn source(self, g: Geometry, aligned: bool) -> String {
         wgsl::assemble(self.file(), g, aligned)
+    }
+
+    /// The kernel's twin unrolled over the classes (`shaders/unrolled/`), if it has one.
+    pub fn unrolled_file(self) -> Option<&'static str> {
+        match self {
+            Kernel::TileSums => Some(tile_sums::UNROLLED),
+            Kernel::Grad => Some(grad::UNROLLED),
+            _ => None,
+        }
+    }
+
+    /// The source a pipeline of variant `v` is built from: the unrolled twin when
+    /// `v.classes` is set and the kernel has one, else [`Kernel::source`].
+    pub fn variant_source(self, g: Geometry, v: Variant) -> String {
+        match (self.unrolled_file(), v.classes) {
+            (Some(file), c) if c > 0 => wgsl::assemble_unrolled(file, g, v.aligned, c.into()),
+            _ => self.source(g, v.aligned),
+        }
     }
 
     /// The bindings in order (binding i = entry i).

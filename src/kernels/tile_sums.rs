@@ -7,6 +7,9 @@ use super::Access::{self, *};
 /// The WGSL file (its `#import`s resolved by `Kernel::source`).
 pub const SOURCE: &str = include_str!("../../shaders/tile_sums.wgsl");
 
+/// Its twin unrolled over the classes, for CPU adapters (`Variant::classes`).
+pub const UNROLLED: &str = include_str!("../../shaders/unrolled/tile_sums.wgsl");
+
 /// Binding i's access.
 pub const ACCESS: &[Access] = &[Read, Read, Read, Read, ReadWrite, ReadWrite, Read, Read];
 

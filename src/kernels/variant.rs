@@ -10,29 +10,60 @@ use crate::options::{Activation, Formulation};
 pub struct Geometry {
     pub wg: u32,
     pub vpt: u32,
+    /// CPU adapters: a softmax over few classes runs the kernels unrolled over the
+    /// classes (`shaders/unrolled/`, [`Variant::classes`]); GPUs run the class loops.
+    pub unroll: bool,
 }
+
+/// Most classes the unrolled kernels take: their per-class state lives in registers,
+/// and llvmpipe's compile time grows faster than the class count (a `tile_sums` and
+/// `grad` pair: ~0.3 s at 3 classes, ~1.5 s at 19, ~9 s at 32; docs/performance.md).
+pub const UNROLL_MAX_CLASSES: usize = 24;
+
+/// Largest workgroup the unrolled `tile_sums` takes: its per-class sums,
+/// `16 · UNROLL_MAX_CLASSES · wg` bytes of workgroup memory, stay within WebGPU's
+/// default 16 KiB (CPU adapters run 8; `SEGLOSS_GEOMETRY` can ask for more).
+pub const UNROLL_MAX_WG: u32 = 32;
+
+/// Fewest pixels per call (B·N) for which a CPU adapter compiles the unrolled kernels:
+/// below it the generic pipelines, shared by every class count, are compiled once and
+/// the call is too small for the unrolling to pay for its compilation.
+pub const UNROLL_MIN_PIXELS: usize = 16384;
 
 impl Geometry {
     /// For CPU adapters (lavapipe, WARP, SwiftShader).
-    pub const CPU: Geometry = Geometry { wg: 8, vpt: 4 };
+    pub const CPU: Geometry = Geometry {
+        wg: 8,
+        vpt: 4,
+        unroll: true,
+    };
     /// For GPUs.
-    pub const GPU: Geometry = Geometry { wg: 64, vpt: 4 };
+    pub const GPU: Geometry = Geometry {
+        wg: 64,
+        vpt: 4,
+        unroll: false,
+    };
 
-    /// The geometry for an adapter; `SEGLOSS_GEOMETRY=wg,vpt` overrides it (tuning).
+    /// The geometry for an adapter; `SEGLOSS_GEOMETRY=wg,vpt` overrides the tile
+    /// and `SEGLOSS_UNROLL=0` turns the unrolled kernels off (tuning, measurements).
     pub fn for_adapter(info: &wgpu::AdapterInfo) -> Geometry {
+        let mut g = if info.device_type == wgpu::DeviceType::Cpu {
+            Geometry::CPU
+        } else {
+            Geometry::GPU
+        };
         if let Ok(v) = std::env::var("SEGLOSS_GEOMETRY") {
             let mut it = v.split(',').filter_map(|x| x.trim().parse::<u32>().ok());
             if let (Some(wg), Some(vpt)) = (it.next(), it.next()) {
                 if wg.is_power_of_two() && (1..=256).contains(&wg) && (1..=256).contains(&vpt) {
-                    return Geometry { wg, vpt };
+                    (g.wg, g.vpt) = (wg, vpt);
                 }
             }
         }
-        if info.device_type == wgpu::DeviceType::Cpu {
-            Geometry::CPU
-        } else {
-            Geometry::GPU
+        if std::env::var("SEGLOSS_UNROLL").is_ok_and(|v| v.trim() == "0") {
+            g.unroll = false;
         }
+        g
     }
 
     /// Pixels per tile.
@@ -67,9 +98,44 @@ pub struct Variant {
     /// A softmax over more than one class chunk: normalisers and Σ_j h_j come from
     /// `norm` and `softmax_dot` through buffers.
     pub chunked: bool,
+    /// `tile_sums` and `grad` unrolled over this many classes (a source choice, CPU
+    /// adapters: [`Variant::unrolled_classes`]); 0: the class loops.
+    pub classes: u8,
 }
 
 impl Variant {
+    /// The class count to unroll `tile_sums` and `grad` over for this variant of a
+    /// call with `classes` classes and `pixels` pixels (B·N) under geometry `g`, or 0:
+    /// a CPU adapter's softmax over 2 … [`UNROLL_MAX_CLASSES`] classes without a focal
+    /// term, on calls of at least [`UNROLL_MIN_PIXELS`] pixels. There each pixel's
+    /// logits are loaded once into registers and its softmax is computed once per pass,
+    /// where the class loops load them three times and keep per-pixel state in arrays
+    /// (docs/performance.md).
+    pub fn unrolled_classes(&self, g: Geometry, classes: usize, pixels: usize) -> u8 {
+        let fits = g.unroll
+            && g.wg <= UNROLL_MAX_WG
+            && self.activation == Activation::Softmax
+            && !self.chunked
+            && self.focal_kind == 0
+            && (2..=UNROLL_MAX_CLASSES).contains(&classes)
+            && pixels >= UNROLL_MIN_PIXELS;
+        if fits {
+            classes as u8
+        } else {
+            0
+        }
+    }
+
+    /// The unrolled variants the library can build for `classes` classes (for
+    /// validation tests): softmax, not chunked, no focal term.
+    pub fn unrolled(classes: u8) -> Vec<Variant> {
+        Variant::all()
+            .into_iter()
+            .filter(|v| v.activation == Activation::Softmax && !v.chunked && v.focal_kind == 0)
+            .map(|v| Variant { classes, ..v })
+            .collect()
+    }
+
     /// Whether a cross-entropy or focal term is fused in.
     pub fn compound(&self) -> bool {
         self.ce_kind != 0 || self.focal_kind != 0
@@ -134,6 +200,7 @@ impl Variant {
                                             focal_kind,
                                             aligned,
                                             chunked,
+                                            classes: 0,
                                         });
                                     }
                                 }

@@ -1,7 +1,9 @@
 //! WGSL assembly. A shader file names the shared files it uses with `#import NAME` lines
 //! (as vello's shaders do); they are resolved here, depth first, each file once, so a
 //! kernel file says what it uses and nothing is glued by a list in Rust. `load` and
-//! `store` resolve to the vec4 or the scalar twin by the call's alignment.
+//! `store` resolve to the vec4 or the scalar twin by the call's alignment. A kernel
+//! unrolled over the classes (`shaders/unrolled/`) gets `const CLASSES` and each of its
+//! `#for c` … `#end` blocks repeated for c = 0 … CLASSES − 1, `{c}` replaced by c.
 
 use super::Geometry;
 
@@ -38,6 +40,7 @@ const SHARED: &[(&str, &str)] = &[
         include_str!("../../shaders/shared/softmax_dot.wgsl"),
     ),
     ("items", include_str!("../../shaders/shared/items.wgsl")),
+    ("terms", include_str!("../../shaders/shared/terms.wgsl")),
     ("reduce", include_str!("../../shaders/shared/reduce.wgsl")),
 ];
 
@@ -46,6 +49,35 @@ pub fn assemble(body: &str, g: Geometry, aligned: bool) -> String {
     let mut out = g.prelude();
     let mut seen = Vec::new();
     include(body, aligned, &mut seen, &mut out);
+    out
+}
+
+/// `assemble` for a kernel unrolled over `classes` classes: `const CLASSES` and the
+/// `#for c` blocks expanded.
+pub fn assemble_unrolled(body: &str, g: Geometry, aligned: bool, classes: u32) -> String {
+    let mut text = String::new();
+    let mut block: Option<String> = None;
+    for line in body.lines() {
+        match (line.trim(), &mut block) {
+            ("#for c", None) => block = Some(String::new()),
+            ("#end", Some(b)) => {
+                for c in 0..classes {
+                    text.push_str(&b.replace("{c}", &c.to_string()));
+                }
+                block = None;
+            }
+            (_, Some(b)) => {
+                b.push_str(line);
+                b.push('\n');
+            }
+            (_, None) => {
+                text.push_str(line);
+                text.push('\n');
+            }
+        }
+    }
+    let mut out = assemble(&text, g, aligned);
+    out.insert_str(0, &format!("const CLASSES: u32 = {classes}u;\n"));
     out
 }
 
@@ -107,5 +139,18 @@ mod tests {
         let scalar = assemble("#import load", g, false);
         assert!(scalar.contains("array<f32>") && !scalar.contains("array<vec4<f32>>;"));
         assert!(assemble("#import nothing", g, true).contains("unknown import"));
+    }
+
+    #[test]
+    fn for_blocks_repeat_per_class() {
+        let body = "#import common\nfn f() {\n#for c\n    let x{c} = {c}u;\n#end\n}\n";
+        let src = assemble_unrolled(body, Geometry::CPU, true, 3);
+        assert!(src.starts_with("const CLASSES: u32 = 3u;\n"), "{src}");
+        let lets: Vec<_> = src.lines().filter(|l| l.contains("let x")).collect();
+        assert_eq!(
+            lets,
+            ["    let x0 = 0u;", "    let x1 = 1u;", "    let x2 = 2u;"]
+        );
+        assert!(!src.contains("#for") && !src.contains("#end") && !src.contains("{c}"));
     }
 }
