@@ -139,6 +139,9 @@ impl Plan {
             classes: variant.unrolled_classes(geometry, c, b * n),
             ..variant
         };
+        // The unrolled kernels' tile (more quads per invocation).
+        let geometry = variant.geometry(geometry);
+        params.tiles = n.div_ceil(geometry.tile() as usize) as u32;
         // Windows: the whole row when bound directly, else runs of whole tiles whose
         // `B·C` rows fit `cap`; never more tiles than a dispatch dimension allows.
         let tile = geometry.tile() as usize;

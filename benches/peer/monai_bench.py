@@ -2,7 +2,7 @@
 `segloss bench` (crates/segloss-cli/src/bench) is compared with. Same shapes and data kinds as the Rust bench.
 
     python3 -m venv .venv && .venv/bin/pip install torch monai
-    .venv/bin/python benches/peer/monai_bench.py [--threads 2] [--runs 5]
+    .venv/bin/python benches/peer/monai_bench.py [--threads 2] [--runs 5] [--shape 4x19x512x512]
 
 Prints a markdown table (median of --runs after one warm-up) or, with --json, one JSON
 object per line.
@@ -41,13 +41,15 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--shape", help="one shape, e.g. 4x19x512x512 (default: the bench's three)")
     args = ap.parse_args()
+    shapes = [tuple(int(d) for d in args.shape.split("x"))] if args.shape else SHAPES
     torch.set_num_threads(args.threads)
     if not args.json:
         print(f"torch {torch.__version__}, {args.threads} threads; MONAI DiceLoss(softmax=True, soft_label=True) forward+backward\n")
         print("| shape | target | ms | Melem/s |")
         print("|---|---|---:|---:|")
-    for shape in SHAPES:
+    for shape in shapes:
         n = 1
         for d in shape:
             n *= d

@@ -47,7 +47,7 @@ mod wgsl;
 
 pub use cache::Kernels;
 pub use params::Params;
-pub use variant::{Geometry, Variant, UNROLL_MAX_CLASSES, UNROLL_MIN_PIXELS};
+pub use variant::{Geometry, Variant, UNROLL_MAX_CLASSES, UNROLL_MIN_PIXELS, UNROLL_VPT};
 
 /// Classes per chunk of the elementwise kernels (`CLASS_CHUNK` in common.wgsl): a
 /// workgroup handles one (image, class chunk) row, so that no invocation loops over more
@@ -195,11 +195,14 @@ impl Kernel {
         }
     }
 
-    /// The source a pipeline of variant `v` is built from: the unrolled twin when
-    /// `v.classes` is set and the kernel has one, else [`Kernel::source`].
+    /// The source a pipeline of variant `v` is built from on a device of geometry `g`:
+    /// the unrolled twin (with its tile, [`Variant::geometry`]) when `v.classes` is set
+    /// and the kernel has one, else [`Kernel::source`].
     pub fn variant_source(self, g: Geometry, v: Variant) -> String {
         match (self.unrolled_file(), v.classes) {
-            (Some(file), c) if c > 0 => wgsl::assemble_unrolled(file, g, v.aligned, c.into()),
+            (Some(file), c) if c > 0 => {
+                wgsl::assemble_unrolled(file, v.geometry(g), v.aligned, c.into())
+            }
             _ => self.source(g, v.aligned),
         }
     }

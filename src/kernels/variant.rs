@@ -10,9 +10,10 @@ use crate::options::{Activation, Formulation};
 pub struct Geometry {
     pub wg: u32,
     pub vpt: u32,
-    /// CPU adapters: a softmax over few classes runs the kernels unrolled over the
-    /// classes (`shaders/unrolled/`, [`Variant::classes`]); GPUs run the class loops.
-    pub unroll: bool,
+    /// CPU adapters: calls of at least this many pixels (B·N) run a softmax over few
+    /// classes with `tile_sums` and `grad` unrolled over the classes
+    /// (`shaders/unrolled/`, [`Variant::classes`]); `None` on GPUs (the class loops).
+    pub unroll_from: Option<usize>,
 }
 
 /// Most classes the unrolled kernels take: their per-class state lives in registers,
@@ -25,9 +26,16 @@ pub const UNROLL_MAX_CLASSES: usize = 24;
 /// default 16 KiB (CPU adapters run 8; `SEGLOSS_GEOMETRY` can ask for more).
 pub const UNROLL_MAX_WG: u32 = 32;
 
-/// Fewest pixels per call (B·N) for which a CPU adapter compiles the unrolled kernels:
-/// below it the generic pipelines, shared by every class count, are compiled once and
-/// the call is too small for the unrolling to pay for its compilation.
+/// Quads per invocation of the unrolled kernels (a tile of `wg · 16 · 4` pixels, 512 on
+/// CPU adapters): their per-tile cost (the class sums' reduction, the coefficient
+/// loads) spread over 4× the pixels of the class-loop tile, and each class row read
+/// and written in longer runs (docs/performance.md).
+pub const UNROLL_VPT: u32 = 16;
+
+/// Fewest pixels per call (B·N) for which a CPU adapter compiles the unrolled kernels
+/// (`Geometry::unroll_from`): below it the generic pipelines, shared by every class
+/// count, are compiled once and the call is too small for the unrolling to pay for its
+/// compilation.
 pub const UNROLL_MIN_PIXELS: usize = 16384;
 
 impl Geometry {
@@ -35,17 +43,18 @@ impl Geometry {
     pub const CPU: Geometry = Geometry {
         wg: 8,
         vpt: 4,
-        unroll: true,
+        unroll_from: Some(UNROLL_MIN_PIXELS),
     };
     /// For GPUs.
     pub const GPU: Geometry = Geometry {
         wg: 64,
         vpt: 4,
-        unroll: false,
+        unroll_from: None,
     };
 
-    /// The geometry for an adapter; `SEGLOSS_GEOMETRY=wg,vpt` overrides the tile
-    /// and `SEGLOSS_UNROLL=0` turns the unrolled kernels off (tuning, measurements).
+    /// The geometry for an adapter; `SEGLOSS_GEOMETRY=wg,vpt` overrides the tile,
+    /// `SEGLOSS_UNROLL=0` turns the unrolled kernels off and `SEGLOSS_UNROLL=always`
+    /// uses them on any adapter and call size (tuning, measurements, tests).
     pub fn for_adapter(info: &wgpu::AdapterInfo) -> Geometry {
         let mut g = if info.device_type == wgpu::DeviceType::Cpu {
             Geometry::CPU
@@ -60,8 +69,10 @@ impl Geometry {
                 }
             }
         }
-        if std::env::var("SEGLOSS_UNROLL").is_ok_and(|v| v.trim() == "0") {
-            g.unroll = false;
+        match std::env::var("SEGLOSS_UNROLL").as_deref().map(str::trim) {
+            Ok("0") => g.unroll_from = None,
+            Ok("always") => g.unroll_from = Some(0),
+            _ => {}
         }
         g
     }
@@ -107,22 +118,34 @@ impl Variant {
     /// The class count to unroll `tile_sums` and `grad` over for this variant of a
     /// call with `classes` classes and `pixels` pixels (B·N) under geometry `g`, or 0:
     /// a CPU adapter's softmax over 2 … [`UNROLL_MAX_CLASSES`] classes without a focal
-    /// term, on calls of at least [`UNROLL_MIN_PIXELS`] pixels. There each pixel's
+    /// term, on calls of at least [`Geometry::unroll_from`] pixels. There each pixel's
     /// logits are loaded once into registers and its softmax is computed once per pass,
     /// where the class loops load them three times and keep per-pixel state in arrays
     /// (docs/performance.md).
     pub fn unrolled_classes(&self, g: Geometry, classes: usize, pixels: usize) -> u8 {
-        let fits = g.unroll
+        let fits = g.unroll_from.is_some_and(|from| pixels >= from)
             && g.wg <= UNROLL_MAX_WG
             && self.activation == Activation::Softmax
             && !self.chunked
             && self.focal_kind == 0
-            && (2..=UNROLL_MAX_CLASSES).contains(&classes)
-            && pixels >= UNROLL_MIN_PIXELS;
+            && (2..=UNROLL_MAX_CLASSES).contains(&classes);
         if fits {
             classes as u8
         } else {
             0
+        }
+    }
+
+    /// The tile geometry of this variant's elementwise kernels on a device of geometry
+    /// `g`: the unrolled kernels take [`UNROLL_VPT`] quads per invocation.
+    pub fn geometry(&self, g: Geometry) -> Geometry {
+        if self.classes > 0 {
+            Geometry {
+                vpt: UNROLL_VPT,
+                ..g
+            }
+        } else {
+            g
         }
     }
 

@@ -177,38 +177,51 @@ async fn every_kernel_compiles_in_the_browser() {
     let device = ctx.device().unwrap();
     let mut failures = Vec::new();
     let mut modules = 0;
+    // The class-loop kernels for both geometries; on the CPU geometry also tile_sums'
+    // and grad's twins unrolled over 2 and 19 classes (a fallback adapter's path).
+    let mut cases = Vec::new();
     for g in [Geometry::CPU, Geometry::GPU] {
         for k in Kernel::ALL {
             for aligned in [false, true] {
-                let scope = device.push_error_scope(segloss::wgpu::ErrorFilter::Validation);
-                let module = device.create_shader_module(segloss::wgpu::ShaderModuleDescriptor {
-                    label: Some(k.name()),
-                    source: segloss::wgpu::ShaderSource::Wgsl(k.source(g, aligned).into()),
-                });
-                let constants = Variant::default().constants();
-                let constants: &[(&str, f64)] = if k.has_variants() { &constants } else { &[] };
-                let _ = device.create_compute_pipeline(&segloss::wgpu::ComputePipelineDescriptor {
-                    label: Some(k.name()),
-                    layout: None,
-                    module: &module,
-                    entry_point: Some("main"),
-                    compilation_options: segloss::wgpu::PipelineCompilationOptions {
-                        constants,
-                        zero_initialize_workgroup_memory: false,
-                    },
-                    cache: None,
-                });
-                if let Some(e) = scope.pop().await {
-                    failures.push(format!("{} {g:?} aligned={aligned}: {e}", k.name()));
+                cases.push((g, k, Variant { aligned, ..Variant::default() }));
+                if g == Geometry::CPU && k.unrolled_file().is_some() {
+                    for classes in [2, 19] {
+                        cases.push((g, k, Variant { aligned, classes, ..Variant::default() }));
+                    }
                 }
-                modules += 1;
             }
         }
+    }
+    for (g, k, v) in cases {
+        let scope = device.push_error_scope(segloss::wgpu::ErrorFilter::Validation);
+        let module = device.create_shader_module(segloss::wgpu::ShaderModuleDescriptor {
+            label: Some(k.name()),
+            source: segloss::wgpu::ShaderSource::Wgsl(k.variant_source(g, v).into()),
+        });
+        let constants = v.constants();
+        let constants: &[(&str, f64)] = if k.has_variants() { &constants } else { &[] };
+        let _ = device.create_compute_pipeline(&segloss::wgpu::ComputePipelineDescriptor {
+            label: Some(k.name()),
+            layout: None,
+            module: &module,
+            entry_point: Some("main"),
+            compilation_options: segloss::wgpu::PipelineCompilationOptions {
+                constants,
+                zero_initialize_workgroup_memory: false,
+            },
+            cache: None,
+        });
+        if let Some(e) = scope.pop().await {
+            failures.push(format!("{} {g:?} {v:?}: {e}", k.name()));
+        }
+        modules += 1;
     }
     console_log!(
         "Tint: {modules} kernel modules and pipelines, {} failures",
         failures.len()
     );
-    assert_eq!(modules, 36);
+    // 9 kernels × 2 geometries × 2 alignments, + 2 unrolled kernels × 2 alignments × 2
+    // class counts.
+    assert_eq!(modules, 36 + 8);
     assert!(failures.is_empty(), "{failures:#?}");
 }

@@ -24,17 +24,25 @@ impl Pass {
 }
 
 /// The ceiling: `reduce` then `stream` over the same buffers (see ceiling.wgsl), for
-/// one workgroup size.
+/// one workgroup size and number of quads per invocation.
 pub struct Ceiling {
     wg: usize,
+    qpi: usize,
     reduce: wgpu::ComputePipeline,
     stream: wgpu::ComputePipeline,
 }
 
 impl Ceiling {
-    /// Builds the two pipelines for workgroups of `wg` invocations.
-    pub fn new(dev: &wgpu::Device, wg: usize) -> Self {
-        let src = format!("const WG: u32 = {wg}u;\n{}", include_str!("ceiling.wgsl"));
+    /// The (workgroup size, quads per invocation) pairs the bench times; it keeps the
+    /// fastest.
+    pub const SHAPES: [(usize, usize); 3] = [(8, 4), (256, 4), (8, 16)];
+
+    /// Builds the two pipelines for workgroups of `wg` invocations of `qpi` quads each.
+    pub fn new(dev: &wgpu::Device, wg: usize, qpi: usize) -> Self {
+        let src = format!(
+            "const WG: u32 = {wg}u;\nconst QPI: u32 = {qpi}u;\n{}",
+            include_str!("ceiling.wgsl")
+        );
         let module = dev.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: Some("bench.ceiling"),
             source: wgpu::ShaderSource::Wgsl(src.into()),
@@ -51,6 +59,7 @@ impl Ceiling {
         };
         Ceiling {
             wg,
+            qpi,
             reduce: pipe("reduce"),
             stream: pipe("stream"),
         }
@@ -110,7 +119,7 @@ impl Ceiling {
         let (Some(dev), Some(queue)) = (ctx.device(), ctx.queue()) else {
             return;
         };
-        let groups = (len / 4).div_ceil(4 * self.wg);
+        let groups = (len / 4).div_ceil(self.qpi * self.wg);
         let max = dev.limits().max_compute_workgroups_per_dimension as usize;
         let mut enc = dev.create_command_encoder(&Default::default());
         let mut keep = Vec::new();

@@ -1,8 +1,9 @@
 // The bandwidth ceiling for segloss's fused loss+grad path: the simplest kernels that
 // move the same bytes. `reduce` reads input and target once and writes one partial per
 // workgroup (like `stats`); `stream` reads them again and writes one f32 per element
-// (like `grad`). vec4 loads, WG invocations × 4 quads per workgroup; the bench runs it
-// with WG = 8 and 256 and keeps the faster (shapes must have N % 4 == 0).
+// (like `grad`). vec4 loads, WG invocations × QPI quads per workgroup; the bench runs it
+// with (WG, QPI) = (8, 4), (256, 4) and (8, 16) and keeps the fastest (shapes must have
+// N % 4 == 0).
 
 struct Params {
     quads: u32,        // input elements / 4
@@ -22,8 +23,8 @@ var<workgroup> red: array<vec4<f32>, WG>;
 fn reduce(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
     let g = wid.x + params.base;
     var acc = vec4<f32>(0.0);
-    for (var k = 0u; k < 4u; k++) {
-        let q = (g * 4u + k) * WG + lid.x;
+    for (var k = 0u; k < QPI; k++) {
+        let q = (g * QPI + k) * WG + lid.x;
         if q < params.quads {
             acc += input[q];
         }
@@ -47,8 +48,8 @@ fn reduce(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) w
 @compute @workgroup_size(WG)
 fn stream(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
     let g = wid.x + params.base;
-    for (var k = 0u; k < 4u; k++) {
-        let q = (g * 4u + k) * WG + lid.x;
+    for (var k = 0u; k < QPI; k++) {
+        let q = (g * QPI + k) * WG + lid.x;
         if q < params.quads {
             // Index targets: one label word per pixel, C elements share it.
             out[q] = input[q] + labels[q / params.ratio];

@@ -8,7 +8,8 @@
 //! (count(n2) − count(n1)) / (n2 − n1) is one call without setup or compilation.
 //!
 //! Workloads, on the first `--shapes` shape: the ceiling's two kernels (`reduce`,
-//! `stream`; 8 invocations per workgroup, the faster on lavapipe), then per target kind
+//! `stream`) in each shape the timed bench tries (`ceiling.WGxQPI.reduce`, …; the
+//! script keeps the cheapest pair), then per target kind
 //! (soft, index) soft Dice and 0.5·CE + 0.5·soft Dice, GPU-resident, loss alone (the
 //! statistics pass and the small reductions) and loss+grad (the gradient pass is the
 //! difference). Stdout: one line per workload, `NAME ELEMENTS`, in order.
@@ -55,12 +56,14 @@ pub fn run(ctx: &segloss::Context, dims: &[usize]) -> AnyResult<()> {
             mark(name);
         }
     };
-    let ceiling = Ceiling::new(&dev, 8);
-    for pass in [Pass::Reduce, Pass::Stream] {
-        let name = format!("ceiling.{}", pass.name());
-        block(&name, &mut || {
-            ceiling.run_pass(ctx, pass, &x, &ys, &grad, len, len)
-        });
+    for (wg, qpi) in Ceiling::SHAPES {
+        let ceiling = Ceiling::new(&dev, wg, qpi);
+        for pass in [Pass::Reduce, Pass::Stream] {
+            let name = format!("ceiling.{wg}x{qpi}.{}", pass.name());
+            block(&name, &mut || {
+                ceiling.run_pass(ctx, pass, &x, &ys, &grad, len, len)
+            });
+        }
     }
     let dice = Loss::new(ctx, LossOptions::dice())?;
     let compound = Loss::new(ctx, compound())?;

@@ -94,7 +94,7 @@ pub fn run(args: Args) -> AnyResult<Outcome> {
         Backend::Cpu => "cpu".to_string(),
     };
     let max_binding = dev.limits().max_storage_buffer_binding_size;
-    let ceilings = [Ceiling::new(&dev, 8), Ceiling::new(&dev, 256)];
+    let ceilings = Ceiling::SHAPES.map(|(wg, qpi)| Ceiling::new(&dev, wg, qpi));
     let loss = Loss::new(&ctx, LossOptions::dice())?;
     let compound = Loss::new(&ctx, data::compound())?;
     let gdl = Loss::new(
@@ -141,7 +141,7 @@ pub fn run(args: Args) -> AnyResult<Outcome> {
                     Target::Index(&index),
                 )
             };
-            // The faster of the two workgroup sizes; none for arrays over one binding
+            // The fastest of the ceiling's shapes; none for arrays over one binding
             // (the ceiling kernel binds them whole).
             let ceiling_melem = if 4 * len as u64 <= max_binding {
                 let t_ceiling = ceilings
