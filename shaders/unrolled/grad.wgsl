@@ -15,6 +15,13 @@
 // Unused here (a chunked softmax's rows in ../grad.wgsl); declared for the shared layout.
 @group(0) @binding(7) var<storage, read> pix: array<vec4<f32>>;
 
+// d loss / d p of the soft form, `prob_grad`'s case 0 for p ≥ 0 (a softmax) with
+// a = g.x − g.y − g.z per class: g.x·dtp + g.y·(sgn p − dtp) − g.z·dtp.
+fn soft_grad(g: vec4<f32>, a: f32, p: vec4<f32>, y: vec4<f32>) -> vec4<f32> {
+    let sp = select(vec4<f32>(0.0), vec4<f32>(1.0), p > vec4<f32>(0.0));
+    return a * (0.5 * (sp - sign(p - y))) + g.y * sp;
+}
+
 @compute @workgroup_size(WG)
 fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
     let row = row_of(wid);
@@ -31,6 +38,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     let invalid = vec4<bool>(coef[params.batch * CLASSES].z != 0.0);
 #for c
     let g{c} = coef[b * CLASSES + {c}u];
+    let a{c} = g{c}.x - g{c}.y - g{c}.z;
     // A dropped background has no overlap gradient (its CE gradient stays).
     let kept{c} = vec4<bool>({c}u >= params.class_start);
     var cls{c}: Cls;
@@ -60,7 +68,13 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
 #for c
         let p{c} = e{c} / s;
         let y{c} = load_target(b, {c}u, q, quad);
-        let gp{c} = select(zero, prob_grad(g{c}, p{c}, y{c}), kept{c});
+        var gp{c} = zero;
+        if FORMULATION == 0u {
+            gp{c} = soft_grad(g{c}, a{c}, p{c}, y{c});
+        } else {
+            gp{c} = prob_grad(g{c}, p{c}, y{c});
+        }
+        gp{c} = select(zero, gp{c}, kept{c});
         dot += gp{c} * p{c};
         var h{c} = zero;
         if COMPOUND {

@@ -183,10 +183,25 @@ async fn every_kernel_compiles_in_the_browser() {
     for g in [Geometry::CPU, Geometry::GPU] {
         for k in Kernel::ALL {
             for aligned in [false, true] {
-                cases.push((g, k, Variant { aligned, ..Variant::default() }));
+                cases.push((
+                    g,
+                    k,
+                    Variant {
+                        aligned,
+                        ..Variant::default()
+                    },
+                ));
                 if g == Geometry::CPU && k.unrolled_file().is_some() {
                     for classes in [2, 19] {
-                        cases.push((g, k, Variant { aligned, classes, ..Variant::default() }));
+                        cases.push((
+                            g,
+                            k,
+                            Variant {
+                                aligned,
+                                classes,
+                                ..Variant::default()
+                            },
+                        ));
                     }
                 }
             }
