@@ -46,6 +46,11 @@ for target in ("soft", "index"):
     fmt = lambda v, f: " ".join(f.format(x) for x in v) + " → " + f.format(statistics.median(v))
     print(f"| {target} | {fmt(s, '{:.0f}')} | {fmt(c, '{:.0f}')} | {fmt([100 * p for p in pct], '{:.0f}%')} "
           f"| {fmt(m, '{:.0f}')} | {fmt(ratio, '{:.2f}×')} |")
+    # Against each ceiling shape apart (the fastest is the one above).
+    for shape in seg[0].get("ceilings", {}):
+        v = [100 * a / r["ceilings"][shape] for a, r in zip(s, seg)]
+        print(f"|   vs ceiling shape {shape} only | | {fmt([r['ceilings'][shape] for r in seg], '{:.0f}')} "
+              f"| {fmt(v, '{:.0f}%')} | | |")
 ce = [r for r in rows if r["impl"] == "segloss" and r["api"] == "gpu-resident"
       and r["op"].startswith("loss+grad CE+Dice")]
 for target in ("soft", "index"):

@@ -143,15 +143,24 @@ pub fn run(args: Args) -> AnyResult<Outcome> {
             };
             // The fastest of the ceiling's shapes; none for arrays over one binding
             // (the ceiling kernel binds them whole).
-            let ceiling_melem = if 4 * len as u64 <= max_binding {
-                let t_ceiling = ceilings
+            // Each shape's rate (the JSON's `ceilings`, "WGxQPI": Melem/s).
+            let per_shape: Vec<(String, f64)> = if 4 * len as u64 <= max_binding {
+                Ceiling::SHAPES
                     .iter()
-                    .map(|c| time(runs, || c.run(&ctx, &x, &y, &grad, len, labels_len)))
-                    .fold(f64::INFINITY, f64::min);
-                len as f64 / t_ceiling / 1e6
+                    .zip(&ceilings)
+                    .map(|((wg, qpi), c)| {
+                        let t = time(runs, || c.run(&ctx, &x, &y, &grad, len, labels_len));
+                        (format!("{wg}x{qpi}"), len as f64 / t / 1e6)
+                    })
+                    .collect()
             } else {
-                f64::NAN
+                Vec::new()
             };
+            let ceiling_melem = per_shape.iter().map(|(_, m)| *m).fold(f64::NAN, f64::max);
+            let ceilings_json: serde_json::Map<String, serde_json::Value> = per_shape
+                .iter()
+                .map(|(k, m)| (k.clone(), serde_json::json!(m)))
+                .collect();
             let gb = GpuBatch {
                 shape: &shape,
                 input: x.slice(..),
@@ -237,7 +246,8 @@ pub fn run(args: Args) -> AnyResult<Outcome> {
                             serde_json::json!({
                                 "shape": dims, "target": target_kind, "op": op, "api": api,
                                 "ms": t * 1e3, "melem_per_s": melem, "gbytes_per_s": gbs,
-                                "ceiling_melem_per_s": ceiling_melem, "adapter": adapter,
+                                "ceiling_melem_per_s": ceiling_melem,
+                                "ceilings": ceilings_json, "adapter": adapter,
                                 "peak_rss_mib": peak_rss_mib(),
                                 "compound_overhead": (api == "gpu-resident"
                                     && l.options().is_compound()).then_some(overhead),
