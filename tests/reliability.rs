@@ -508,8 +508,10 @@ fn exhausted_device_memory_is_an_error_and_the_context_recovers() {
         common::watch::take_matching(|_, m| {
             m.contains("VK_ERROR_OUT_OF_DEVICE_MEMORY") || m.starts_with("\tobjects")
         });
-        // What an application does after an out-of-memory error: drop what it holds,
-        // and the buffers segloss keeps for reuse (they returned to its pool).
+        // What an application does after an out-of-memory error: drop what it holds
+        // (the split-phase statistics, the metrics accumulator), and the buffers segloss
+        // keeps for reuse (they returned to its pool).
+        drop(m);
         drop(held);
         ctx.release_buffers();
         // Work resumes. The host API streams a batch over the binding limit, so the same
@@ -519,6 +521,11 @@ fn exhausted_device_memory_is_an_error_and_the_context_recovers() {
         let out = match loss.forward_backward(&batch) {
             Err(Error::DeviceLost(why)) => {
                 eprintln!("device lost after the exhaustion ({why}): a new context");
+                // The lost device's memory is freed only when nothing holds it any more
+                // (SwiftShader's is this process's, under the address-space limit): the
+                // old loss and context go before the new context allocates.
+                drop(loss);
+                drop(ctx);
                 ctx = Context::new().unwrap();
                 loss = common::loss(&ctx, LossOptions::dice());
                 loss.forward_backward(&batch).unwrap()
