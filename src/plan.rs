@@ -135,10 +135,17 @@ impl Plan {
             chunked: activation == Activation::Softmax && chunks > 1,
             classes: 0,
         };
-        let variant = Variant {
+        let mut variant = Variant {
             classes: variant.unrolled_classes(geometry, c, b * n),
             ..variant
         };
+        // A chunked window holds at least one tile of B·C rows: where the unrolled
+        // kernels' longer tile does not fit the cap, the class loops serve.
+        if binding != Binding::Direct
+            && (cap as usize / (4 * b * c)) < variant.geometry(geometry).tile() as usize
+        {
+            variant.classes = 0;
+        }
         // The unrolled kernels' tile (more quads per invocation).
         let geometry = variant.geometry(geometry);
         params.tiles = n.div_ceil(geometry.tile() as usize) as u32;

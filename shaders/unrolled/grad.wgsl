@@ -1,5 +1,5 @@
 // grad, unrolled over the classes: the twin of ../grad.wgsl for CPU adapters, a softmax
-// over CLASSES ≤ 32 classes without a focal term (`Variant::unrolled_classes`). Same
+// over CLASSES ≤ 24 classes without a focal term (`Variant::unrolled_classes`). Same
 // bindings, tile geometry and output; `src/kernels/wgsl.rs` repeats each `#for c` block
 // for c = 0 … CLASSES − 1. Per quad of pixels the logits and targets are loaded once
 // into registers, the softmax is computed once, Σ_j h_j (h_j = p_j · dL/dp_j plus the

@@ -1,5 +1,5 @@
 // tile_sums, unrolled over the classes: the twin of ../tile_sums.wgsl for CPU adapters
-// (lavapipe, SwiftShader, WARP), a softmax over CLASSES ≤ 32 classes without a focal
+// (lavapipe, SwiftShader, WARP), a softmax over CLASSES ≤ 24 classes without a focal
 // term (`Variant::unrolled_classes`). Same bindings, tile geometry, partials layout and
 // status bits; `src/kernels/wgsl.rs` repeats each `#for c` block for c = 0 … CLASSES − 1.
 // Per quad of pixels the CLASSES logits are loaded once into registers; the softmax

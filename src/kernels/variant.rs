@@ -54,7 +54,8 @@ impl Geometry {
 
     /// The geometry for an adapter; `SEGLOSS_GEOMETRY=wg,vpt` overrides the tile,
     /// `SEGLOSS_UNROLL=0` turns the unrolled kernels off and `SEGLOSS_UNROLL=always`
-    /// uses them on any adapter and call size (tuning, measurements, tests).
+    /// uses them on every call size, on any adapter whose workgroup is at most
+    /// [`UNROLL_MAX_WG`] (tuning, measurements, tests).
     pub fn for_adapter(info: &wgpu::AdapterInfo) -> Geometry {
         let mut g = if info.device_type == wgpu::DeviceType::Cpu {
             Geometry::CPU
