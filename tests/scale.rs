@@ -121,6 +121,29 @@ fn streamed_host_calls_are_bit_identical_to_direct_ones() {
     }
 }
 
+#[test]
+fn streamed_calls_with_many_rows_fall_back_from_the_unrolled_tile() {
+    // B·C = 600 rows under a 1 MiB cap: a window of one class-loop tile (128 pixels)
+    // fits (307 KB), one of the unrolled kernels' 512-pixel tile (1.2 MB) does not. The
+    // streamed call keeps the class loops (it was `TooLarge` when the longer tile was
+    // taken regardless); the direct call on a CPU adapter takes the unrolled kernels.
+    // Both match the reference.
+    let Some(small) = small_binding_context(1 << 20) else {
+        return;
+    };
+    let big = common::gpu().unwrap();
+    let mut rng = Rng::new(43);
+    let data = Data::random(&mut rng, &[30, 20, 600], false, false);
+    let o = LossOptions::dice();
+    let want = data.reference(&o);
+    for ctx in [&small, &big] {
+        let got = common::loss(ctx, o.clone())
+            .forward_backward(&data.batch())
+            .unwrap();
+        common::assert_close("[30, 20, 600]", &got, &want, 1e-4);
+    }
+}
+
 fn batch_i64<'a>(data: &'a Data, t: &'a [i64]) -> segloss::Batch<'a> {
     segloss::Batch {
         shape: &data.shape,
