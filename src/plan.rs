@@ -124,7 +124,7 @@ impl Plan {
         };
         let chunks = kernels::chunks(c);
         let activation = options.activation_for(c);
-        let variant = Variant {
+        let mut variant = Variant {
             activation,
             formulation: options.formulation,
             index_target: targets.index,
@@ -135,10 +135,7 @@ impl Plan {
             chunked: activation == Activation::Softmax && chunks > 1,
             classes: 0,
         };
-        let mut variant = Variant {
-            classes: variant.unrolled_classes(geometry, c, b * n),
-            ..variant
-        };
+        variant.classes = variant.unrolled_classes(geometry, c, b * n);
         // A chunked window holds at least one tile of B·C rows: where the unrolled
         // kernels' longer tile does not fit the cap, the class loops serve.
         if binding != Binding::Direct

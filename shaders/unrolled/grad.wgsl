@@ -12,8 +12,6 @@
 
 @group(0) @binding(0) var<storage, read> params: Params;
 @group(0) @binding(4) var<storage, read> coef: array<vec4<f32>>; // [B, C] + [1] pixel scales
-// Unused here (a chunked softmax's rows in ../grad.wgsl); declared for the shared layout.
-@group(0) @binding(7) var<storage, read> pix: array<vec4<f32>>;
 
 // d loss / d p of the soft form, `prob_grad`'s case 0 for p ≥ 0 (a softmax) with
 // a = g.x − g.y − g.z per class: g.x·dtp + g.y·(sgn p − dtp) − g.z·dtp.
