@@ -136,11 +136,11 @@ impl Plan {
             classes: 0,
         };
         variant.classes = variant.unrolled_classes(geometry, c, b * n);
-        // A chunked window holds at least one tile of B·C rows: where the unrolled
-        // kernels' longer tile does not fit the cap, the class loops serve.
-        if binding != Binding::Direct
-            && (cap as usize / (4 * b * c)) < variant.geometry(geometry).tile() as usize
-        {
+        // Pixels of B·C rows one window holds under `cap` (chunked and streamed calls).
+        let cap_pixels = (binding != Binding::Direct).then(|| cap as usize / (4 * b * c));
+        // A window holds at least one tile of B·C rows: where the unrolled kernels'
+        // longer tile does not fit the cap, the class loops serve.
+        if cap_pixels.is_some_and(|p| p < variant.geometry(geometry).tile() as usize) {
             variant.classes = 0;
         }
         // The unrolled kernels' tile (more quads per invocation).
@@ -150,10 +150,10 @@ impl Plan {
         // `B·C` rows fit `cap`; never more tiles than a dispatch dimension allows.
         let tile = geometry.tile() as usize;
         let max_run = limits.max_compute_workgroups_per_dimension as usize * tile;
-        let run = match binding {
-            Binding::Direct => max_run,
-            _ => {
-                let run = (cap as usize / (4 * b * c) / tile * tile).min(max_run);
+        let run = match cap_pixels {
+            None => max_run,
+            Some(cap_pixels) => {
+                let run = (cap_pixels / tile * tile).min(max_run);
                 if run == 0 {
                     return Err(Error::TooLarge(format!(
                         "one tile of {tile} pixels × B·C = {} needs more than a {cap}-byte \
