@@ -9,6 +9,7 @@
 
 #import softmax_dot
 #import store
+#import touch
 
 @group(0) @binding(0) var<storage, read> params: Params;
 @group(0) @binding(4) var<storage, read> coef: array<vec4<f32>>; // [B, C] + [1] pixel scales
@@ -44,6 +45,10 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
         cls{c} = class_consts({c}u);
     }
 #end
+    // Soft targets: each output quad is read before it is computed (`touch_grad`); the
+    // sum is stored under a condition no call meets (a row of 2^32 − 1 pixels does not
+    // fit a binding), which keeps the loads from being optimised away.
+    var touch = 0.0;
     for (var k = 0u; k < VPT; k++) {
         let q = quad_index(load_tile, t, k);
         if q * 4u >= params.pixels {
@@ -51,6 +56,11 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
         }
         let quad = load_quad(b, q);
         let keep = quad.keep;
+        if !INDEX_TARGET {
+#for c
+            touch += touch_grad(b * CLASSES + {c}u, q);
+#end
+        }
         var m = vec4<f32>(-3.4028234663852886e38);
 #for c
         let x{c} = load_x(b * CLASSES + {c}u, q);
@@ -87,5 +97,8 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
         }
         store_grad(b * CLASSES + {c}u, q, select(select(zero, d{c}, keep), zero, invalid));
 #end
+    }
+    if params.pixels == 0xffffffffu {
+        store_grad(0u, 0u, vec4<f32>(touch));
     }
 }

@@ -1,7 +1,7 @@
 //! WGSL assembly. A shader file names the shared files it uses with `#import NAME` lines
 //! (as vello's shaders do); they are resolved here, depth first, each file once, so a
-//! kernel file says what it uses and nothing is glued by a list in Rust. `load` and
-//! `store` resolve to the vec4 or the scalar twin by the call's alignment. A kernel
+//! kernel file says what it uses and nothing is glued by a list in Rust. `load`, `store`
+//! and `touch` resolve to the vec4 or the scalar twin by the call's alignment. A kernel
 //! unrolled over the classes (`shaders/unrolled/`) gets `const CLASSES` and each of its
 //! `#for c` … `#end` blocks repeated for c = 0 … CLASSES − 1, `{c}` replaced by c.
 
@@ -25,6 +25,14 @@ const SHARED: &[(&str, &str)] = &[
     (
         "store_scalar",
         include_str!("../../shaders/shared/store_scalar.wgsl"),
+    ),
+    (
+        "touch_vec4",
+        include_str!("../../shaders/shared/touch_vec4.wgsl"),
+    ),
+    (
+        "touch_scalar",
+        include_str!("../../shaders/shared/touch_scalar.wgsl"),
     ),
     ("pixels", include_str!("../../shaders/shared/pixels.wgsl")),
     (
@@ -81,13 +89,15 @@ pub fn assemble_unrolled(body: &str, g: Geometry, aligned: bool, classes: u32) -
     out
 }
 
-/// The shared file an import names (`load` / `store`: the twin for the alignment).
+/// The shared file an import names (`load` / `store` / `touch`: the twin for the alignment).
 fn resolve(name: &str, aligned: bool) -> (&'static str, Option<&'static str>) {
     let name: &'static str = match (name, aligned) {
         ("load", true) => "load_vec4",
         ("load", false) => "load_scalar",
         ("store", true) => "store_vec4",
         ("store", false) => "store_scalar",
+        ("touch", true) => "touch_vec4",
+        ("touch", false) => "touch_scalar",
         _ => SHARED
             .iter()
             .map(|(n, _)| *n)
@@ -138,6 +148,12 @@ mod tests {
         assert_eq!(src.matches("struct Params").count(), 1);
         let scalar = assemble("#import load", g, false);
         assert!(scalar.contains("array<f32>") && !scalar.contains("array<vec4<f32>>;"));
+        // `touch` brings the store twin of the same alignment (its `grad` binding).
+        for aligned in [false, true] {
+            let touch = assemble("#import touch", g, aligned);
+            let store = assemble("#import store", g, aligned);
+            assert!(touch.contains("fn touch_grad") && touch.contains(&store[g.prelude().len()..]));
+        }
         assert!(assemble("#import nothing", g, true).contains("unknown import"));
     }
 
