@@ -1,8 +1,8 @@
 // A read of the gradient's quad before the kernel computes and stores it (CPU adapters'
-// unrolled grad): on llvmpipe and SwiftShader the load brings the output line into the
-// cache early, so the store that follows no longer waits for it (a software
-// read-for-ownership prefetch; docs/performance.md, issue 24). The value read is never
-// used. Twin: touch_scalar.wgsl.
+// unrolled grad): on llvmpipe the load brings the output line into the cache early, so
+// the store that follows no longer waits for it (a software read-for-ownership
+// prefetch; SwiftShader: no measurable change; docs/performance.md, issue 24). The value
+// read is never used. Twin: touch_scalar.wgsl.
 
 #import store
 

@@ -112,8 +112,8 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
 #end
     workgroupBarrier();
     for (var c = t; c < CLASSES; c += WG) {
-        // The tree order of ../tile_sums.wgsl's `red` (halves added until one is left):
-        // the same sums, bit for bit.
+        // The tree order of ../tile_sums.wgsl's `red` (halves added until one is left);
+        // the invocations' sums it adds are summed in another order (per quad first).
         var v: array<vec4<f32>, WG>;
         for (var i = 0u; i < WG; i++) {
             v[i] = sums[c * WG + i];
