@@ -38,8 +38,8 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
 #for c
     // The class's (tp, fp, fn, present), each quad's four pixels summed before they are
     // added: one vec4 of state per class rather than four (one per term, lane by lane).
-    // SwiftShader's code ran the pass ~15 % faster so, lavapipe's 1–2 instructions per
-    // element fewer (docs/performance.md); the order of the sums changes, not their terms.
+    // SwiftShader ran the pass ~15 % faster so, lavapipe with 1–2 instructions per
+    // element fewer (docs/performance.md); the order of the sums changes, not the terms.
     var acc{c} = zero;
     var cls{c}: Cls;
     if COMPOUND {
