@@ -16,7 +16,10 @@ mkdir -p "$out"
 out="$(cd "$out" && pwd)"
 cd "$here"
 cargo build --release --target wasm32-unknown-unknown --lib
+# Where cargo put the module: CARGO_TARGET_DIR, a config's build.target-dir, or ./target.
+target_dir="$(cargo metadata --format-version 1 --no-deps |
+  python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
 wasm-bindgen --target web --no-typescript --out-dir "$out" \
-  target/wasm32-unknown-unknown/release/segloss_web.wasm
+  "$target_dir/wasm32-unknown-unknown/release/segloss_web.wasm"
 cp www/index.html www/app.js www/style.css "$out/"
 echo "built the page into $out ($(du -sh "$out" | cut -f1))"

@@ -35,10 +35,10 @@ impl Metrics {
     /// [`Metrics::flush`], awaited.
     async fn flush_async(&mut self) -> Result<()> {
         match self.request_counts() {
-            Some((pending, read)) => {
-                let all = read.wait_async().await?;
-                self.add_read(&pending, all)
-            }
+            Some((pending, read)) => match read.wait_async().await {
+                Ok(all) => self.add_read(&pending, all),
+                Err(e) => Err(self.restore(pending, e)),
+            },
             None => Ok(()),
         }
     }
@@ -47,9 +47,22 @@ impl Metrics {
     /// batch), in the order they were added.
     pub(super) fn flush(&mut self) -> Result<()> {
         match self.request_counts() {
-            Some((pending, read)) => self.add_read(&pending, read.wait()?),
+            Some((pending, read)) => match read.wait() {
+                Ok(all) => self.add_read(&pending, all),
+                Err(e) => Err(self.restore(pending, e)),
+            },
             None => Ok(()),
         }
+    }
+
+    /// A readback that failed (`WouldBlock` in the browser, a lost device) leaves the
+    /// state as it was: its batches go back to the front of the pending list, so that the
+    /// next `state` / `result` reads them again (or fails again), never `Ok` without
+    /// them.
+    fn restore(&mut self, mut pending: Vec<DeviceCounts>, e: Error) -> Error {
+        pending.append(&mut self.pending);
+        self.pending = pending;
+        e
     }
 
     /// The readback of every batch's counts still on the device, submitted.

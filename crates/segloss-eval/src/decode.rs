@@ -1,9 +1,12 @@
-//! One file's array from its bytes: a NumPy `.npy` of any integer or float dtype, or a
-//! NIfTI `.nii` / `.nii.gz` label volume.
+//! One file's array from its bytes: a NumPy `.npy` of any integer, boolean or float
+//! dtype ([`crate::npy`]), or a NIfTI-1 / NIfTI-2 `.nii` / `.nii.gz` label volume
+//! ([`crate::nifti`]), in the order NumPy and nibabel give it (C order, NIfTI's `[X, Y,
+//! Z]` axes first to last). Every allocation is bounded by the file's bytes (or, for a
+//! `.nii.gz`, by the bytes it actually decompresses to), never by a header's claim.
 
-use std::io::Read;
+use std::fmt;
 
-/// A file's array: integer labels or float scores, with its shape.
+/// A file's array: integer labels or float scores, with its shape (C order).
 #[derive(Clone, Debug, PartialEq)]
 pub enum Array {
     /// Integer labels and their shape.
@@ -12,89 +15,151 @@ pub enum Array {
     Scores(Vec<f32>, Vec<usize>),
 }
 
-type Res<T> = Result<T, Box<dyn std::error::Error>>;
-
-/// The name a file is paired by (its name without `.npy`, `.nii` or `.nii.gz`), or
-/// `None` for a file of another kind.
-pub fn stem(file_name: &str) -> Option<String> {
-    [".nii.gz", ".nii", ".npy"]
-        .iter()
-        .find_map(|ext| file_name.strip_suffix(ext))
-        .map(str::to_string)
-}
-
-fn npy(bytes: &[u8]) -> Res<Array> {
-    use npyz::{DType, TypeChar};
-    let f = npyz::NpyFile::new(bytes)?;
-    let shape: Vec<usize> = f.shape().iter().map(|&d| d as usize).collect();
-    if f.order() == npyz::Order::Fortran {
-        return Err("Fortran-ordered arrays are not supported".into());
-    }
-    let DType::Plain(t) = f.dtype() else {
-        return Err("a structured dtype, integers or floats expected".into());
-    };
-    let labels = |v: Vec<i64>| Ok(Array::Labels(v, shape.clone()));
-    match (t.type_char(), t.size_field()) {
-        (TypeChar::Int, 1) => labels(f.into_vec::<i8>()?.into_iter().map(i64::from).collect()),
-        (TypeChar::Int, 2) => labels(f.into_vec::<i16>()?.into_iter().map(i64::from).collect()),
-        (TypeChar::Int, 4) => labels(f.into_vec::<i32>()?.into_iter().map(i64::from).collect()),
-        (TypeChar::Int, 8) => labels(f.into_vec::<i64>()?),
-        (TypeChar::Uint, 1) => labels(f.into_vec::<u8>()?.into_iter().map(i64::from).collect()),
-        (TypeChar::Uint, 2) => labels(f.into_vec::<u16>()?.into_iter().map(i64::from).collect()),
-        (TypeChar::Uint, 4) => labels(f.into_vec::<u32>()?.into_iter().map(i64::from).collect()),
-        (TypeChar::Uint, 8) => labels(
-            f.into_vec::<u64>()?
-                .into_iter()
-                .map(|v| i64::try_from(v).unwrap_or(i64::MAX))
-                .collect(),
-        ),
-        (TypeChar::Float, 4) => Ok(Array::Scores(f.into_vec::<f32>()?, shape)),
-        (TypeChar::Float, 8) => Ok(Array::Scores(
-            f.into_vec::<f64>()?.into_iter().map(|v| v as f32).collect(),
-            shape,
-        )),
-        _ => Err(format!("dtype {t} not supported (integers or floats)").into()),
-    }
-}
-
-fn nifti_volume(bytes: &[u8]) -> Res<Array> {
-    use nifti::{InMemNiftiObject, NiftiObject, NiftiType, NiftiVolume};
-    // gzip's magic number: a .nii.gz whatever its name says.
-    let obj = if bytes.starts_with(&[0x1f, 0x8b]) {
-        let mut raw = Vec::new();
-        flate2::read::GzDecoder::new(bytes).read_to_end(&mut raw)?;
-        InMemNiftiObject::from_reader(&raw[..])?
-    } else {
-        InMemNiftiObject::from_reader(bytes)?
-    };
-    let dtype = obj.header().data_type()?;
-    let vol = obj.into_volume();
-    let shape: Vec<usize> = vol.dim().iter().map(|&d| usize::from(d)).collect();
-    fn wide<T: Into<i64>>(v: Vec<T>) -> Vec<i64> {
-        v.into_iter().map(Into::into).collect()
-    }
-    let v: Vec<i64> = match dtype {
-        NiftiType::Uint8 => wide(vol.into_nifti_typed_data::<u8>()?),
-        NiftiType::Int8 => wide(vol.into_nifti_typed_data::<i8>()?),
-        NiftiType::Int16 => wide(vol.into_nifti_typed_data::<i16>()?),
-        NiftiType::Uint16 => wide(vol.into_nifti_typed_data::<u16>()?),
-        NiftiType::Int32 => wide(vol.into_nifti_typed_data::<i32>()?),
-        NiftiType::Uint32 => wide(vol.into_nifti_typed_data::<u32>()?),
-        NiftiType::Int64 => vol.into_nifti_typed_data::<i64>()?,
-        other => {
-            return Err(format!("NIfTI data type {other:?}: an integer label map expected").into())
+impl Array {
+    /// The array's shape.
+    pub fn shape(&self) -> &[usize] {
+        match self {
+            Array::Labels(_, s) | Array::Scores(_, s) => s,
         }
-    };
-    Ok(Array::Labels(v, shape))
+    }
 }
 
-/// The array of the file `name` (`.npy`, else NIfTI) from its bytes; an error names the
-/// file.
-pub fn decode(name: &str, bytes: &[u8]) -> Result<Array, String> {
-    let r = if name.ends_with(".npy") {
-        npy(bytes)
+/// A file that could not be decoded: its name and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DecodeError {
+    /// The file, as the caller named it.
+    pub file: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.file, self.reason)
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+impl From<DecodeError> for String {
+    fn from(e: DecodeError) -> String {
+        e.to_string()
+    }
+}
+
+/// A reader's error, before the file's name is attached.
+pub(crate) type Res<T> = Result<T, String>;
+
+/// The extensions `evaluate` reads, longest first (matched without regard to case).
+const EXTENSIONS: [&str; 3] = [".nii.gz", ".nii", ".npy"];
+
+/// The name a file is paired by (its name without `.npy`, `.nii` or `.nii.gz`, in any
+/// case: `a.NPY` pairs as `a`), or `None` for a file of another kind.
+pub fn stem(file_name: &str) -> Option<String> {
+    let lower = file_name.to_ascii_lowercase();
+    EXTENSIONS.iter().find_map(|ext| {
+        let n = file_name.len().checked_sub(ext.len())?;
+        (lower.ends_with(ext) && n > 0).then(|| file_name[..n].to_string())
+    })
+}
+
+/// The product of a shape's dimensions, or an error when it overflows `usize`.
+pub(crate) fn elements(shape: &[usize]) -> Res<usize> {
+    shape
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .ok_or_else(|| format!("shape {shape:?}: its element count overflows"))
+}
+
+/// A dimension from a file (`u64` / `i64`), as a `usize` of this machine (wasm32 too),
+/// or an error.
+pub(crate) fn dim(v: i128, what: &str) -> Res<usize> {
+    usize::try_from(v).map_err(|_| format!("{what} {v} is not a size this machine can hold"))
+}
+
+/// `data` (column-major, the first axis fastest: NIfTI's order, NumPy's
+/// `fortran_order`) in row-major order for the same `shape`.
+pub(crate) fn to_c_order<T: Copy>(data: Vec<T>, shape: &[usize]) -> Vec<T> {
+    if shape.iter().filter(|&&d| d > 1).count() < 2 {
+        return data; // a vector: both orders agree
+    }
+    // Row-major strides, visited in column-major order with a running counter.
+    let nd = shape.len();
+    let mut strides = vec![1usize; nd];
+    for k in (0..nd.saturating_sub(1)).rev() {
+        strides[k] = strides[k + 1] * shape[k + 1];
+    }
+    let mut out = data.clone();
+    let mut idx = vec![0usize; nd];
+    let mut at = 0usize;
+    for &v in &data {
+        out[at] = v;
+        for k in 0..nd {
+            idx[k] += 1;
+            at += strides[k];
+            if idx[k] < shape[k] {
+                break;
+            }
+            at -= strides[k] * shape[k];
+            idx[k] = 0;
+        }
+    }
+    out
+}
+
+/// The array of the file `name` from its bytes: `.npy` by its extension (any case),
+/// anything else as NIfTI (`.nii`, or gzip-compressed by its magic number whatever the
+/// name says). An error names the file.
+pub fn decode(name: &str, bytes: &[u8]) -> Result<Array, DecodeError> {
+    let r = if name.to_ascii_lowercase().ends_with(".npy") {
+        crate::npy::read(bytes)
     } else {
-        nifti_volume(bytes)
+        crate::nifti::read(bytes)
     };
-    r.map_err(|e| format!("{name}: {e}"))
+    r.map_err(|reason| DecodeError {
+        file: name.to_string(),
+        reason,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn c_order_of_a_column_major_array() {
+        // [[0, 1, 2], [3, 4, 5]] stored column-major: 0 3 1 4 2 5.
+        assert_eq!(to_c_order(vec![0, 3, 1, 4, 2, 5], &[2, 3]), vec![0, 1, 2, 3, 4, 5]);
+        // A [2, 3, 4] array a[i, j, k] = 100 i + 10 j + k stored with i fastest.
+        let shape = [2, 3, 4];
+        let mut f = Vec::new();
+        for k in 0..4 {
+            for j in 0..3 {
+                for i in 0..2 {
+                    f.push(100 * i + 10 * j + k);
+                }
+            }
+        }
+        let c: Vec<i32> = (0..2)
+            .flat_map(|i| (0..3).flat_map(move |j| (0..4).map(move |k| 100 * i + 10 * j + k)))
+            .collect();
+        assert_eq!(to_c_order(f, &shape), c);
+        assert_eq!(to_c_order(vec![1, 2, 3], &[1, 3, 1]), vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn stems_ignore_case_and_need_a_name() {
+        assert_eq!(stem("a.NPY").as_deref(), Some("a"));
+        assert_eq!(stem("case_1.Nii.Gz").as_deref(), Some("case_1"));
+        assert_eq!(stem("b.nii").as_deref(), Some("b"));
+        assert_eq!(stem(".npy"), None);
+        assert_eq!(stem("x.png"), None);
+    }
+
+    #[test]
+    fn overflowing_shapes_are_errors() {
+        assert!(elements(&[usize::MAX, 2]).is_err());
+        assert_eq!(elements(&[2, 3]), Ok(6));
+        assert!(dim(-1, "dim").is_err());
+    }
 }

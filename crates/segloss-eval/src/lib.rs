@@ -10,8 +10,10 @@
 
 mod curve;
 mod decode;
+mod nifti;
+mod npy;
 mod report;
 
 pub use curve::{curve_batch, curve_options, loss_curve, CURVE_POINTS, CURVE_TVERSKY};
-pub use decode::{decode, stem, Array};
+pub use decode::{decode, stem, Array, DecodeError};
 pub use report::{pair, parse_worst, report, Pair};

@@ -256,10 +256,11 @@ def compare_json(got, want, what):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--site", required=True)
-    ap.add_argument("--root", required=True, help="the workspace (its target/release)")
+    ap.add_argument("--release", required=True,
+                    help="the workspace's release directory (segloss, examples/curve)")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
-    release = os.path.join(args.root, "target", "release")
+    release = args.release
 
     def native_curve(y, overlap, form):
         out = subprocess.run([os.path.join(release, "examples", "curve"), str(y), overlap, form],

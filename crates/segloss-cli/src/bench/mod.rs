@@ -70,6 +70,9 @@ fn parse_shape(s: &str) -> Result<Vec<usize>, String> {
             "{s:?}: B x C x at least one spatial size, none 0 (e.g. 2x4x256x256)"
         ));
     }
+    // The library's own check: a checked element count, at most 2^32 - 1 elements (so
+    // that the spatial product below cannot overflow).
+    segloss::Shape::new(&dims).map_err(|e| format!("{s:?}: {e}"))?;
     if !dims[2..].iter().product::<usize>().is_multiple_of(4) {
         return Err(format!(
             "{s:?}: the spatial size must be a multiple of 4 (vec4 ceiling kernel)"

@@ -42,15 +42,71 @@ pub struct Args {
     /// Also the mean of the worst Q % of images (I) and per class (C); repeatable.
     #[arg(long, value_name = "Q")]
     worst: Vec<String>,
-    /// Write the results as JSON to this file (whole, or not at all).
+    /// Write the results as JSON to this file (whole, or not at all: an earlier run's
+    /// file is removed first), or to standard output with `-` (the table then goes to
+    /// stderr).
     #[arg(long, value_name = "OUT")]
     json: Option<PathBuf>,
     #[command(flatten)]
     adapter: AdapterArgs,
 }
 
+/// Where `--json` goes.
+enum JsonOut {
+    None,
+    Stdout,
+    File(PathBuf),
+}
+
+impl JsonOut {
+    /// `--json`'s target; an earlier run's file is removed before anything is read, so
+    /// that a failing run leaves no stale results behind.
+    fn new(arg: &Option<PathBuf>) -> AnyResult<Self> {
+        Ok(match arg {
+            None => JsonOut::None,
+            Some(p) if p.as_os_str() == "-" => JsonOut::Stdout,
+            Some(p) => {
+                match std::fs::remove_file(p) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(format!("--json {}: {e}", p.display()).into())
+                    }
+                    _ => {}
+                }
+                JsonOut::File(p.clone())
+            }
+        })
+    }
+
+    /// The table's lines go to stdout, or to stderr when stdout carries the JSON.
+    fn line(&self, text: &str) {
+        match self {
+            JsonOut::Stdout => eprintln!("{text}"),
+            _ => println!("{text}"),
+        }
+    }
+
+    fn write(&self, doc: &serde_json::Value) -> AnyResult<()> {
+        let text = serde_json::to_string_pretty(doc)?;
+        match self {
+            JsonOut::None => {}
+            JsonOut::Stdout => println!("{text}"),
+            JsonOut::File(out) => {
+                // Written whole beside the target, then renamed: no partial JSON.
+                let mut name = out.file_name().unwrap_or_default().to_os_string();
+                name.push(".partial");
+                let tmp = out.with_file_name(name);
+                std::fs::write(&tmp, text).map_err(|e| format!("{}: {e}", tmp.display()))?;
+                std::fs::rename(&tmp, out).map_err(|e| format!("{}: {e}", out.display()))?;
+                println!("wrote {}", out.display());
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Runs `segloss evaluate`.
 pub fn run(args: Args) -> AnyResult<Outcome> {
+    let json = JsonOut::new(&args.json)?;
     let c = args.classes;
     let preds = files(&args.pred)?;
     let targets = files(&args.target)?;
@@ -81,27 +137,24 @@ pub fn run(args: Args) -> AnyResult<Outcome> {
     bar.finish_and_clear();
     let r = metrics.result()?;
     let names: Vec<String> = preds.keys().cloned().collect();
-    println!("{} images, {c} classes ({:?})", r.images, ctx.backend());
-    println!("| level | mIoU | mDice |\n|---|---:|---:|");
-    println!("| dataset | {:.4} | {:.4} |", r.miou_d, r.mdice_d);
-    println!("| image | {:.4} | {:.4} |", r.miou_i, r.mdice_i);
-    println!("| class | {:.4} | {:.4} |", r.miou_c, r.mdice_c);
+    json.line(&format!(
+        "{} images, {c} classes ({:?})",
+        r.images,
+        ctx.backend()
+    ));
+    json.line("| level | mIoU | mDice |\n|---|---:|---:|");
+    json.line(&format!("| dataset | {:.4} | {:.4} |", r.miou_d, r.mdice_d));
+    json.line(&format!("| image | {:.4} | {:.4} |", r.miou_i, r.mdice_i));
+    json.line(&format!("| class | {:.4} | {:.4} |", r.miou_c, r.mdice_c));
     let mut worst_cases = Vec::new();
     for (key, q) in worst {
         let w = metrics.worst(q)?;
-        println!(
+        json.line(&format!(
             "| worst {key}% | I {:.4} / C {:.4} | I {:.4} / C {:.4} |",
             w.miou_i, w.miou_c, w.mdice_i, w.mdice_c
-        );
+        ));
         worst_cases.push((key, w));
     }
-    if let Some(out) = &args.json {
-        let doc = segloss_eval::report(c, &r, &worst_cases, &names);
-        // Written whole, then renamed: no partial JSON.
-        let tmp = out.with_extension("json.partial");
-        std::fs::write(&tmp, serde_json::to_string_pretty(&doc)?)?;
-        std::fs::rename(&tmp, out)?;
-        println!("wrote {}", out.display());
-    }
+    json.write(&segloss_eval::report(c, &r, &worst_cases, &names))?;
     Ok(Outcome::Ok)
 }

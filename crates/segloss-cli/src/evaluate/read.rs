@@ -8,12 +8,15 @@ use segloss_eval::{decode, stem, Array};
 
 use crate::AnyResult;
 
-/// The supported files of `dir` by name.
+/// The supported files of `dir` by name (`.npy`, `.nii`, `.nii.gz`, in any case); a
+/// folder with none is an error (it would otherwise score as a perfect, empty dataset).
 pub fn files(dir: &Path) -> AnyResult<BTreeMap<String, PathBuf>> {
     let mut out = BTreeMap::new();
+    let mut others = 0usize;
     for e in std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))? {
         let p = e?.path();
         let Some(s) = p.file_name().and_then(|n| n.to_str()).and_then(stem) else {
+            others += 1;
             continue;
         };
         if let Some(old) = out.insert(s.clone(), p.clone()) {
@@ -21,6 +24,13 @@ pub fn files(dir: &Path) -> AnyResult<BTreeMap<String, PathBuf>> {
                 format!("{} and {}: two files named {s}", old.display(), p.display()).into(),
             );
         }
+    }
+    if out.is_empty() {
+        return Err(format!(
+            "{}: no .npy, .nii or .nii.gz file ({others} other entries)",
+            dir.display()
+        )
+        .into());
     }
     Ok(out)
 }

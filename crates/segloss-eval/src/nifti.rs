@@ -1,0 +1,247 @@
+//! NIfTI-1 and NIfTI-2 single-file volumes (`.nii`, and `.nii.gz` by gzip's magic
+//! number), read as nibabel's `np.asarray(img.dataobj)` reads them: the shape is
+//! `dim[1..=dim[0]]`, x fastest on disk (returned in C order: `a[x, y, z]`), either byte
+//! order, the data from `vox_offset`, scaled by `scl_slope` / `scl_inter` when the slope
+//! is finite and non-zero. Every value must then be an integer label (integer or float
+//! data types). A `.nii.gz` is decompressed only as far as the header's shape needs, and
+//! the buffer grows with the bytes actually decompressed.
+
+use std::io::Read;
+
+use crate::decode::{dim, elements, to_c_order, Array, Res};
+
+/// The header fields segloss reads.
+struct Header {
+    big: bool,
+    shape: Vec<usize>,
+    datatype: i16,
+    offset: usize,
+    slope: f64,
+    inter: f64,
+}
+
+/// Field readers over a header of either byte order.
+struct Fields<'a> {
+    b: &'a [u8],
+    big: bool,
+}
+
+impl Fields<'_> {
+    fn raw<const N: usize>(&self, at: usize) -> [u8; N] {
+        let mut r: [u8; N] = self.b[at..at + N].try_into().unwrap_or([0; N]);
+        if self.big {
+            r.reverse();
+        }
+        r
+    }
+    fn i16(&self, at: usize) -> i16 {
+        i16::from_le_bytes(self.raw(at))
+    }
+    fn i64(&self, at: usize) -> i64 {
+        i64::from_le_bytes(self.raw(at))
+    }
+    fn f32(&self, at: usize) -> f32 {
+        f32::from_le_bytes(self.raw(at))
+    }
+    fn f64(&self, at: usize) -> f64 {
+        f64::from_le_bytes(self.raw(at))
+    }
+}
+
+/// The header's size (348 for NIfTI-1, 540 for NIfTI-2) and byte order, from its first
+/// four bytes.
+fn kind(first: &[u8]) -> Res<(usize, bool)> {
+    let w: [u8; 4] = first
+        .get(..4)
+        .and_then(|s| s.try_into().ok())
+        .ok_or("too short for a NIfTI header")?;
+    match (i32::from_le_bytes(w), i32::from_be_bytes(w)) {
+        (348, _) => Ok((348, false)),
+        (_, 348) => Ok((348, true)),
+        (540, _) => Ok((540, false)),
+        (_, 540) => Ok((540, true)),
+        _ => Err("not a NIfTI file (sizeof_hdr is neither 348 nor 540)".into()),
+    }
+}
+
+fn header(b: &[u8]) -> Res<Header> {
+    let (size, big) = kind(b)?;
+    if b.len() < size {
+        return Err(format!("a {size}-byte header, the file holds {}", b.len()));
+    }
+    let f = Fields { b, big };
+    let (dims, datatype, offset, slope, inter, min_offset): ([i64; 8], _, f64, _, _, _) =
+        if size == 348 {
+            match &b[344..348] {
+                b"n+1\0" => {}
+                b"ni1\0" => return Err("a header-only NIfTI pair (.hdr/.img) is not supported".into()),
+                _ => return Err("NIfTI-1 magic 'n+1' missing".into()),
+            }
+            let dims = std::array::from_fn(|k| i64::from(f.i16(40 + 2 * k)));
+            let (slope, inter) = (f.f32(112).into(), f.f32(116).into());
+            (dims, f.i16(70), f.f32(108).into(), slope, inter, 352)
+        } else {
+            if &b[4..12] != b"n+2\0\r\n\x1a\n" {
+                return Err("NIfTI-2 magic 'n+2' missing".into());
+            }
+            let dims = std::array::from_fn(|k| f.i64(16 + 8 * k));
+            (dims, f.i16(12), f.i64(168) as f64, f.f64(176), f.f64(184), 544)
+        };
+    let nd = usize::try_from(dims[0])
+        .ok()
+        .filter(|n| (1..=7).contains(n))
+        .ok_or_else(|| format!("dim[0] = {} (1 to 7 dimensions expected)", dims[0]))?;
+    let shape = dims[1..=nd]
+        .iter()
+        .map(|&d| match d {
+            d if d < 1 => Err(format!("a dimension of size {d} in {:?}", &dims[1..=nd])),
+            d => dim(d.into(), "dimension"),
+        })
+        .collect::<Res<Vec<usize>>>()?;
+    // nibabel reads from int(vox_offset), and refuses an offset inside the header.
+    if !(offset.is_finite() && offset >= f64::from(min_offset) && offset < 2f64.powi(53)) {
+        return Err(format!(
+            "vox_offset {offset} (at least {min_offset}, within the file, expected)"
+        ));
+    }
+    Ok(Header {
+        big,
+        shape,
+        datatype,
+        offset: dim(offset as i128, "vox_offset")?,
+        slope,
+        inter,
+    })
+}
+
+/// A data type's size in bytes and name, for the types a label map can have.
+fn data_type(code: i16) -> Res<(usize, &'static str)> {
+    Ok(match code {
+        2 => (1, "uint8"),
+        256 => (1, "int8"),
+        4 => (2, "int16"),
+        512 => (2, "uint16"),
+        8 => (4, "int32"),
+        768 => (4, "uint32"),
+        16 => (4, "float32"),
+        1024 => (8, "int64"),
+        1280 => (8, "uint64"),
+        64 => (8, "float64"),
+        c => {
+            return Err(format!(
+                "NIfTI data type {c} not supported (an integer or float label map expected)"
+            ))
+        }
+    })
+}
+
+/// The file's bytes up to `need`: a `.nii` as it is, a `.nii.gz` decompressed no
+/// further than that (the buffer grows with what is decompressed, not with `need`).
+fn inflate(bytes: &[u8], need: usize) -> Res<Vec<u8>> {
+    let mut out = Vec::new();
+    let limit = u64::try_from(need).unwrap_or(u64::MAX);
+    flate2::read::MultiGzDecoder::new(bytes)
+        .take(limit)
+        .read_to_end(&mut out)
+        .map_err(|e| format!("gzip: {e}"))?;
+    Ok(out)
+}
+
+/// `n` values of `N` bytes from `data`, as f64 or i64 through `f`.
+fn each<const N: usize, T>(data: &[u8], big: bool, f: impl Fn([u8; N]) -> T) -> Vec<T> {
+    data.chunks_exact(N)
+        .map(|c| {
+            let mut b: [u8; N] = c.try_into().unwrap_or([0; N]);
+            if big {
+                b.reverse();
+            }
+            f(b)
+        })
+        .collect()
+}
+
+/// The stored values as labels: integers as they are, floats (and scaled values) only
+/// where they are whole numbers.
+fn labels(h: &Header, data: &[u8]) -> Res<Vec<i64>> {
+    let big = h.big;
+    let ints: Option<Vec<i64>> = match h.datatype {
+        2 => Some(data.iter().map(|&v| i64::from(v)).collect()),
+        256 => Some(data.iter().map(|&v| i64::from(v as i8)).collect()),
+        4 => Some(each(data, big, |b| i16::from_le_bytes(b).into())),
+        512 => Some(each(data, big, |b| u16::from_le_bytes(b).into())),
+        8 => Some(each(data, big, |b| i32::from_le_bytes(b).into())),
+        768 => Some(each(data, big, |b| u32::from_le_bytes(b).into())),
+        1024 => Some(each(data, big, i64::from_le_bytes)),
+        1280 => Some(
+            each(data, big, u64::from_le_bytes)
+                .into_iter()
+                .map(|v| i64::try_from(v).map_err(|_| format!("a uint64 value {v} above 2^63 - 1")))
+                .collect::<Res<Vec<i64>>>()?,
+        ),
+        _ => None,
+    };
+    // nibabel: a zero or non-finite slope means "no scaling"; a valid slope with a
+    // non-finite intercept is an error.
+    let scaled = h.slope.is_finite() && h.slope != 0.0;
+    if scaled && !h.inter.is_finite() {
+        return Err(format!("scl_slope {} with scl_inter {}", h.slope, h.inter));
+    }
+    let identity = !scaled || (h.slope == 1.0 && h.inter == 0.0);
+    if let (Some(v), true) = (&ints, identity) {
+        return Ok(v.clone());
+    }
+    let values: Vec<f64> = match ints {
+        Some(v) => v.into_iter().map(|x| x as f64).collect(),
+        None if h.datatype == 16 => each(data, big, |b| f32::from_le_bytes(b).into()),
+        None => each(data, big, f64::from_le_bytes),
+    };
+    let (slope, inter) = if identity { (1.0, 0.0) } else { (h.slope, h.inter) };
+    values
+        .into_iter()
+        .map(|raw| {
+            let v = raw * slope + inter;
+            if v.fract() == 0.0 && v.abs() < 2f64.powi(63) {
+                Ok(v as i64)
+            } else if identity {
+                Err(format!("a float value {v}: integer labels expected"))
+            } else {
+                Err(format!(
+                    "a stored value {raw} scales (scl_slope {slope}, scl_inter {inter}) to \
+                     {v}: integer labels expected"
+                ))
+            }
+        })
+        .collect()
+}
+
+/// A NIfTI file's label volume, in C order.
+pub(crate) fn read(bytes: &[u8]) -> Res<Array> {
+    let gz = bytes.starts_with(&[0x1f, 0x8b]);
+    // The header first (at most 540 bytes), then the data it declares.
+    let head = if gz { inflate(bytes, 540)? } else { bytes[..bytes.len().min(540)].to_vec() };
+    let h = header(&head)?;
+    let (size, name) = data_type(h.datatype)?;
+    let n = elements(&h.shape)?;
+    let need = n
+        .checked_mul(size)
+        .and_then(|d| d.checked_add(h.offset))
+        .ok_or_else(|| format!("shape {:?} of {name}: its byte count overflows", h.shape))?;
+    let body;
+    let all: &[u8] = if gz {
+        body = inflate(bytes, need)?;
+        &body
+    } else {
+        bytes
+    };
+    if all.len() < need {
+        return Err(format!(
+            "shape {:?} of {name} from vox_offset {} needs {need} bytes, the {}file holds {}",
+            h.shape,
+            h.offset,
+            if gz { "decompressed " } else { "" },
+            all.len()
+        ));
+    }
+    let v = labels(&h, &all[h.offset..need])?;
+    Ok(Array::Labels(to_c_order(v, &h.shape), h.shape))
+}
