@@ -108,13 +108,21 @@ impl JsonOut {
 pub fn run(args: Args) -> AnyResult<Outcome> {
     let json = JsonOut::new(&args.json)?;
     let c = args.classes;
-    let preds = files(&args.pred)?;
-    let targets = files(&args.target)?;
+    let (preds, others) = files(&args.pred)?;
+    let (targets, _) = files(&args.target)?;
     if let Some(n) = targets.keys().find(|n| !preds.contains_key(*n)) {
         return Err(format!("{}: no prediction named {n}", args.pred.display()).into());
     }
     if let Some(n) = preds.keys().find(|n| !targets.contains_key(*n)) {
         return Err(format!("{}: no target named {n}", args.target.display()).into());
+    }
+    if preds.is_empty() {
+        // Both folders are empty of arrays: no images is an error, not a perfect score.
+        return Err(format!(
+            "{}: no .npy, .nii or .nii.gz file ({others} other entries)",
+            args.pred.display()
+        )
+        .into());
     }
     let worst = segloss_eval::parse_worst(&args.worst)?;
     let ctx = adapter::context(&args.adapter)?;

@@ -8,9 +8,9 @@ use segloss_eval::{decode, stem, Array};
 
 use crate::AnyResult;
 
-/// The supported files of `dir` by name (`.npy`, `.nii`, `.nii.gz`, in any case); a
-/// folder with none is an error (it would otherwise score as a perfect, empty dataset).
-pub fn files(dir: &Path) -> AnyResult<BTreeMap<String, PathBuf>> {
+/// The supported files of `dir` by name (`.npy`, `.nii`, `.nii.gz`, in any case), and
+/// how many other entries it holds.
+pub fn files(dir: &Path) -> AnyResult<(BTreeMap<String, PathBuf>, usize)> {
     let mut out = BTreeMap::new();
     let mut others = 0usize;
     for e in std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))? {
@@ -25,14 +25,7 @@ pub fn files(dir: &Path) -> AnyResult<BTreeMap<String, PathBuf>> {
             );
         }
     }
-    if out.is_empty() {
-        return Err(format!(
-            "{}: no .npy, .nii or .nii.gz file ({others} other entries)",
-            dir.display()
-        )
-        .into());
-    }
-    Ok(out)
+    Ok((out, others))
 }
 
 /// One file's array; an error names the file.
