@@ -1,7 +1,7 @@
 //! Where segloss runs: a wgpu device (its own, or one the application owns) or the CPU
 //! reference when there is no GPU.
 
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use crate::kernels::{check_limits, Geometry, Kernels};
 use crate::pool::Pool;
@@ -42,7 +42,7 @@ pub(crate) struct Gpu {
 
 /// Whether `info`'s memory is the host's, so that mapping a storage buffer costs no
 /// more than mapping a staging one.
-fn host_memory(info: &wgpu::AdapterInfo) -> bool {
+pub(crate) fn host_memory(info: &wgpu::AdapterInfo) -> bool {
     matches!(
         info.device_type,
         wgpu::DeviceType::Cpu | wgpu::DeviceType::IntegratedGpu
@@ -64,16 +64,6 @@ impl Gpu {
             None => Ok(()),
         }
     }
-}
-
-/// One wgpu instance for every context segloss creates in this process. Besides saving
-/// the driver's start-up cost, it lets wgpu check that a buffer belongs to the device it
-/// is used with: resource ids from two instances can alias each other.
-fn instance() -> &'static wgpu::Instance {
-    static INSTANCE: OnceLock<wgpu::Instance> = OnceLock::new();
-    INSTANCE.get_or_init(|| {
-        wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env())
-    })
 }
 
 #[allow(clippy::large_enum_variant)] // one per context, behind an Arc
@@ -121,72 +111,20 @@ impl Context {
         pollster::block_on(Self::new_async())
     }
 
-    /// Async form of [`Context::new`]. What blocks, exactly: the adapter and device
-    /// requests are awaited (adapter requests are serialised per process, see below);
-    /// the kernels' pipelines are then compiled on the calling thread (hundreds of
+    /// Async form of [`Context::new`]: the adapter [`crate::adapters::default_index`]
+    /// picks among [`crate::adapters::list`] (the browser's one adapter on WebGPU). What
+    /// blocks, exactly: the adapter and device requests are awaited (serialised per
+    /// process: wgpu's EGL backend fails when two threads enumerate at once); the
+    /// kernels' pipelines are then compiled on the calling thread (hundreds of
     /// milliseconds on a CPU adapter, driver-dependent elsewhere), and the error scope
-    /// around that compilation is read with `pollster::block_on` (on native backends it
-    /// resolves without waiting on GPU work). Run it on a blocking-friendly thread
+    /// around that compilation is awaited (on native backends it resolves without
+    /// waiting on GPU work). Run it on a blocking-friendly thread
     /// (e.g. `tokio::task::spawn_blocking`) where an executor thread must never stall.
     ///
     /// In the browser (wasm32, WebGPU) nothing blocks: the browser compiles the kernels
     /// and the error scope is awaited.
     pub async fn new_async() -> Result<Self> {
-        // One adapter request at a time in this process: wgpu-hal's EGL backend, which
-        // every request enumerates, fails with BadAccess (a panic inside wgpu) when two
-        // threads enumerate at once; parallel tests hit it.
-        static ADAPTERS: futures::lock::Mutex<()> = futures::lock::Mutex::new(());
-        let _one_at_a_time = ADAPTERS.lock().await;
-        let instance = instance();
-        let adapter = match std::env::var("WGPU_ADAPTER_NAME") {
-            Ok(name) => {
-                let want = name.to_lowercase();
-                let mut found = None;
-                for a in instance.enumerate_adapters(wgpu::Backends::all()).await {
-                    if a.get_info().name.to_lowercase().contains(&want) {
-                        found = Some(a);
-                        break;
-                    }
-                }
-                found.ok_or_else(|| {
-                    Error::NoAdapter(format!("no adapter name contains WGPU_ADAPTER_NAME={name}"))
-                })?
-            }
-            Err(_) => instance
-                .request_adapter(&wgpu::RequestAdapterOptions {
-                    power_preference: wgpu::PowerPreference::from_env().unwrap_or_default(),
-                    ..Default::default()
-                })
-                .await
-                .map_err(|e| Error::NoAdapter(e.to_string()))?,
-        };
-        let (device, queue) = adapter
-            .request_device(&wgpu::DeviceDescriptor {
-                label: Some("segloss.device"),
-                // Host calls map storage buffers directly where memory is the host's.
-                required_features: if host_memory(&adapter.get_info()) {
-                    adapter.features() & wgpu::Features::MAPPABLE_PRIMARY_BUFFERS
-                } else {
-                    wgpu::Features::empty()
-                },
-                required_limits: adapter.limits(),
-                experimental_features: wgpu::ExperimentalFeatures::disabled(),
-                memory_hints: wgpu::MemoryHints::Performance,
-                trace: wgpu::Trace::Off,
-            })
-            .await
-            .map_err(|e| Error::RequestDevice(e.to_string()))?;
-        let lost = Arc::new(Mutex::new(None));
-        let flag = lost.clone();
-        device.set_device_lost_callback(move |reason, msg| {
-            let mut l = flag.lock().unwrap_or_else(|e| e.into_inner());
-            *l = Some(format!("{reason:?}: {msg}"));
-        });
-        let (ctx, scope) = Self::compile(device, queue, adapter.get_info(), lost)?;
-        match scope.pop().await {
-            Some(e) => Err(Error::from_wgpu(e)),
-            None => Ok(ctx),
-        }
+        Self::default_async().await
     }
 
     /// [`Context::new_or_cpu`] without blocking: a GPU context when one can be made
@@ -278,7 +216,7 @@ impl Context {
     }
 
     /// The context, its kernels compiled inside a validation scope that the caller pops.
-    fn compile(
+    pub(crate) fn compile(
         device: wgpu::Device,
         queue: wgpu::Queue,
         info: wgpu::AdapterInfo,
@@ -330,6 +268,11 @@ impl Context {
             },
             Inner::Cpu => Backend::Cpu,
         }
+    }
+
+    /// The adapter's description (name, backend, device type, driver), for GPU contexts.
+    pub fn adapter_info(&self) -> Option<&wgpu::AdapterInfo> {
+        self.gpu().ok().map(|g| &g.info)
     }
 
     /// The wgpu device, for GPU contexts.

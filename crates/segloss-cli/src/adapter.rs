@@ -1,8 +1,8 @@
 //! Which adapter a command runs on: the flags every subcommand shares (`--backend`,
-//! `--adapter N`, `--cpu`), the adapters wgpu sees, and the segloss context on the
-//! chosen one. Without flags the choice is `segloss::Context::new()`'s: wgpu's
-//! environment variables (`WGPU_BACKEND`, `WGPU_ADAPTER_NAME`, `WGPU_POWER_PREF`), then
-//! wgpu's default adapter.
+//! `--adapter N`, `--cpu`) over the library's adapter list and chooser
+//! (`segloss::adapters`). Without flags the choice is `segloss::Context::new()`'s:
+//! wgpu's environment variables (`WGPU_BACKEND`, `WGPU_ADAPTER_NAME`,
+//! `WGPU_POWER_PREF`), then wgpu's default adapter.
 
 use segloss::wgpu;
 use segloss::Context;
@@ -48,25 +48,24 @@ pub struct AdapterArgs {
     pub cpu: bool,
 }
 
-/// The wgpu instance of this run: wgpu's environment (`WGPU_BACKEND`, `WGPU_VALIDATION`,
-/// …), its backends narrowed by `--backend`.
-pub fn instance(args: &AdapterArgs) -> wgpu::Instance {
-    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
-    if let Some(b) = args.backend {
-        desc.backends = b.backends();
+impl AdapterArgs {
+    /// The backends `--backend` allows (all by default; `WGPU_BACKEND` narrows
+    /// segloss's instance itself).
+    fn backends(&self) -> wgpu::Backends {
+        self.backend.map_or(wgpu::Backends::all(), BackendArg::backends)
     }
-    wgpu::Instance::new(desc)
 }
 
-/// Every adapter the instance sees, in wgpu's order (the numbers of `--adapter N`).
-pub fn list(instance: &wgpu::Instance) -> Vec<wgpu::Adapter> {
-    pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()))
+/// Every adapter segloss's instance sees on the allowed backends, in wgpu's order (the
+/// numbers of `--adapter N`).
+pub fn list(args: &AdapterArgs) -> Vec<wgpu::Adapter> {
+    segloss::adapters::list(args.backends())
 }
 
-/// The adapter the flags choose among `adapters`, with its index; `Ok(None)` when there
-/// is none and none was named.
+/// The adapter the flags choose among `adapters`, with its index: `--adapter N`, else
+/// the library's own choice (`segloss::adapters::default_index`, as `Context::new()`);
+/// `Ok(None)` when there is none and none was named.
 pub fn choose(
-    instance: &wgpu::Instance,
     adapters: &[wgpu::Adapter],
     args: &AdapterArgs,
 ) -> AnyResult<Option<(usize, wgpu::Adapter)>> {
@@ -80,63 +79,18 @@ pub fn choose(
             .into()),
         };
     }
-    // As segloss::Context::new(): WGPU_ADAPTER_NAME, else wgpu's default request.
-    let chosen = match std::env::var("WGPU_ADAPTER_NAME") {
-        Ok(name) => {
-            let want = name.to_lowercase();
-            let found = adapters
-                .iter()
-                .find(|a| a.get_info().name.to_lowercase().contains(&want))
-                .cloned();
-            if found.is_none() {
-                return Err(format!(
-                    "no adapter name contains WGPU_ADAPTER_NAME={name} (unset it, or list the adapters with `segloss doctor`)"
-                )
-                .into());
-            }
-            found
-        }
-        Err(_) => pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions {
-            power_preference: wgpu::PowerPreference::from_env().unwrap_or_default(),
-            ..Default::default()
-        }))
-        .ok(),
-    };
-    Ok(chosen.map(|a| {
-        let info = a.get_info();
-        let index = adapters
-            .iter()
-            .position(|b| b.get_info() == info)
-            .unwrap_or(0);
-        (index, a)
-    }))
+    if adapters.is_empty() {
+        return Ok(None);
+    }
+    let k = segloss::adapters::default_index(adapters)
+        .map_err(|e| format!("{e} (unset it, or list the adapters with `segloss doctor`)"))?;
+    Ok(Some((k, adapters[k].clone())))
 }
 
-/// A segloss context on `adapter`, with the device segloss::Context::new() would
-/// request (the adapter's own limits; mapped primary buffers where memory is the host's).
+/// A segloss context on `adapter`: the library's device request and device-lost
+/// callback (`Context::on_adapter`).
 pub fn open(adapter: &wgpu::Adapter) -> AnyResult<Context> {
-    let info = adapter.get_info();
-    let host_memory = matches!(
-        info.device_type,
-        wgpu::DeviceType::Cpu | wgpu::DeviceType::IntegratedGpu
-    );
-    let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
-        label: Some("segloss.device"),
-        required_features: if host_memory {
-            adapter.features() & wgpu::Features::MAPPABLE_PRIMARY_BUFFERS
-        } else {
-            wgpu::Features::empty()
-        },
-        required_limits: adapter.limits(),
-        ..Default::default()
-    }))
-    .map_err(|e| {
-        format!(
-            "{} ({:?}): cannot open a device: {e}",
-            info.name, info.backend
-        )
-    })?;
-    Ok(Context::from_wgpu(device, queue, info)?)
+    Ok(Context::on_adapter(adapter)?)
 }
 
 /// The context the flags ask for: the chosen adapter's, else (no adapter, none named)
@@ -145,9 +99,7 @@ pub fn context(args: &AdapterArgs) -> AnyResult<Context> {
     if args.cpu {
         return Ok(Context::cpu());
     }
-    let instance = instance(args);
-    let adapters = list(&instance);
-    match choose(&instance, &adapters, args)? {
+    match choose(&list(args), args)? {
         Some((_, a)) => open(&a),
         None => {
             eprintln!("{}", fallback_notice());

@@ -58,8 +58,7 @@ pub fn run(args: Args) -> AnyResult<Outcome> {
         println!("--cpu: running on segloss's f64 CPU reference");
         Context::cpu()
     } else {
-        let instance = adapter::instance(&args.adapter);
-        let adapters = adapter::list(&instance);
+        let adapters = adapter::list(&args.adapter);
         let env = |k: &str| std::env::var(k).map_or("unset".into(), |v| format!("{k}={v}"));
         println!(
             "adapters wgpu sees ({}, {}):",
@@ -75,7 +74,7 @@ pub fn run(args: Args) -> AnyResult<Outcome> {
         if args.list {
             return Ok(Outcome::Ok);
         }
-        match adapter::choose(&instance, &adapters, &args.adapter)? {
+        match adapter::choose(&adapters, &args.adapter)? {
             Some((i, a)) => {
                 let info = a.get_info();
                 println!("using [{i}] {:?}: {}", info.backend, info.name);
