@@ -41,7 +41,9 @@ fn copy_rows(
 }
 
 /// A caller buffer is of `gpu`'s device (bound to a probe layout inside an error scope,
-/// so that wgpu reports rather than panics).
+/// so that wgpu reports rather than panics). Natively the scope is read at once; in the
+/// browser (one thread, which may never block) it joins the context's deferred scopes,
+/// and a foreign buffer is the error of the next awaited readback.
 pub(crate) fn check_owned(gpu: &Gpu, name: &'static str, buf: &wgpu::Buffer) -> Result<()> {
     let scope = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
     let _probe = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
@@ -52,6 +54,14 @@ pub(crate) fn check_owned(gpu: &Gpu, name: &'static str, buf: &wgpu::Buffer) -> 
             resource: prefix(buf, 4),
         }],
     });
+    #[cfg(target_arch = "wasm32")]
+    {
+        let _ = name;
+        gpu.deferred
+            .push(Box::pin(std::future::ready(None)), Box::pin(scope.pop()));
+        Ok(())
+    }
+    #[cfg(not(target_arch = "wasm32"))]
     match pollster::block_on(scope.pop()) {
         Some(e) => Err(Error::InvalidBuffer {
             name,

@@ -167,6 +167,77 @@ async fn bad_input_is_a_typed_error_and_the_context_stays_usable() {
     assert!((good.loss - want.loss).abs() <= 1e-4 * want.loss.abs() + 1e-6);
 }
 
+/// A storage buffer of the context's device holding `words`.
+fn buffer(ctx: &Context, words: &[u32]) -> segloss::wgpu::Buffer {
+    use segloss::wgpu::util::DeviceExt;
+    ctx.device().unwrap().create_buffer_init(&segloss::wgpu::util::BufferInitDescriptor {
+        label: Some("browser-test"),
+        contents: bytemuck::cast_slice(words),
+        usage: segloss::wgpu::BufferUsages::STORAGE | segloss::wgpu::BufferUsages::COPY_SRC,
+    })
+}
+
+/// The GPU-resident calls with the caller's buffers (`Loss::encode` / `run`,
+/// `Metrics::encode` / `run`) on the browser's one thread: nothing blocks (their
+/// buffer probes are read at the next awaited readback), and the results equal the
+/// host API's.
+#[wasm_bindgen_test]
+async fn resident_and_metrics_encode_calls_never_block() {
+    use segloss::metrics::{GpuLabels, GpuMetricBatch, GpuPrediction};
+    use segloss::{GpuBatch, GpuTarget};
+    let ctx = gpu().await;
+    let loss = Loss::new(&ctx, LossOptions::dice()).unwrap();
+    let (shape, x, y) = soft_batch();
+    let host = loss.forward_async(&Batch::soft(&shape, &x, &y)).await.unwrap();
+    let xb = buffer(&ctx, &x.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+    let yb = buffer(&ctx, &y.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+    let batch = GpuBatch {
+        shape: &shape,
+        input: xb.slice(..),
+        target: GpuTarget::Soft(yb.slice(..)),
+        mask: None,
+    };
+    let mut encoder = ctx.device().unwrap().create_command_encoder(&Default::default());
+    let r = loss.encode(&mut encoder, &batch, None).unwrap();
+    ctx.queue().unwrap().submit([encoder.finish()]);
+    let got = loss.read_async(&r).await.unwrap();
+    assert_eq!(got.loss.to_bits(), host.loss.to_bits(), "encode: {} vs {}", got.loss, host.loss);
+    let r = loss.run(&batch, None).unwrap();
+    let got = loss.read_async(&r).await.unwrap();
+    assert_eq!(got.loss.to_bits(), host.loss.to_bits(), "run");
+
+    // Metrics: label maps in device buffers, recorded into the caller's encoder and
+    // submitted by run, against the host update of the same labels.
+    let mshape = Shape::new(&[2, 3, 8]).unwrap();
+    let pred: Vec<u32> = (0..16).map(|i| (i * 7 % 3) as u32).collect();
+    let target: Vec<u32> = (0..16).map(|i| (i * 5 % 3) as u32).collect();
+    let mut want = Metrics::new(&ctx, 3, None).unwrap();
+    want.update(&mshape, Prediction::Labels(&pred), Labels::U32(&target), None)
+        .unwrap();
+    let want = want.result_async().await.unwrap();
+    let (pb, tb) = (buffer(&ctx, &pred), buffer(&ctx, &target));
+    let gbatch = GpuMetricBatch {
+        shape: &mshape,
+        pred: GpuPrediction::Labels(pb.slice(..)),
+        target: GpuLabels::Index(tb.slice(..)),
+        mask: None,
+    };
+    let mut m = Metrics::new(&ctx, 3, None).unwrap();
+    let mut encoder = ctx.device().unwrap().create_command_encoder(&Default::default());
+    m.encode(&mut encoder, &gbatch).unwrap();
+    ctx.queue().unwrap().submit([encoder.finish()]);
+    m.run(&gbatch).unwrap();
+    let got = m.result_async().await.unwrap();
+    assert_eq!(got.images, 4);
+    assert_eq!(got.miou_d.to_bits(), want.miou_d.to_bits(), "{} vs {}", got.miou_d, want.miou_d);
+    // A failed readback (the blocking form, refused here) keeps the pending counts.
+    let mut m = Metrics::new(&ctx, 3, None).unwrap();
+    m.run(&gbatch).unwrap();
+    assert!(matches!(m.result(), Err(Error::WouldBlock(_))));
+    let again = m.result_async().await.unwrap();
+    assert_eq!(again.images, 2, "the counts pending before WouldBlock were dropped");
+}
+
 /// Every kernel's module, for both tile geometries (CPU and GPU adapters) and both
 /// alignments, through Tint, with a pipeline of its default variant: the variants the
 /// golden cases do not reach still pass the browser's compiler.
