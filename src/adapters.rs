@@ -102,7 +102,9 @@ impl Context {
                 trace: wgpu::Trace::Off,
             })
             .await
-            .map_err(|e| Error::RequestDevice(format!("{} ({:?}): {e}", info.name, info.backend)))?;
+            .map_err(|e| {
+                Error::RequestDevice(format!("{} ({:?}): {e}", info.name, info.backend))
+            })?;
         let lost = Arc::new(Mutex::new(None));
         let flag = lost.clone();
         device.set_device_lost_callback(move |reason, msg| {

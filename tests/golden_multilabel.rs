@@ -1,8 +1,9 @@
 //! Multi-label metrics (threshold predictions, one-hot / multi-hot targets) against the
-//! peers (`tests/golden/make_multilabel.py`): smp 0.6's `get_stats(mode="multilabel")`
+//! peers (`crates/segloss-golden/golden/make_multilabel.py`): smp 0.6's `get_stats(mode="multilabel")`
 //! per image and class exactly, torchmetrics 1.9's `MultilabelJaccardIndex` /
-//! `MultilabelF1Score` per class within 1e-6 (f32) — on the CPU, through the host API on
-//! the GPU, and GPU-resident; plus the errors (a target neither 0 nor 1, a NaN score, a
+//! `MultilabelF1Score` per class within 1e-6 (f32) — on the CPU and through the host API on
+//! the GPU with the images split over two updates (the golden runner, `tests/golden.rs`,
+//! takes one), and GPU-resident; plus the errors (a target neither 0 nor 1, a NaN score, a
 //! threshold a sigmoid cannot reach).
 
 mod common;
@@ -14,8 +15,8 @@ use segloss::{Context, Error, Shape};
 use serde_json::Value;
 
 fn cases() -> Vec<Value> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/multilabel.json");
-    let v: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let text = segloss_golden::text("multilabel.json").unwrap();
+    let v: Value = serde_json::from_str(text).unwrap();
     v["cases"].as_array().unwrap().clone()
 }
 

@@ -1,8 +1,6 @@
 //! The GPU-resident API (caller buffers, caller encoder, wrapped device) gives the same
 //! results as the host API, and the async host API can have several calls in flight.
 
-#[path = "../examples/golden/case.rs"]
-mod case;
 mod common;
 
 use common::{Data, Rng};
@@ -92,12 +90,8 @@ fn webgpu_default_limits_device_runs_the_golden_cases() {
         return;
     };
     let ctx = Context::from_wgpu(device, queue, info).unwrap();
-    for c in case::load(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/golden/public.json"
-    ))
-    .unwrap()
-    {
+    let text = segloss_golden::text("public.json").unwrap();
+    for c in segloss_golden::case::parse(text, "public.json").unwrap() {
         let got = c.run(&common::loss(&ctx, c.options.clone())).unwrap();
         c.check(&got, 1e-4)
             .unwrap_or_else(|e| panic!("{}: {e}", c.id));

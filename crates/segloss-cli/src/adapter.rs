@@ -52,7 +52,8 @@ impl AdapterArgs {
     /// The backends `--backend` allows (all by default; `WGPU_BACKEND` narrows
     /// segloss's instance itself).
     fn backends(&self) -> wgpu::Backends {
-        self.backend.map_or(wgpu::Backends::all(), BackendArg::backends)
+        self.backend
+            .map_or(wgpu::Backends::all(), BackendArg::backends)
     }
 }
 

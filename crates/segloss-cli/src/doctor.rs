@@ -10,8 +10,8 @@ use std::time::Instant;
 use segloss::{Backend, Context};
 
 use crate::adapter::{self, AdapterArgs};
-use crate::golden::{self, Report};
 use crate::{AnyResult, Outcome};
+use segloss_golden::{self as golden, Report};
 
 /// `segloss doctor`'s arguments.
 #[derive(clap::Args, Debug)]
@@ -31,7 +31,7 @@ pub struct Args {
     /// Only list the adapters; run no cases.
     #[arg(long)]
     list: bool,
-    /// Also run this golden file (same format as tests/golden/*.json); it replaces
+    /// Also run this golden file (same format as crates/segloss-golden/golden/*.json); it replaces
     /// the embedded file of the same name. For testing doctor itself.
     #[arg(long, value_name = "FILE", hide = true)]
     golden: Vec<PathBuf>,

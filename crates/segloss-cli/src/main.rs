@@ -13,7 +13,6 @@ mod adapter;
 mod bench;
 mod doctor;
 mod evaluate;
-mod golden;
 
 use clap::{Parser, Subcommand};
 

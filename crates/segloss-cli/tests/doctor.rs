@@ -16,7 +16,10 @@ const FAMILIES: [&str; 5] = [
 ];
 
 fn golden(name: &str) -> Value {
-    let path = format!("{}/../../tests/golden/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/../../crates/segloss-golden/golden/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 

@@ -17,7 +17,11 @@ fn oracle() -> PathBuf {
 }
 
 fn evaluate(pred: &Path, target: &Path, classes: usize, extra: &[&str]) -> Output {
-    let (p, t, c) = (pred.to_str().unwrap(), target.to_str().unwrap(), classes.to_string());
+    let (p, t, c) = (
+        pred.to_str().unwrap(),
+        target.to_str().unwrap(),
+        classes.to_string(),
+    );
     let mut args = vec!["evaluate", "--pred", p, "--target", t, "--classes", &c];
     args.extend(extra);
     segloss(&args)
@@ -32,7 +36,10 @@ fn json(out: &Output) -> Value {
 /// A `.npy` of i64 labels.
 fn write_npy(path: &Path, shape: &[usize], v: &[i64]) {
     let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
-    let h = format!("{{'descr': '<i8', 'fortran_order': False, 'shape': ({},), }}\n", dims.join(", "));
+    let h = format!(
+        "{{'descr': '<i8', 'fortran_order': False, 'shape': ({},), }}\n",
+        dims.join(", ")
+    );
     let mut b = b"\x93NUMPY\x01\x00".to_vec();
     b.extend((h.len() as u16).to_le_bytes());
     b.extend(h.as_bytes());
@@ -45,9 +52,22 @@ fn oracle_labels(file: &str) -> (Vec<usize>, Vec<i64>) {
     let m: Value =
         serde_json::from_str(&std::fs::read_to_string(oracle().join("manifest.json")).unwrap())
             .unwrap();
-    let e = m["files"].as_array().unwrap().iter().find(|e| e["file"] == file).unwrap();
-    let shape = e["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize);
-    let v = e["values"].as_array().unwrap().iter().map(|d| d.as_i64().unwrap());
+    let e = m["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["file"] == file)
+        .unwrap();
+    let shape = e["shape"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_u64().unwrap() as usize);
+    let v = e["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_i64().unwrap());
     (shape.collect(), v.collect())
 }
 
@@ -62,7 +82,10 @@ fn mixed_npy_and_nifti_pairs_score_as_npy_pairs() {
             continue;
         }
         let want = json(&want);
-        assert!(want["miou_d"].as_f64().unwrap() < 0.99, "the dataset is not trivial");
+        assert!(
+            want["miou_d"].as_f64().unwrap() < 0.99,
+            "the dataset is not trivial"
+        );
         for t in ["target_nii", "target_niigz"] {
             let got = json(&evaluate(&d.join("pred"), &d.join(t), 3, &extra));
             assert_eq!(got, want, "{t} against target_npy ({adapter:?})");
@@ -91,9 +114,22 @@ fn nibabel_files_against_their_own_values_are_perfect() {
         std::fs::create_dir_all(&target).unwrap();
         let (shape, v) = oracle_labels(file);
         write_npy(&pred.join("a.npy"), &shape, &v);
-        let ext = if file.ends_with(".gz") { "nii.gz" } else { "nii" };
-        std::fs::copy(oracle().join("files").join(file), target.join(format!("a.{ext}"))).unwrap();
-        let r = json(&evaluate(&pred, &target, classes, &["--cpu", "--json", "-"]));
+        let ext = if file.ends_with(".gz") {
+            "nii.gz"
+        } else {
+            "nii"
+        };
+        std::fs::copy(
+            oracle().join("files").join(file),
+            target.join(format!("a.{ext}")),
+        )
+        .unwrap();
+        let r = json(&evaluate(
+            &pred,
+            &target,
+            classes,
+            &["--cpu", "--json", "-"],
+        ));
         assert_eq!(r["miou_d"].as_f64(), Some(1.0), "{file}: {r}");
         assert_eq!(r["images"].as_u64(), Some(1));
     }
@@ -107,7 +143,11 @@ fn a_scaled_label_outside_the_classes_is_an_error() {
     std::fs::create_dir_all(&pred).unwrap();
     std::fs::create_dir_all(&target).unwrap();
     let (shape, v) = oracle_labels("nii_slope2.nii");
-    write_npy(&pred.join("a.npy"), &shape, &v.iter().map(|x| x / 2).collect::<Vec<_>>());
+    write_npy(
+        &pred.join("a.npy"),
+        &shape,
+        &v.iter().map(|x| x / 2).collect::<Vec<_>>(),
+    );
     std::fs::copy(oracle().join("files/nii_slope2.nii"), target.join("a.nii")).unwrap();
     let out = evaluate(&pred, &target, 3, &["--cpu"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
@@ -123,9 +163,18 @@ fn empty_folders_are_errors_and_leave_no_json() {
     std::fs::write(pred.join("a.png"), b"not an array").unwrap();
     let out_json = dir.join("metrics.json");
     std::fs::write(&out_json, b"{\"miou_d\": 1.0}").unwrap(); // an earlier run's
-    let out = evaluate(&pred, &target, 3, &["--cpu", "--json", out_json.to_str().unwrap()]);
+    let out = evaluate(
+        &pred,
+        &target,
+        3,
+        &["--cpu", "--json", out_json.to_str().unwrap()],
+    );
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(text(&out).contains("no .npy, .nii or .nii.gz file"), "{}", text(&out));
+    assert!(
+        text(&out).contains("no .npy, .nii or .nii.gz file"),
+        "{}",
+        text(&out)
+    );
     assert!(!out_json.exists(), "a stale JSON survived a failed run");
 }
 
@@ -151,7 +200,10 @@ fn headers_that_claim_gigabytes_under_an_address_space_limit() {
     let nii = std::fs::read(files.join("nii_2d.nii")).unwrap();
     let mut cases: Vec<(&str, Vec<u8>)> = Vec::new();
     // .npy v2 whose header length is 0xFFFFFFFF (npyz asked for a 4 GiB vector).
-    cases.push(("npy_v2_len.npy", b"\x93NUMPY\x02\x00\xff\xff\xff\xff{}".to_vec()));
+    cases.push((
+        "npy_v2_len.npy",
+        b"\x93NUMPY\x02\x00\xff\xff\xff\xff{}".to_vec(),
+    ));
     // .npy whose shape needs 8 TB of int64.
     let h = "{'descr': '<i8', 'fortran_order': False, 'shape': (1000000, 1000000), }\n";
     let mut b = b"\x93NUMPY\x01\x00".to_vec();
@@ -167,7 +219,10 @@ fn headers_that_claim_gigabytes_under_an_address_space_limit() {
     huge[40..42].copy_from_slice(&3i16.to_le_bytes());
     huge[70..72].copy_from_slice(&1024i16.to_le_bytes());
     cases.push(("nii_huge.nii", huge));
-    for (name, v) in [("nii_offset_1e9.nii", 1e9f32), ("nii_offset_neg.nii", -400.0)] {
+    for (name, v) in [
+        ("nii_offset_1e9.nii", 1e9f32),
+        ("nii_offset_neg.nii", -400.0),
+    ] {
         let mut b = nii.clone();
         b[108..112].copy_from_slice(&v.to_le_bytes());
         cases.push((name, b));
@@ -185,9 +240,15 @@ fn headers_that_claim_gigabytes_under_an_address_space_limit() {
             pred.display(),
             target.display()
         );
-        let out = std::process::Command::new("sh").args(["-c", &script]).output().unwrap();
+        let out = std::process::Command::new("sh")
+            .args(["-c", &script])
+            .output()
+            .unwrap();
         assert_eq!(out.status.code(), Some(2), "{name}: {}", text(&out));
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains(name) && err.contains("error:"), "{name}: {err}");
+        assert!(
+            err.contains(name) && err.contains("error:"),
+            "{name}: {err}"
+        );
     }
 }

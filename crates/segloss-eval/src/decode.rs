@@ -129,7 +129,10 @@ mod tests {
     #[test]
     fn c_order_of_a_column_major_array() {
         // [[0, 1, 2], [3, 4, 5]] stored column-major: 0 3 1 4 2 5.
-        assert_eq!(to_c_order(vec![0, 3, 1, 4, 2, 5], &[2, 3]), vec![0, 1, 2, 3, 4, 5]);
+        assert_eq!(
+            to_c_order(vec![0, 3, 1, 4, 2, 5], &[2, 3]),
+            vec![0, 1, 2, 3, 4, 5]
+        );
         // A [2, 3, 4] array a[i, j, k] = 100 i + 10 j + k stored with i fastest.
         let shape = [2, 3, 4];
         let mut f = Vec::new();

@@ -70,23 +70,31 @@ fn header(b: &[u8]) -> Res<Header> {
         return Err(format!("a {size}-byte header, the file holds {}", b.len()));
     }
     let f = Fields { b, big };
-    let (dims, datatype, offset, slope, inter, min_offset): ([i64; 8], _, f64, _, _, _) =
-        if size == 348 {
-            match &b[344..348] {
-                b"n+1\0" => {}
-                b"ni1\0" => return Err("a header-only NIfTI pair (.hdr/.img) is not supported".into()),
-                _ => return Err("NIfTI-1 magic 'n+1' missing".into()),
-            }
-            let dims = std::array::from_fn(|k| i64::from(f.i16(40 + 2 * k)));
-            let (slope, inter) = (f.f32(112).into(), f.f32(116).into());
-            (dims, f.i16(70), f.f32(108).into(), slope, inter, 352)
-        } else {
-            if &b[4..12] != b"n+2\0\r\n\x1a\n" {
-                return Err("NIfTI-2 magic 'n+2' missing".into());
-            }
-            let dims = std::array::from_fn(|k| f.i64(16 + 8 * k));
-            (dims, f.i16(12), f.i64(168) as f64, f.f64(176), f.f64(184), 544)
-        };
+    let (dims, datatype, offset, slope, inter, min_offset): ([i64; 8], _, f64, _, _, _) = if size
+        == 348
+    {
+        match &b[344..348] {
+            b"n+1\0" => {}
+            b"ni1\0" => return Err("a header-only NIfTI pair (.hdr/.img) is not supported".into()),
+            _ => return Err("NIfTI-1 magic 'n+1' missing".into()),
+        }
+        let dims = std::array::from_fn(|k| i64::from(f.i16(40 + 2 * k)));
+        let (slope, inter) = (f.f32(112).into(), f.f32(116).into());
+        (dims, f.i16(70), f.f32(108).into(), slope, inter, 352)
+    } else {
+        if &b[4..12] != b"n+2\0\r\n\x1a\n" {
+            return Err("NIfTI-2 magic 'n+2' missing".into());
+        }
+        let dims = std::array::from_fn(|k| f.i64(16 + 8 * k));
+        (
+            dims,
+            f.i16(12),
+            f.i64(168) as f64,
+            f.f64(176),
+            f.f64(184),
+            544,
+        )
+    };
     let nd = usize::try_from(dims[0])
         .ok()
         .filter(|n| (1..=7).contains(n))
@@ -195,7 +203,11 @@ fn labels(h: &Header, data: &[u8]) -> Res<Vec<i64>> {
         None if h.datatype == 16 => each(data, big, |b| f32::from_le_bytes(b).into()),
         None => each(data, big, f64::from_le_bytes),
     };
-    let (slope, inter) = if identity { (1.0, 0.0) } else { (h.slope, h.inter) };
+    let (slope, inter) = if identity {
+        (1.0, 0.0)
+    } else {
+        (h.slope, h.inter)
+    };
     values
         .into_iter()
         .map(|raw| {
@@ -218,7 +230,11 @@ fn labels(h: &Header, data: &[u8]) -> Res<Vec<i64>> {
 pub(crate) fn read(bytes: &[u8]) -> Res<Array> {
     let gz = bytes.starts_with(&[0x1f, 0x8b]);
     // The header first (at most 540 bytes), then the data it declares.
-    let head = if gz { inflate(bytes, 540)? } else { bytes[..bytes.len().min(540)].to_vec() };
+    let head = if gz {
+        inflate(bytes, 540)?
+    } else {
+        bytes[..bytes.len().min(540)].to_vec()
+    };
     let h = header(&head)?;
     let (size, name) = data_type(h.datatype)?;
     let n = elements(&h.shape)?;

@@ -112,7 +112,11 @@ impl Parser<'_> {
                 return Err(format!("header: `,` or `{}` expected", char::from(close)));
             }
         }
-        Ok(if dict { Lit::Dict(pairs) } else { Lit::Seq(items) })
+        Ok(if dict {
+            Lit::Dict(pairs)
+        } else {
+            Lit::Seq(items)
+        })
     }
 }
 
@@ -201,7 +205,11 @@ fn elems<const N: usize, T>(data: &[u8], n: usize, big: bool, f: fn([u8; N]) -> 
 
 /// An IEEE half's value.
 pub(crate) fn f16_to_f32(h: u16) -> f32 {
-    let (s, e, m) = (u32::from(h >> 15) << 31, u32::from((h >> 10) & 0x1f), u32::from(h & 0x3ff));
+    let (s, e, m) = (
+        u32::from(h >> 15) << 31,
+        u32::from((h >> 10) & 0x1f),
+        u32::from(h & 0x3ff),
+    );
     let bits = match (e, m) {
         (0, 0) => s,
         (0, _) => {
@@ -237,19 +245,24 @@ pub(crate) fn read(bytes: &[u8]) -> Res<Array> {
         .parse()
         .map_err(|_| format!("dtype '{}' not supported", h.descr))?;
     let n = elements(&h.shape)?;
-    let need = n.checked_mul(size).filter(|&b| b <= data.len()).ok_or_else(|| {
-        format!(
-            "shape {:?} of '{}' needs {n} × {size} bytes, the file holds {}",
-            h.shape,
-            h.descr,
-            data.len()
-        )
-    })?;
+    let need = n
+        .checked_mul(size)
+        .filter(|&b| b <= data.len())
+        .ok_or_else(|| {
+            format!(
+                "shape {:?} of '{}' needs {n} × {size} bytes, the file holds {}",
+                h.shape,
+                h.descr,
+                data.len()
+            )
+        })?;
     let data = &data[..need];
     let labels = |v: Vec<i64>| Array::Labels(v, h.shape.clone());
     let array = match (d[1], size) {
         (b'b', 1) => labels(data.iter().map(|&b| i64::from(b != 0)).collect()),
-        (b'i', 1) => labels(elems(data, n, big, |b: [u8; 1]| i8::from_le_bytes(b).into())),
+        (b'i', 1) => labels(elems(data, n, big, |b: [u8; 1]| {
+            i8::from_le_bytes(b).into()
+        })),
         (b'i', 2) => labels(elems(data, n, big, |b| i16::from_le_bytes(b).into())),
         (b'i', 4) => labels(elems(data, n, big, |b| i32::from_le_bytes(b).into())),
         (b'i', 8) => labels(elems(data, n, big, i64::from_le_bytes)),
@@ -301,12 +314,23 @@ mod tests {
     #[test]
     fn reads_byte_orders_fortran_order_and_halves() {
         let be: Vec<u8> = [1i16, -2, 3].iter().flat_map(|v| v.to_be_bytes()).collect();
-        assert_eq!(read(&npy(">i2", false, "(3,)", &be)), Ok(Array::Labels(vec![1, -2, 3], vec![3])));
+        assert_eq!(
+            read(&npy(">i2", false, "(3,)", &be)),
+            Ok(Array::Labels(vec![1, -2, 3], vec![3]))
+        );
         // [[0, 1, 2], [3, 4, 5]] in Fortran order.
         let f = npy("|u1", true, "(2, 3)", &[0, 3, 1, 4, 2, 5]);
-        assert_eq!(read(&f), Ok(Array::Labels(vec![0, 1, 2, 3, 4, 5], vec![2, 3])));
-        let h: Vec<u8> = [0x3c00u16, 0xc000, 0x0001].iter().flat_map(|v| v.to_le_bytes()).collect();
-        let Ok(Array::Scores(v, _)) = read(&npy("<f2", false, "(3,)", &h)) else { panic!() };
+        assert_eq!(
+            read(&f),
+            Ok(Array::Labels(vec![0, 1, 2, 3, 4, 5], vec![2, 3]))
+        );
+        let h: Vec<u8> = [0x3c00u16, 0xc000, 0x0001]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        let Ok(Array::Scores(v, _)) = read(&npy("<f2", false, "(3,)", &h)) else {
+            panic!()
+        };
         assert_eq!(v, vec![1.0, -2.0, 2f32.powi(-24)]);
         let b = npy("|b1", false, "(2,)", &[0, 1]);
         assert_eq!(read(&b), Ok(Array::Labels(vec![0, 1], vec![2])));

@@ -63,7 +63,8 @@ fn seeds() -> Vec<(String, Vec<u8>)> {
         .filter_map(|e| {
             let p = e.ok()?.path();
             let name = p.file_name()?.to_str()?.to_string();
-            p.is_file().then(|| (name, std::fs::read(&p).expect("read")))
+            p.is_file()
+                .then(|| (name, std::fs::read(&p).expect("read")))
         })
         .collect();
     out.sort();
@@ -153,7 +154,10 @@ fn check(name: &str, bytes: &[u8], data_bytes: usize) -> Result<(), TestCaseErro
     let r = decode(name, bytes);
     let peak = PEAK.with(Cell::get) - base;
     let bound = 32 * data_bytes.max(bytes.len()) + (256 << 10);
-    prop_assert!(peak <= bound, "{name}: peak allocation {peak} bytes > {bound}");
+    prop_assert!(
+        peak <= bound,
+        "{name}: peak allocation {peak} bytes > {bound}"
+    );
     match r {
         Ok(a) => {
             let n: usize = a.shape().iter().product();

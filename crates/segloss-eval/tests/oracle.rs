@@ -27,8 +27,13 @@ fn every_file_decodes_as_numpy_and_nibabel_read_it() {
         let bytes = std::fs::read(oracle_dir().join("files").join(name)).expect(name);
         let got = decode(name, &bytes);
         if let Some(why) = e.get("error") {
-            let err = got.expect_err(&format!("{name}: the oracle refused it ({why}), segloss read it"));
-            assert!(err.to_string().starts_with(name), "{err} does not name {name}");
+            let err = got.expect_err(&format!(
+                "{name}: the oracle refused it ({why}), segloss read it"
+            ));
+            assert!(
+                err.to_string().starts_with(name),
+                "{err} does not name {name}"
+            );
             refused += 1;
             continue;
         }
@@ -61,5 +66,8 @@ fn every_file_decodes_as_numpy_and_nibabel_read_it() {
         values += want.len();
     }
     eprintln!("{compared} files compared ({values} values), {refused} refused as by the oracle");
-    assert!(compared >= 45 && refused >= 5, "{compared} compared, {refused} refused");
+    assert!(
+        compared >= 45 && refused >= 5,
+        "{compared} compared, {refused} refused"
+    );
 }

@@ -6,9 +6,7 @@
 //! No adapter is a failure, never a skip.
 #![cfg(target_arch = "wasm32")]
 
-#[allow(dead_code)]
-#[path = "../../segloss-cli/src/golden/mod.rs"]
-mod golden;
+use segloss_golden as golden;
 
 use segloss::metrics::{Labels, Metrics, Prediction};
 use segloss::{Backend, Batch, Context, Error, Loss, LossOptions, Shape};

@@ -1,4 +1,4 @@
-//! The metrics row's peers on PyTorch CPU, in the same run: `benches/peer/metrics_bench.py`
+//! The metrics row's peers on PyTorch CPU, in the same run: `crates/segloss-cli/src/bench/metrics_bench.py`
 //! (torchmetrics `MeanIoU`, JDTLosses' definitions with torch ops; embedded in the binary)
 //! run as a child process by the Python given with `--peers`, alternated round by round
 //! with segloss's timing.
@@ -17,7 +17,7 @@ pub fn alternated(
     runs: usize,
     mut segloss: impl FnMut() -> f64,
 ) -> Result<Vec<(String, Vec<f64>)>, String> {
-    let script = include_str!("../../../../benches/peer/metrics_bench.py");
+    let script = include_str!("metrics_bench.py");
     let mut out: Vec<(String, Vec<f64>)> = vec![("segloss".into(), Vec::new())];
     for _ in 0..rounds {
         out[0].1.push(segloss() * 1e3);
@@ -27,7 +27,7 @@ pub fn alternated(
             .map_err(|e| format!("cannot run {python}: {e}"))?;
         if !run.status.success() {
             return Err(format!(
-                "benches/peer/metrics_bench.py failed: {}",
+                "crates/segloss-cli/src/bench/metrics_bench.py failed: {}",
                 String::from_utf8_lossy(&run.stderr)
             ));
         }

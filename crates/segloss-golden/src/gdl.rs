@@ -1,6 +1,6 @@
 //! MONAI 1.6.1's `GeneralizedDiceLoss` / `GeneralizedDiceFocalLoss` cases (`gdl.json`)
-//! through segloss's constructors of the same arguments, as `tests/golden_gdl.rs` checks
-//! them on the GPU: 1e-4 relative + 1e-6 on loss and values, 1e-4 of the largest
+//! through segloss's constructors of the same arguments, on any context (the f64 reference's
+//! own check is `tests/golden_gdl.rs`): 1e-4 relative + 1e-6 on loss and values, 1e-4 of the largest
 //! gradient entry + 1e-7.
 
 use segloss::monai::{GeneralizedDiceFocalLoss, GeneralizedDiceLoss};
@@ -13,7 +13,7 @@ const REL: f64 = 1e-4;
 const ABS: f64 = 1e-6;
 
 /// The options MONAI's recorded arguments (`peer_args`) give.
-fn options(case: &Value) -> Result<LossOptions, String> {
+pub fn options(case: &Value) -> Result<LossOptions, String> {
     let a = &case["peer_args"];
     let b = |k: &str| a[k].as_bool().unwrap_or(false);
     let f = |k: &str, d: f64| a[k].as_f64().unwrap_or(d);

@@ -1,6 +1,8 @@
-//! The public golden cases, embedded in the binary, and their checks: the same files,
-//! tolerances and comparisons as the test suite (`tests/golden*.rs`), written to report
-//! every failure rather than stop at the first.
+//! segloss's public golden cases (`golden/*.json`: the peers' own outputs, and the
+//! scripts that recorded them) and their one runner: `segloss doctor`, the browser
+//! suite and segloss's test suite (`tests/golden*.rs`) all check these files through
+//! [`run`] (and [`case`] for the loss files), reporting every failure rather than
+//! stopping at the first.
 //!
 //! | family | file | peers | tolerance (f32 results) |
 //! |---|---|---|---|
@@ -10,9 +12,8 @@
 //! | metrics | `metrics.json` | JDTLosses, torchmetrics, MONAI, smp | 1e-12 (f64 peers), 1e-6 (f32 peers) |
 //! | multi-label metrics | `multilabel.json` | smp, torchmetrics | counts exact, 1e-6 |
 
-#[path = "../../../../examples/golden/case.rs"]
-mod case;
-mod gdl;
+pub mod case;
+pub mod gdl;
 mod losses;
 mod metrics;
 mod multilabel;
@@ -25,29 +26,50 @@ pub const FILES: [(&str, &str, &str); 5] = [
     (
         "losses",
         "public.json",
-        include_str!("../../../../tests/golden/public.json"),
+        include_str!("../golden/public.json"),
     ),
     (
         "compound",
         "compound.json",
-        include_str!("../../../../tests/golden/compound.json"),
+        include_str!("../golden/compound.json"),
     ),
     (
         "generalized Dice",
         "gdl.json",
-        include_str!("../../../../tests/golden/gdl.json"),
+        include_str!("../golden/gdl.json"),
     ),
     (
         "metrics",
         "metrics.json",
-        include_str!("../../../../tests/golden/metrics.json"),
+        include_str!("../golden/metrics.json"),
     ),
     (
         "multi-label metrics",
         "multilabel.json",
-        include_str!("../../../../tests/golden/multilabel.json"),
+        include_str!("../golden/multilabel.json"),
     ),
 ];
+
+/// The text of the embedded golden file `name` (e.g. "public.json").
+pub fn text(name: &str) -> Option<&'static str> {
+    FILES
+        .iter()
+        .find(|(_, n, _)| *n == name)
+        .map(|(_, _, t)| *t)
+}
+
+/// Runs the embedded golden file `name` on `ctx` (see [`run`]); an unknown name is a
+/// report with one failure.
+pub async fn run_file(ctx: &Context, name: &str) -> Report {
+    match FILES.iter().find(|(_, n, _)| *n == name) {
+        Some((family, name, text)) => run(ctx, family, name, text).await,
+        None => {
+            let mut r = Report::new(name);
+            r.fail(name, "no such embedded golden file");
+            r
+        }
+    }
+}
 
 /// The largest error of one kind seen in a family, and the case it came from.
 pub struct Worst {
@@ -131,7 +153,7 @@ impl Report {
 /// The kinds of golden file, told apart by their cases' fields.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Kind {
-    /// `spec` + `grad`: loss cases (public, compound); examples/golden/case.rs.
+    /// `spec` + `grad`: loss cases (public, compound); src/case.rs.
     Loss,
     /// MONAI's Generalized Dice losses from `peer_args`.
     Gdl,

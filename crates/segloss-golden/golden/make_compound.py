@@ -9,7 +9,7 @@ Each case is restated in segloss's vocabulary (`spec`, the public golden format 
 
     python3 -m venv venv && venv/bin/pip install torch==2.15.0 && \
         venv/bin/pip install --no-deps monai==1.6.1 && venv/bin/pip install numpy
-    venv/bin/python tests/golden/make_compound.py > tests/golden/compound.json
+    venv/bin/python crates/segloss-golden/golden/make_compound.py > crates/segloss-golden/golden/compound.json
 
 `cargo test` reads the committed JSON and needs no Python.
 """

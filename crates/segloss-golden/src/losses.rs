@@ -1,5 +1,5 @@
 //! Loss golden files (`public.json`, `compound.json`): every case through
-//! `examples/golden/case.rs`, the parser and checks the `golden` example and
+//! `src/case.rs`, the parser and checks the `golden` example and
 //! `tests/golden.rs` use, at the f32 tolerance (1e-4 relative; floors 1e-6 on values,
 //! 1e-7 on the gradient).
 

@@ -15,7 +15,7 @@ Label maps with ignored pixels, classes missing from some images, two-class data
 
     venv/bin/pip install torch==2.15.0 torchmetrics==1.9.0 numpy && \
         venv/bin/pip install --no-deps monai==1.6.1 segmentation-models-pytorch==0.6.0
-    venv/bin/python tests/golden/make_metrics.py > tests/golden/metrics.json
+    venv/bin/python crates/segloss-golden/golden/make_metrics.py > crates/segloss-golden/golden/metrics.json
 """
 
 import json

@@ -1,5 +1,5 @@
-//! Multi-class metrics cases (`metrics.json`), checked as `tests/golden_metrics.rs` does:
-//! the JDTLosses definitions (D, I, C, worst case) within 1e-12, torchmetrics' per-class
+//! Multi-class metrics cases (`metrics.json`), checked on any context (`tests/golden.rs`
+//! runs them on the GPU and the CPU backend): the JDTLosses definitions (D, I, C, worst case) within 1e-12, torchmetrics' per-class
 //! IoU and Dice (f32) within 1e-6, MONAI's per-image Dice and IoU within 1e-12, its
 //! `DiceMetric` / `MeanIoU` with every flag and reduction within 1e-6, and smp 0.6's
 //! `get_stats` + `iou_score` / `f1_score` within 1e-12.

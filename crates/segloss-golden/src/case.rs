@@ -1,7 +1,6 @@
-//! Golden-case files (format: `tests/golden/README.md`): parsing, running through a
+//! Loss golden-case files (format: `golden/README.md`): parsing, running through a
 //! segloss backend, and the stated tolerances. Shared by the `golden` example, the
-//! test suite (`tests/golden.rs` includes this file) and `segloss doctor`.
-#![allow(dead_code)]
+//! test suite (`tests/golden.rs`) and `segloss doctor`.
 
 use segloss::reference::{self, RefBatch, RefTarget};
 use segloss::{
@@ -230,24 +229,27 @@ impl Case {
         })
     }
 
-    /// Errors against this case, each scaled as in the golden README: value error
-    /// |v − ref| / (|ref| + floor/rel) style numbers are reported as (value_err,
-    /// grad_err) where value_err = max |v − ref| − rel·|ref| excess is not used; instead
-    /// this returns the raw relative figures: max |v − ref| / max(|ref|, 1e-300) and
-    /// max |g − ref| / max |ref|.
+    /// The worst errors against this case: (max |v − ref| / max(|ref|, 1e-12) over the
+    /// loss and its values, max |g − ref| / max |ref| over the gradient). A NaN anywhere
+    /// makes its figure infinite (`f64::max` would drop it and under-report), and so does
+    /// a gradient of the wrong length.
     pub fn errors(&self, got: &Computed) -> (f64, f64) {
-        let mut ev = rel(got.loss, self.loss);
+        let worst = |m: f64, e: f64| if e.is_nan() { f64::INFINITY } else { m.max(e) };
+        let mut ev = worst(0.0, rel(got.loss, self.loss));
         if let (Some(v), Some(r)) = (&got.values, &self.loss_values) {
             for (a, b) in v.iter().zip(r) {
-                ev = ev.max(rel(*a, *b));
+                ev = worst(ev, rel(*a, *b));
             }
         }
         let gmax = self.grad.iter().fold(0.0f64, |m, g| m.max(g.abs()));
-        let gerr = got
+        let mut gerr = got
             .grad
             .iter()
             .zip(&self.grad)
-            .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
+            .fold(0.0f64, |m, (a, b)| worst(m, (a - b).abs()));
+        if got.grad.len() != self.grad.len() {
+            gerr = f64::INFINITY;
+        }
         (ev, if gmax > 0.0 { gerr / gmax } else { gerr })
     }
 
@@ -304,4 +306,29 @@ fn computed(out: segloss::Result<segloss::LossOutput>) -> Result<Computed, Strin
         values: out.values.map(wide),
         grad: wide(out.grad.unwrap_or_default()),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_nan_result_is_an_infinite_error() {
+        let text = include_str!("../golden/public.json");
+        let c = &parse(text, "public.json").expect("public.json")[0];
+        let good = Computed {
+            loss: c.loss,
+            values: c.loss_values.clone(),
+            grad: c.grad.clone(),
+        };
+        assert_eq!(c.errors(&good), (0.0, 0.0));
+        let mut nan = Computed {
+            loss: f64::NAN,
+            ..good
+        };
+        assert_eq!(c.errors(&nan).0, f64::INFINITY);
+        nan.loss = c.loss;
+        nan.grad[0] = f64::NAN;
+        assert_eq!(c.errors(&nan).1, f64::INFINITY);
+    }
 }

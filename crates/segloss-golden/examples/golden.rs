@@ -1,11 +1,10 @@
 //! Runs every case of a golden file through segloss on the GPU (or the CPU reference
 //! with `--cpu`), prints one line per failing case and ends with `N passed, M failed`.
 //!
-//! `cargo run --release --example golden -- tests/golden/public.json [--dump OUT.json] [--cpu]`
-
-mod case;
+//! `cargo run --release -p segloss-golden --example golden -- crates/segloss-golden/golden/public.json [--dump OUT.json] [--cpu]`
 
 use segloss::{Context, Loss};
+use segloss_golden::case;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -7,7 +7,7 @@ sum / none, sigmoid and softmax) and `GeneralizedDiceFocalLoss` (with focal weig
 
     python3 -m venv venv && venv/bin/pip install torch==2.15.0 && \
         venv/bin/pip install --no-deps monai==1.6.1 && venv/bin/pip install numpy
-    venv/bin/python tests/golden/make_gdl.py > tests/golden/gdl.json
+    venv/bin/python crates/segloss-golden/golden/make_gdl.py > crates/segloss-golden/golden/gdl.json
 
 `cargo test` reads the committed JSON and needs no Python.
 """

@@ -5,7 +5,7 @@ mIoU^C written with torch ops the way its `mIoUDMetric` / `mIoUICMetric` compute
 logits + index targets: argmax, then update, per batch.
 
     .venv/bin/pip install torch torchmetrics
-    .venv/bin/python benches/peer/metrics_bench.py [--runs 5] [--threads 2] [--json]
+    .venv/bin/python crates/segloss-cli/src/bench/metrics_bench.py [--runs 5] [--threads 2] [--json]
 """
 import argparse, json, statistics, time
 

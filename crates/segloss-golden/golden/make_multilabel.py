@@ -3,7 +3,7 @@ multi-hot targets): torchmetrics 1.9's MultilabelJaccardIndex / MultilabelF1Scor
 (per class, over the dataset) and smp 0.6's get_stats(mode="multilabel") (per image,
 per class tp / fp / fn), in float64.
 
-    python tests/golden/make_multilabel.py > tests/golden/multilabel.json
+    python crates/segloss-golden/golden/make_multilabel.py > crates/segloss-golden/golden/multilabel.json
 
 Threshold semantics: smp and MONAI cut with score >= t, torchmetrics with score > t; the
 scores are drawn so that no score equals a threshold. With `sigmoid`, the scores are
