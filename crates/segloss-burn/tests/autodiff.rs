@@ -179,7 +179,9 @@ fn a_burn_op_soft_dice_agrees_and_the_classic_form_shows_the_bug() {
 
 /// A schedule-driven `SegLoss` (issue 23): at each step of a warm-up, a ramp and the
 /// final stage, `set_options(schedule.options_at(step))` gives the loss and gradient of a
-/// `SegLoss` built from those options by hand, on the zero-copy path.
+/// `SegLoss` built from those options, on the zero-copy path, and both equal the f64 CPU
+/// reference of options whose weights are computed here from the ramp's formula (SPEC
+/// §8.1), independently of `Schedule`.
 #[test]
 fn a_schedule_driven_segloss_equals_a_hand_built_one_at_each_step() {
     use segloss::{CrossEntropy, Ramp, Schedule};
@@ -221,6 +223,27 @@ fn a_schedule_driven_segloss_equals_a_hand_built_one_at_each_step() {
         let (hv, hg) = run(&hand);
         assert_eq!(v.to_bits(), hv.to_bits(), "step {step}");
         check_close(&format!("step {step} grad"), &g, &hg, 0.0);
+        // The ramp by hand: warm-up (0, KL 1) before step 10, cosine to (0.75, KL 0.25)
+        // over steps 10..20.
+        let f = match step {
+            s if s < 10 => 0.0,
+            s if s < 20 => (1.0 - (std::f64::consts::PI * (s - 10) as f64 / 10.0).cos()) / 2.0,
+            _ => 1.0,
+        };
+        let by_hand = LossOptions::jaccard()
+            .overlap_weight(0.75 * f)
+            .cross_entropy(CrossEntropy::kl(1.0 + (0.25 - 1.0) * f));
+        let shape = segloss::Shape::new(&dims).unwrap();
+        let want = segloss::Loss::new(&segloss::Context::cpu(), by_hand)
+            .unwrap()
+            .forward_backward(&segloss::Batch::soft(&shape, &x, &y))
+            .unwrap();
+        assert!(
+            (v - want.loss).abs() <= 1e-4 * want.loss.abs() + 1e-6,
+            "step {step}: {v} vs the reference's {}",
+            want.loss
+        );
+        check_close(&format!("step {step} grad vs reference"), &g, &want.grad.unwrap(), 1e-4);
         values.push(v);
     }
     // The ramp moves the loss: not one value for every step.
