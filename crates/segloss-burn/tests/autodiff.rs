@@ -243,7 +243,12 @@ fn a_schedule_driven_segloss_equals_a_hand_built_one_at_each_step() {
             "step {step}: {v} vs the reference's {}",
             want.loss
         );
-        check_close(&format!("step {step} grad vs reference"), &g, &want.grad.unwrap(), 1e-4);
+        check_close(
+            &format!("step {step} grad vs reference"),
+            &g,
+            &want.grad.unwrap(),
+            1e-4,
+        );
         values.push(v);
     }
     // The ramp moves the loss: not one value for every step.

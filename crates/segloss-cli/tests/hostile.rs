@@ -252,3 +252,44 @@ fn headers_that_claim_gigabytes_under_an_address_space_limit() {
         );
     }
 }
+
+/// Found in review: a negative ignore index is a value (`--ignore-index -1`), a FIFO
+/// named like an array is an error rather than a hang, and a `.npy` whose dtype holds a
+/// non-ASCII character is an error rather than a panic.
+#[test]
+fn negative_ignore_index_fifos_and_odd_dtypes() {
+    let dir = tempdir("review");
+    let (pred, target) = (dir.join("pred"), dir.join("target"));
+    std::fs::create_dir_all(&pred).unwrap();
+    std::fs::create_dir_all(&target).unwrap();
+    write_npy(&pred.join("a.npy"), &[2, 2], &[0, 1, 1, 0]);
+    write_npy(&target.join("a.npy"), &[2, 2], &[0, 1, -1, 0]);
+    let r = json(&evaluate(
+        &pred,
+        &target,
+        2,
+        &["--cpu", "--ignore-index", "-1", "--json", "-"],
+    ));
+    assert_eq!(r["miou_d"].as_f64(), Some(1.0), "{r}");
+    // A dtype whose second character is 'é' (two bytes in UTF-8).
+    let h = "{'descr': '<\u{e9}4', 'fortran_order': False, 'shape': (2, 2), }\n";
+    let mut b = b"\x93NUMPY\x01\x00".to_vec();
+    b.extend((h.len() as u16).to_le_bytes());
+    b.extend(h.as_bytes());
+    b.extend([0u8; 32]);
+    std::fs::write(target.join("a.npy"), b).unwrap();
+    let out = evaluate(&pred, &target, 2, &["--cpu"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("not supported"), "{}", text(&out));
+    // A FIFO named b.npy on both sides.
+    write_npy(&target.join("a.npy"), &[2, 2], &[0, 1, 1, 0]);
+    for d in [&pred, &target] {
+        let made = std::process::Command::new("mkfifo")
+            .arg(d.join("b.npy"))
+            .status();
+        assert!(made.is_ok_and(|s| s.success()), "mkfifo");
+    }
+    let out = evaluate(&pred, &target, 2, &["--cpu"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("not a regular file"), "{}", text(&out));
+}

@@ -77,19 +77,34 @@ pub(crate) fn dim(v: i128, what: &str) -> Res<usize> {
     usize::try_from(v).map_err(|_| format!("{what} {v} is not a size this machine can hold"))
 }
 
+/// An empty vector with room for `n` elements, or an error when the machine refuses
+/// the allocation (an address-space limit, a 32-bit page): never an abort.
+pub(crate) fn vec_for<T>(n: usize) -> Res<Vec<T>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).map_err(|_| {
+        format!(
+            "out of memory: {n} elements of {} bytes do not fit",
+            std::mem::size_of::<T>()
+        )
+    })?;
+    Ok(v)
+}
+
 /// `data` (column-major, the first axis fastest: NIfTI's order, NumPy's
 /// `fortran_order`) in row-major order for the same `shape`.
-pub(crate) fn to_c_order<T: Copy>(data: Vec<T>, shape: &[usize]) -> Vec<T> {
-    if shape.iter().filter(|&&d| d > 1).count() < 2 {
-        return data; // a vector: both orders agree
+pub(crate) fn to_c_order<T: Copy>(data: Vec<T>, shape: &[usize]) -> Res<Vec<T>> {
+    if data.is_empty() || shape.iter().filter(|&&d| d > 1).count() < 2 {
+        return Ok(data); // a vector (or nothing): both orders agree
     }
-    // Row-major strides, visited in column-major order with a running counter.
+    // Row-major strides (no overflow: their product is data.len()), visited in
+    // column-major order with a running counter.
     let nd = shape.len();
     let mut strides = vec![1usize; nd];
     for k in (0..nd.saturating_sub(1)).rev() {
         strides[k] = strides[k + 1] * shape[k + 1];
     }
-    let mut out = data.clone();
+    let mut out = vec_for(data.len())?;
+    out.resize(data.len(), data[0]);
     let mut idx = vec![0usize; nd];
     let mut at = 0usize;
     for &v in &data {
@@ -104,7 +119,7 @@ pub(crate) fn to_c_order<T: Copy>(data: Vec<T>, shape: &[usize]) -> Vec<T> {
             idx[k] = 0;
         }
     }
-    out
+    Ok(out)
 }
 
 /// The array of the file `name` from its bytes: `.npy` by its extension (any case),
@@ -131,7 +146,7 @@ mod tests {
         // [[0, 1, 2], [3, 4, 5]] stored column-major: 0 3 1 4 2 5.
         assert_eq!(
             to_c_order(vec![0, 3, 1, 4, 2, 5], &[2, 3]),
-            vec![0, 1, 2, 3, 4, 5]
+            Ok(vec![0, 1, 2, 3, 4, 5])
         );
         // A [2, 3, 4] array a[i, j, k] = 100 i + 10 j + k stored with i fastest.
         let shape = [2, 3, 4];
@@ -146,8 +161,13 @@ mod tests {
         let c: Vec<i32> = (0..2)
             .flat_map(|i| (0..3).flat_map(move |j| (0..4).map(move |k| 100 * i + 10 * j + k)))
             .collect();
-        assert_eq!(to_c_order(f, &shape), c);
-        assert_eq!(to_c_order(vec![1, 2, 3], &[1, 3, 1]), vec![1, 2, 3]);
+        assert_eq!(to_c_order(f, &shape), Ok(c));
+        assert_eq!(to_c_order(vec![1, 2, 3], &[1, 3, 1]), Ok(vec![1, 2, 3]));
+        // An empty array whose other dimensions overflow as strides: no arithmetic.
+        assert_eq!(
+            to_c_order(Vec::<u8>::new(), &[0, 1 << 62, 1 << 62]),
+            Ok(vec![])
+        );
     }
 
     #[test]

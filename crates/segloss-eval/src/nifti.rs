@@ -8,7 +8,7 @@
 
 use std::io::Read;
 
-use crate::decode::{dim, elements, to_c_order, Array, Res};
+use crate::decode::{dim, elements, to_c_order, vec_for, Array, Res};
 
 /// The header fields segloss reads.
 struct Header {
@@ -82,7 +82,8 @@ fn header(b: &[u8]) -> Res<Header> {
         let (slope, inter) = (f.f32(112).into(), f.f32(116).into());
         (dims, f.i16(70), f.f32(108).into(), slope, inter, 352)
     } else {
-        if &b[4..12] != b"n+2\0\r\n\x1a\n" {
+        // The magic, then an end-of-line check that nibabel also accepts as zeros.
+        if &b[4..8] != b"n+2\0" || !matches!(&b[8..12], b"\r\n\x1a\n" | b"\0\0\0\0") {
             return Err("NIfTI-2 magic 'n+2' missing".into());
         }
         let dims = std::array::from_fn(|k| f.i64(16 + 8 * k));
@@ -155,17 +156,18 @@ fn inflate(bytes: &[u8], need: usize) -> Res<Vec<u8>> {
     Ok(out)
 }
 
-/// `n` values of `N` bytes from `data`, as f64 or i64 through `f`.
-fn each<const N: usize, T>(data: &[u8], big: bool, f: impl Fn([u8; N]) -> T) -> Vec<T> {
-    data.chunks_exact(N)
-        .map(|c| {
-            let mut b: [u8; N] = c.try_into().unwrap_or([0; N]);
-            if big {
-                b.reverse();
-            }
-            f(b)
-        })
-        .collect()
+/// The values of `N` bytes in `data`, as f64 or i64 through `f`; an allocation the
+/// machine refuses is an error, not an abort.
+fn each<const N: usize, T>(data: &[u8], big: bool, f: impl Fn([u8; N]) -> T) -> Res<Vec<T>> {
+    let mut out = vec_for(data.len() / N)?;
+    out.extend(data.chunks_exact(N).map(|c| {
+        let mut b: [u8; N] = c.try_into().unwrap_or([0; N]);
+        if big {
+            b.reverse();
+        }
+        f(b)
+    }));
+    Ok(out)
 }
 
 /// The stored values as labels: integers as they are, floats (and scaled values) only
@@ -173,19 +175,20 @@ fn each<const N: usize, T>(data: &[u8], big: bool, f: impl Fn([u8; N]) -> T) -> 
 fn labels(h: &Header, data: &[u8]) -> Res<Vec<i64>> {
     let big = h.big;
     let ints: Option<Vec<i64>> = match h.datatype {
-        2 => Some(data.iter().map(|&v| i64::from(v)).collect()),
-        256 => Some(data.iter().map(|&v| i64::from(v as i8)).collect()),
-        4 => Some(each(data, big, |b| i16::from_le_bytes(b).into())),
-        512 => Some(each(data, big, |b| u16::from_le_bytes(b).into())),
-        8 => Some(each(data, big, |b| i32::from_le_bytes(b).into())),
-        768 => Some(each(data, big, |b| u32::from_le_bytes(b).into())),
-        1024 => Some(each(data, big, i64::from_le_bytes)),
-        1280 => Some(
-            each(data, big, u64::from_le_bytes)
-                .into_iter()
-                .map(|v| i64::try_from(v).map_err(|_| format!("a uint64 value {v} above 2^63 - 1")))
-                .collect::<Res<Vec<i64>>>()?,
-        ),
+        2 => Some(each(data, big, |b: [u8; 1]| i64::from(b[0]))?),
+        256 => Some(each(data, big, |b: [u8; 1]| i64::from(b[0] as i8))?),
+        4 => Some(each(data, big, |b| i16::from_le_bytes(b).into())?),
+        512 => Some(each(data, big, |b| u16::from_le_bytes(b).into())?),
+        8 => Some(each(data, big, |b| i32::from_le_bytes(b).into())?),
+        768 => Some(each(data, big, |b| u32::from_le_bytes(b).into())?),
+        1024 => Some(each(data, big, i64::from_le_bytes)?),
+        1280 => {
+            let v = each(data, big, u64::from_le_bytes)?;
+            if let Some(x) = v.iter().find(|&&x| i64::try_from(x).is_err()) {
+                return Err(format!("a uint64 value {x} above 2^63 - 1"));
+            }
+            Some(v.into_iter().map(|x| x as i64).collect())
+        }
         _ => None,
     };
     // nibabel: a zero or non-finite slope means "no scaling"; a valid slope with a
@@ -195,35 +198,42 @@ fn labels(h: &Header, data: &[u8]) -> Res<Vec<i64>> {
         return Err(format!("scl_slope {} with scl_inter {}", h.slope, h.inter));
     }
     let identity = !scaled || (h.slope == 1.0 && h.inter == 0.0);
-    if let (Some(v), true) = (&ints, identity) {
-        return Ok(v.clone());
-    }
-    let values: Vec<f64> = match ints {
-        Some(v) => v.into_iter().map(|x| x as f64).collect(),
-        None if h.datatype == 16 => each(data, big, |b| f32::from_le_bytes(b).into()),
-        None => each(data, big, f64::from_le_bytes),
-    };
     let (slope, inter) = if identity {
         (1.0, 0.0)
     } else {
         (h.slope, h.inter)
     };
-    values
-        .into_iter()
-        .map(|raw| {
-            let v = raw * slope + inter;
-            if v.fract() == 0.0 && v.abs() < 2f64.powi(63) {
-                Ok(v as i64)
-            } else if identity {
-                Err(format!("a float value {v}: integer labels expected"))
-            } else {
-                Err(format!(
-                    "a stored value {raw} scales (scl_slope {slope}, scl_inter {inter}) to \
-                     {v}: integer labels expected"
-                ))
+    let whole = |raw: f64| {
+        let v = raw * slope + inter;
+        if v.fract() == 0.0 && v.abs() < 2f64.powi(63) {
+            Ok(v as i64)
+        } else if identity {
+            Err(format!("a float value {v}: integer labels expected"))
+        } else {
+            Err(format!(
+                "a stored value {raw} scales (scl_slope {slope}, scl_inter {inter}) to \
+                 {v}: integer labels expected"
+            ))
+        }
+    };
+    // In place: the widened values are the output (no second copy of the volume).
+    match ints {
+        Some(v) if identity => Ok(v),
+        Some(mut v) => {
+            for x in v.iter_mut() {
+                *x = whole(*x as f64)?;
             }
-        })
-        .collect()
+            Ok(v)
+        }
+        None if h.datatype == 16 => each(data, big, f32::from_le_bytes)?
+            .into_iter()
+            .map(|x| whole(x.into()))
+            .collect(),
+        None => each(data, big, f64::from_le_bytes)?
+            .into_iter()
+            .map(whole)
+            .collect(),
+    }
 }
 
 /// A NIfTI file's label volume, in C order.
@@ -242,13 +252,18 @@ pub(crate) fn read(bytes: &[u8]) -> Res<Array> {
         .checked_mul(size)
         .and_then(|d| d.checked_add(h.offset))
         .ok_or_else(|| format!("shape {:?} of {name}: its byte count overflows", h.shape))?;
-    let body;
-    let all: &[u8] = if gz {
-        body = inflate(bytes, need)?;
-        &body
+    let v = if gz {
+        // The inflated bytes are dropped as soon as the labels are made.
+        let body = inflate(bytes, need)?;
+        stored(&h, &body, need, name, true)?
     } else {
-        bytes
+        stored(&h, bytes, need, name, false)?
     };
+    Ok(Array::Labels(to_c_order(v, &h.shape)?, h.shape))
+}
+
+/// The labels stored in `all[offset..need]`, or an error when the file holds less.
+fn stored(h: &Header, all: &[u8], need: usize, name: &str, gz: bool) -> Res<Vec<i64>> {
     if all.len() < need {
         return Err(format!(
             "shape {:?} of {name} from vox_offset {} needs {need} bytes, the {}file holds {}",
@@ -258,6 +273,5 @@ pub(crate) fn read(bytes: &[u8]) -> Res<Array> {
             all.len()
         ));
     }
-    let v = labels(&h, &all[h.offset..need])?;
-    Ok(Array::Labels(to_c_order(v, &h.shape), h.shape))
+    labels(h, &all[h.offset..need])
 }

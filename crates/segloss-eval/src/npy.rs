@@ -4,7 +4,7 @@
 //! order). The header's dict is parsed here (a Python literal of a few kinds), so that
 //! every size is checked against the file before anything is allocated.
 
-use crate::decode::{dim, elements, to_c_order, Array, Res};
+use crate::decode::{dim, elements, to_c_order, vec_for, Array, Res};
 
 /// A Python literal of the kinds a `.npy` header holds.
 #[derive(Debug, PartialEq)]
@@ -132,9 +132,11 @@ fn header(text: &[u8]) -> Res<Header> {
     let Lit::Dict(pairs) = p.value(0)? else {
         return Err("header: a dict expected".into());
     };
+    // A Python dict literal keeps the last of repeated keys.
     let get = |key: &str| {
         pairs
             .iter()
+            .rev()
             .find(|(k, _)| *k == Lit::Str(key.into()))
             .map(|(_, v)| v)
             .ok_or_else(|| format!("header: no '{key}'"))
@@ -171,7 +173,8 @@ fn header_text(bytes: &[u8]) -> Res<(&[u8], &[u8])> {
     }
     let (len, start): (usize, usize) = match bytes[6] {
         1 => (usize::from(u16::from_le_bytes([bytes[8], bytes[9]])), 10),
-        2 | 3 if bytes.len() >= 12 => {
+        2 | 3 if bytes.len() < 12 => return Err("truncated .npy header".into()),
+        2 | 3 => {
             let l = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
             (dim(l.into(), "header length")?, 12)
         }
@@ -189,18 +192,18 @@ fn header_text(bytes: &[u8]) -> Res<(&[u8], &[u8])> {
     Ok((&bytes[start..end], &bytes[end..]))
 }
 
-/// `n` elements of `N` bytes each from `data` (whose length was checked), converted.
-fn elems<const N: usize, T>(data: &[u8], n: usize, big: bool, f: fn([u8; N]) -> T) -> Vec<T> {
-    data.chunks_exact(N)
-        .take(n)
-        .map(|c| {
-            let mut b: [u8; N] = c.try_into().unwrap_or([0; N]);
-            if big {
-                b.reverse();
-            }
-            f(b)
-        })
-        .collect()
+/// `n` elements of `N` bytes each from `data` (whose length was checked), converted;
+/// an allocation the machine refuses is an error, not an abort.
+fn elems<const N: usize, T>(data: &[u8], n: usize, big: bool, f: fn([u8; N]) -> T) -> Res<Vec<T>> {
+    let mut out = vec_for(n)?;
+    out.extend(data.chunks_exact(N).take(n).map(|c| {
+        let mut b: [u8; N] = c.try_into().unwrap_or([0; N]);
+        if big {
+            b.reverse();
+        }
+        f(b)
+    }));
+    Ok(out)
 }
 
 /// An IEEE half's value.
@@ -241,9 +244,11 @@ pub(crate) fn read(bytes: &[u8]) -> Res<Array> {
         b'=' => cfg!(target_endian = "big"),
         _ => return Err(format!("dtype '{}': no byte order", h.descr)),
     };
-    let size: usize = h.descr[2..]
-        .parse()
-        .map_err(|_| format!("dtype '{}' not supported", h.descr))?;
+    // Bytes, not `str` slicing: a descr may hold any character.
+    let size: usize = std::str::from_utf8(&d[2..])
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .ok_or_else(|| format!("dtype '{}' not supported", h.descr))?;
     let n = elements(&h.shape)?;
     let need = n
         .checked_mul(size)
@@ -258,31 +263,32 @@ pub(crate) fn read(bytes: &[u8]) -> Res<Array> {
         })?;
     let data = &data[..need];
     let labels = |v: Vec<i64>| Array::Labels(v, h.shape.clone());
+    let scores = |v: Vec<f32>| Array::Scores(v, h.shape.clone());
     let array = match (d[1], size) {
-        (b'b', 1) => labels(data.iter().map(|&b| i64::from(b != 0)).collect()),
-        (b'i', 1) => labels(elems(data, n, big, |b: [u8; 1]| {
-            i8::from_le_bytes(b).into()
-        })),
-        (b'i', 2) => labels(elems(data, n, big, |b| i16::from_le_bytes(b).into())),
-        (b'i', 4) => labels(elems(data, n, big, |b| i32::from_le_bytes(b).into())),
-        (b'i', 8) => labels(elems(data, n, big, i64::from_le_bytes)),
-        (b'u', 1) => labels(data.iter().map(|&b| i64::from(b)).collect()),
-        (b'u', 2) => labels(elems(data, n, big, |b| u16::from_le_bytes(b).into())),
-        (b'u', 4) => labels(elems(data, n, big, |b| u32::from_le_bytes(b).into())),
+        (b'b', 1) => labels(elems(data, n, false, |b: [u8; 1]| i64::from(b[0] != 0))?),
+        (b'i', 1) => labels(elems(data, n, false, |b: [u8; 1]| i64::from(b[0] as i8))?),
+        (b'i', 2) => labels(elems(data, n, big, |b| i16::from_le_bytes(b).into())?),
+        (b'i', 4) => labels(elems(data, n, big, |b| i32::from_le_bytes(b).into())?),
+        (b'i', 8) => labels(elems(data, n, big, i64::from_le_bytes)?),
+        (b'u', 1) => labels(elems(data, n, false, |b: [u8; 1]| i64::from(b[0]))?),
+        (b'u', 2) => labels(elems(data, n, big, |b| u16::from_le_bytes(b).into())?),
+        (b'u', 4) => labels(elems(data, n, big, |b| u32::from_le_bytes(b).into())?),
         (b'u', 8) => {
-            let v = elems(data, n, big, u64::from_le_bytes);
-            let v: Result<Vec<i64>, _> = v.into_iter().map(i64::try_from).collect();
-            labels(v.map_err(|_| "a uint64 label above 2^63 - 1".to_string())?)
+            // Out of i64's range: marked -1 here, refused below (no second buffer).
+            let v = elems(data, n, big, |b| {
+                i64::try_from(u64::from_le_bytes(b)).unwrap_or(-1)
+            })?;
+            let too_big = data
+                .chunks_exact(8)
+                .any(|c| c[if big { 0 } else { 7 }] & 0x80 != 0);
+            if too_big {
+                return Err("a uint64 label above 2^63 - 1".into());
+            }
+            labels(v)
         }
-        (b'f', 2) => Array::Scores(
-            elems(data, n, big, |b| f16_to_f32(u16::from_le_bytes(b))),
-            h.shape.clone(),
-        ),
-        (b'f', 4) => Array::Scores(elems(data, n, big, f32::from_le_bytes), h.shape.clone()),
-        (b'f', 8) => Array::Scores(
-            elems(data, n, big, |b| f64::from_le_bytes(b) as f32),
-            h.shape.clone(),
-        ),
+        (b'f', 2) => scores(elems(data, n, big, |b| f16_to_f32(u16::from_le_bytes(b)))?),
+        (b'f', 4) => scores(elems(data, n, big, f32::from_le_bytes)?),
+        (b'f', 8) => scores(elems(data, n, big, |b| f64::from_le_bytes(b) as f32)?),
         _ => {
             return Err(format!(
                 "dtype '{}' not supported (booleans, integers or floats)",
@@ -292,8 +298,8 @@ pub(crate) fn read(bytes: &[u8]) -> Res<Array> {
     };
     Ok(match (array, h.fortran) {
         (a, false) => a,
-        (Array::Labels(v, s), true) => Array::Labels(to_c_order(v, &s), s),
-        (Array::Scores(v, s), true) => Array::Scores(to_c_order(v, &s), s),
+        (Array::Labels(v, s), true) => Array::Labels(to_c_order(v, &s)?, s),
+        (Array::Scores(v, s), true) => Array::Scores(to_c_order(v, &s)?, s),
     })
 }
 
@@ -334,6 +340,27 @@ mod tests {
         assert_eq!(v, vec![1.0, -2.0, 2f32.powi(-24)]);
         let b = npy("|b1", false, "(2,)", &[0, 1]);
         assert_eq!(read(&b), Ok(Array::Labels(vec![0, 1], vec![2])));
+    }
+
+    #[test]
+    fn repeated_keys_take_the_last_as_python_does() {
+        // fortran_order True, then False: NumPy reads C order.
+        let text =
+            "{'descr': '|u1', 'fortran_order': True, 'shape': (2, 3), 'fortran_order': False}\n";
+        let mut b = b"\x93NUMPY\x01\x00".to_vec();
+        b.extend((text.len() as u16).to_le_bytes());
+        b.extend(text.as_bytes());
+        b.extend([0, 1, 2, 3, 4, 5]);
+        assert_eq!(
+            read(&b),
+            Ok(Array::Labels(vec![0, 1, 2, 3, 4, 5], vec![2, 3]))
+        );
+        // A non-ASCII dtype is refused, not sliced inside a character.
+        let odd = npy("<\u{e9}4", false, "(1,)", &[0; 8]);
+        assert!(read(&odd).unwrap_err().contains("not supported"));
+        // A uint64 above i64::MAX is refused.
+        let big = npy("<u8", false, "(1,)", &u64::MAX.to_le_bytes());
+        assert!(read(&big).is_err());
     }
 
     #[test]

@@ -37,7 +37,7 @@ pub struct Args {
     #[arg(long, value_name = "C")]
     classes: usize,
     /// A label value that counts nowhere (e.g. 255).
-    #[arg(long = "ignore-index", value_name = "K")]
+    #[arg(long = "ignore-index", value_name = "K", allow_negative_numbers = true)]
     ignore: Option<i64>,
     /// Also the mean of the worst Q % of images (I) and per class (C); repeatable.
     #[arg(long, value_name = "Q")]

@@ -203,11 +203,30 @@ def dataset():
                  os.path.join(base, "target_niigz", f"{name}.nii.gz"))
 
 
+def review_files():
+    """Cases found in review (issue 34): NIfTI-2 whose end-of-line check is zeros (nibabel
+    reads it with a warning), a header extension (data after it, at vox_offset), and a
+    .npy header whose repeated key Python resolves to the last value."""
+    b = bytearray(open(os.path.join(OUT, "nii2_3d.nii"), "rb").read())
+    b[8:12] = b"\0" * 4
+    open(os.path.join(OUT, "nii2_eol_zero.nii"), "wb").write(bytes(b))
+    record("nii2_eol_zero.nii", oracle_nii, "NIfTI-2, eol_check zeros")
+    img = nib.Nifti1Image(labels((3, 4, 2), 3, np.uint8), np.eye(4))
+    img.header.extensions.append(nib.nifti1.Nifti1Extension(6, b"a comment, 16+ B"))
+    nib.save(img, os.path.join(OUT, "nii_extension.nii.gz"))
+    record("nii_extension.nii.gz", oracle_nii, "a header extension before the data")
+    h = b"{'descr': '|u1', 'fortran_order': True, 'shape': (2, 3), 'fortran_order': False}\n"
+    b = b"\x93NUMPY\x01\x00" + struct.pack("<H", len(h)) + h + bytes(range(6))
+    open(os.path.join(OUT, "npy_repeated_key.npy"), "wb").write(b)
+    record("npy_repeated_key.npy", oracle_npy, "fortran_order given twice (the last wins)")
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     npy_files()
     nifti_files()
     dataset()
+    review_files()
     with open(os.path.join(HERE, "manifest.json"), "w") as f:
         json.dump({"numpy": np.__version__, "nibabel": nib.__version__, "files": manifest},
                   f, indent=0)
