@@ -7,7 +7,7 @@ use segloss::monai::{GeneralizedDiceFocalLoss, GeneralizedDiceLoss};
 use segloss::{Batch, Context, GdlWeight, Loss, LossOptions, Reduction, Shape};
 use serde_json::Value;
 
-use super::{f64s, id, same_len, Report};
+use super::{f64s, same_len, Report};
 
 const REL: f64 = 1e-4;
 const ABS: f64 = 1e-6;
@@ -63,18 +63,13 @@ pub fn options(case: &Value) -> Result<LossOptions, String> {
     })
 }
 
-/// Runs every case of `doc` on `ctx`.
-pub async fn run(ctx: &Context, doc: &Value, report: &mut Report) {
-    for case in doc["cases"].as_array().into_iter().flatten() {
-        report.cases += 1;
-        let id = id(case);
-        if let Err(e) = check(ctx, case, &id, report).await {
-            report.fail(&id, e);
-        }
-    }
-}
-
-async fn check(ctx: &Context, case: &Value, id: &str, report: &mut Report) -> Result<(), String> {
+/// Checks one case on `ctx`, noting its errors in `report`.
+pub(crate) async fn check(
+    ctx: &Context,
+    case: &Value,
+    id: &str,
+    report: &mut Report,
+) -> Result<(), String> {
     let dims: Vec<usize> = f64s(case, "shape")?.iter().map(|&d| d as usize).collect();
     let shape = Shape::new(&dims).map_err(|e| e.to_string())?;
     let x: Vec<f32> = f64s(case, "input")?.iter().map(|&v| v as f32).collect();

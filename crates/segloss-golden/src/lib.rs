@@ -193,9 +193,20 @@ pub async fn run(ctx: &Context, family: &str, name: &str, text: &str) -> Report 
     };
     match kind(&doc) {
         Some(Kind::Loss) => losses::run(ctx, name, text, &mut report).await,
-        Some(Kind::Gdl) => gdl::run(ctx, &doc, &mut report).await,
-        Some(Kind::Metrics) => metrics::run(ctx, &doc, &mut report).await,
-        Some(Kind::Multilabel) => multilabel::run(ctx, &doc, &mut report).await,
+        Some(kind) => {
+            for case in doc["cases"].as_array().into_iter().flatten() {
+                report.cases += 1;
+                let id = id(case);
+                let r = match kind {
+                    Kind::Gdl => gdl::check(ctx, case, &id, &mut report).await,
+                    Kind::Metrics => metrics::check(ctx, case, &id, &mut report).await,
+                    _ => multilabel::check(ctx, case, &id, &mut report).await,
+                };
+                if let Err(e) = r {
+                    report.fail(&id, e);
+                }
+            }
+        }
         None => report.fail(
             name,
             "no cases of a known kind (loss `spec`, GDL `peer_args.w_type`, metrics `jdt`, multi-label `smp_tp`)",

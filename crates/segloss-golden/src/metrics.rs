@@ -10,20 +10,9 @@ use segloss::metrics::{Labels, Metrics, MetricsState, Prediction};
 use segloss::{Context, Shape};
 use serde_json::Value;
 
-use super::{f64s, id, number, same_len, Report};
+use super::{f64s, number, same_len, Report};
 
 const WHAT: &str = "metric error (absolute)";
-
-/// Runs every case of `doc` on `ctx`.
-pub async fn run(ctx: &Context, doc: &Value, report: &mut Report) {
-    for case in doc["cases"].as_array().into_iter().flatten() {
-        report.cases += 1;
-        let id = id(case);
-        if let Err(e) = check(ctx, case, &id, report).await {
-            report.fail(&id, e);
-        }
-    }
-}
 
 /// Counts the case's prediction against its labels on `ctx`, with `ignore`.
 fn count(ctx: &Context, case: &Value, ignore: Option<i64>) -> Result<Metrics, String> {
@@ -54,7 +43,13 @@ fn count(ctx: &Context, case: &Value, ignore: Option<i64>) -> Result<Metrics, St
     Ok(m)
 }
 
-async fn check(ctx: &Context, case: &Value, id: &str, report: &mut Report) -> Result<(), String> {
+/// Checks one case on `ctx`, noting its errors in `report`.
+pub(crate) async fn check(
+    ctx: &Context,
+    case: &Value,
+    id: &str,
+    report: &mut Report,
+) -> Result<(), String> {
     let mut m = count(ctx, case, case["ignore_index"].as_i64())?;
     let r = m.result_async().await.map_err(|e| e.to_string())?;
     let j = &case["jdt"];

@@ -7,20 +7,15 @@ use segloss::metrics::{Labels, Metrics, Prediction};
 use segloss::{Context, Shape};
 use serde_json::Value;
 
-use super::{f64s, id, same_len, Report};
+use super::{f64s, same_len, Report};
 
-/// Runs every case of `doc` on `ctx`.
-pub async fn run(ctx: &Context, doc: &Value, report: &mut Report) {
-    for case in doc["cases"].as_array().into_iter().flatten() {
-        report.cases += 1;
-        let id = id(case);
-        if let Err(e) = check(ctx, case, &id, report).await {
-            report.fail(&id, e);
-        }
-    }
-}
-
-async fn check(ctx: &Context, case: &Value, id: &str, report: &mut Report) -> Result<(), String> {
+/// Checks one case on `ctx`, noting its errors in `report`.
+pub(crate) async fn check(
+    ctx: &Context,
+    case: &Value,
+    id: &str,
+    report: &mut Report,
+) -> Result<(), String> {
     let dims: Vec<usize> = f64s(case, "shape")?.iter().map(|&d| d as usize).collect();
     let shape = Shape::new(&dims).map_err(|e| e.to_string())?;
     let scores: Vec<f32> = f64s(case, "scores")?.iter().map(|&v| v as f32).collect();
