@@ -90,6 +90,47 @@ pub(crate) fn vec_for<T>(n: usize) -> Res<Vec<T>> {
     Ok(v)
 }
 
+/// The `N`-byte words of `data` (little-endian, or big with `big`), each converted by
+/// `f`: the one element loop of both readers. An allocation the machine refuses is an
+/// error, not an abort.
+pub(crate) fn words<const N: usize, T>(
+    data: &[u8],
+    big: bool,
+    f: impl Fn([u8; N]) -> T,
+) -> Res<Vec<T>> {
+    let mut out = vec_for(data.len() / N)?;
+    out.extend(data.chunks_exact(N).map(|c| {
+        let mut b: [u8; N] = c.try_into().unwrap_or([0; N]);
+        if big {
+            b.reverse();
+        }
+        f(b)
+    }));
+    Ok(out)
+}
+
+/// Integers of `size` bytes (1, 2, 4 or 8), signed or not, as labels; `None` for another
+/// size. A uint64 above 2^63 - 1 is an error.
+pub(crate) fn ints(data: &[u8], big: bool, signed: bool, size: usize) -> Option<Res<Vec<i64>>> {
+    Some(match (signed, size) {
+        (true, 1) => words(data, big, |b: [u8; 1]| i64::from(b[0] as i8)),
+        (false, 1) => words(data, big, |b: [u8; 1]| i64::from(b[0])),
+        (true, 2) => words(data, big, |b| i16::from_le_bytes(b).into()),
+        (false, 2) => words(data, big, |b| u16::from_le_bytes(b).into()),
+        (true, 4) => words(data, big, |b| i32::from_le_bytes(b).into()),
+        (false, 4) => words(data, big, |b| u32::from_le_bytes(b).into()),
+        (true, 8) => words(data, big, i64::from_le_bytes),
+        (false, 8) => words(data, big, u64::from_le_bytes).and_then(|v| {
+            match v.iter().find(|&&x| i64::try_from(x).is_err()) {
+                Some(x) => Err(format!("a uint64 label {x} above 2^63 - 1")),
+                // Same size: the vector's memory is reused.
+                None => Ok(v.into_iter().map(|x| x as i64).collect()),
+            }
+        }),
+        _ => return None,
+    })
+}
+
 /// `data` (column-major, the first axis fastest: NIfTI's order, NumPy's
 /// `fortran_order`) in row-major order for the same `shape`.
 pub(crate) fn to_c_order<T: Copy>(data: Vec<T>, shape: &[usize]) -> Res<Vec<T>> {

@@ -8,7 +8,7 @@
 
 use std::io::Read;
 
-use crate::decode::{dim, elements, to_c_order, vec_for, Array, Res};
+use crate::decode::{dim, elements, ints, to_c_order, words, Array, Res};
 
 /// The header fields segloss reads.
 struct Header {
@@ -123,25 +123,42 @@ fn header(b: &[u8]) -> Res<Header> {
     })
 }
 
-/// A data type's size in bytes and name, for the types a label map can have.
-fn data_type(code: i16) -> Res<(usize, &'static str)> {
+/// A data type's element (integer: signed, bytes; or float: bytes) and name, for the
+/// types a label map can have.
+fn data_type(code: i16) -> Res<(Elem, &'static str)> {
+    use Elem::{Float, Int};
     Ok(match code {
-        2 => (1, "uint8"),
-        256 => (1, "int8"),
-        4 => (2, "int16"),
-        512 => (2, "uint16"),
-        8 => (4, "int32"),
-        768 => (4, "uint32"),
-        16 => (4, "float32"),
-        1024 => (8, "int64"),
-        1280 => (8, "uint64"),
-        64 => (8, "float64"),
+        2 => (Int(false, 1), "uint8"),
+        256 => (Int(true, 1), "int8"),
+        4 => (Int(true, 2), "int16"),
+        512 => (Int(false, 2), "uint16"),
+        8 => (Int(true, 4), "int32"),
+        768 => (Int(false, 4), "uint32"),
+        1024 => (Int(true, 8), "int64"),
+        1280 => (Int(false, 8), "uint64"),
+        16 => (Float(4), "float32"),
+        64 => (Float(8), "float64"),
         c => {
             return Err(format!(
                 "NIfTI data type {c} not supported (an integer or float label map expected)"
             ))
         }
     })
+}
+
+/// A stored element: an integer (signed, bytes) or a float (bytes).
+#[derive(Clone, Copy)]
+enum Elem {
+    Int(bool, usize),
+    Float(usize),
+}
+
+impl Elem {
+    fn size(self) -> usize {
+        match self {
+            Elem::Int(_, s) | Elem::Float(s) => s,
+        }
+    }
 }
 
 /// The file's bytes up to `need`: a `.nii` as it is, a `.nii.gz` decompressed no
@@ -156,40 +173,14 @@ fn inflate(bytes: &[u8], need: usize) -> Res<Vec<u8>> {
     Ok(out)
 }
 
-/// The values of `N` bytes in `data`, as f64 or i64 through `f`; an allocation the
-/// machine refuses is an error, not an abort.
-fn each<const N: usize, T>(data: &[u8], big: bool, f: impl Fn([u8; N]) -> T) -> Res<Vec<T>> {
-    let mut out = vec_for(data.len() / N)?;
-    out.extend(data.chunks_exact(N).map(|c| {
-        let mut b: [u8; N] = c.try_into().unwrap_or([0; N]);
-        if big {
-            b.reverse();
-        }
-        f(b)
-    }));
-    Ok(out)
-}
-
 /// The stored values as labels: integers as they are, floats (and scaled values) only
 /// where they are whole numbers.
-fn labels(h: &Header, data: &[u8]) -> Res<Vec<i64>> {
+fn labels(h: &Header, elem: Elem, data: &[u8]) -> Res<Vec<i64>> {
     let big = h.big;
-    let ints: Option<Vec<i64>> = match h.datatype {
-        2 => Some(each(data, big, |b: [u8; 1]| i64::from(b[0]))?),
-        256 => Some(each(data, big, |b: [u8; 1]| i64::from(b[0] as i8))?),
-        4 => Some(each(data, big, |b| i16::from_le_bytes(b).into())?),
-        512 => Some(each(data, big, |b| u16::from_le_bytes(b).into())?),
-        8 => Some(each(data, big, |b| i32::from_le_bytes(b).into())?),
-        768 => Some(each(data, big, |b| u32::from_le_bytes(b).into())?),
-        1024 => Some(each(data, big, i64::from_le_bytes)?),
-        1280 => {
-            let v = each(data, big, u64::from_le_bytes)?;
-            if let Some(x) = v.iter().find(|&&x| i64::try_from(x).is_err()) {
-                return Err(format!("a uint64 value {x} above 2^63 - 1"));
-            }
-            Some(v.into_iter().map(|x| x as i64).collect())
-        }
-        _ => None,
+    let ints: Option<Vec<i64>> = match elem {
+        // data_type gives 1, 2, 4 or 8 bytes: `ints` knows each.
+        Elem::Int(signed, size) => Some(ints(data, big, signed, size).ok_or("integer size")??),
+        Elem::Float(_) => None,
     };
     // nibabel: a zero or non-finite slope means "no scaling"; a valid slope with a
     // non-finite intercept is an error.
@@ -225,11 +216,11 @@ fn labels(h: &Header, data: &[u8]) -> Res<Vec<i64>> {
             }
             Ok(v)
         }
-        None if h.datatype == 16 => each(data, big, f32::from_le_bytes)?
+        None if elem.size() == 4 => words(data, big, f32::from_le_bytes)?
             .into_iter()
             .map(|x| whole(x.into()))
             .collect(),
-        None => each(data, big, f64::from_le_bytes)?
+        None => words(data, big, f64::from_le_bytes)?
             .into_iter()
             .map(whole)
             .collect(),
@@ -246,7 +237,8 @@ pub(crate) fn read(bytes: &[u8]) -> Res<Array> {
         bytes[..bytes.len().min(540)].to_vec()
     };
     let h = header(&head)?;
-    let (size, name) = data_type(h.datatype)?;
+    let (elem, name) = data_type(h.datatype)?;
+    let size = elem.size();
     let n = elements(&h.shape)?;
     let need = n
         .checked_mul(size)
@@ -255,15 +247,15 @@ pub(crate) fn read(bytes: &[u8]) -> Res<Array> {
     let v = if gz {
         // The inflated bytes are dropped as soon as the labels are made.
         let body = inflate(bytes, need)?;
-        stored(&h, &body, need, name, true)?
+        stored(&h, elem, &body, need, name, true)?
     } else {
-        stored(&h, bytes, need, name, false)?
+        stored(&h, elem, bytes, need, name, false)?
     };
     Ok(Array::Labels(to_c_order(v, &h.shape)?, h.shape))
 }
 
 /// The labels stored in `all[offset..need]`, or an error when the file holds less.
-fn stored(h: &Header, all: &[u8], need: usize, name: &str, gz: bool) -> Res<Vec<i64>> {
+fn stored(h: &Header, elem: Elem, all: &[u8], need: usize, name: &str, gz: bool) -> Res<Vec<i64>> {
     if all.len() < need {
         return Err(format!(
             "shape {:?} of {name} from vox_offset {} needs {need} bytes, the {}file holds {}",
@@ -273,5 +265,5 @@ fn stored(h: &Header, all: &[u8], need: usize, name: &str, gz: bool) -> Res<Vec<
             all.len()
         ));
     }
-    labels(h, &all[h.offset..need])
+    labels(h, elem, &all[h.offset..need])
 }

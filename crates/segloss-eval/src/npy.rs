@@ -4,7 +4,7 @@
 //! order). The header's dict is parsed here (a Python literal of a few kinds), so that
 //! every size is checked against the file before anything is allocated.
 
-use crate::decode::{dim, elements, to_c_order, vec_for, Array, Res};
+use crate::decode::{dim, elements, ints, to_c_order, words, Array, Res};
 
 /// A Python literal of the kinds a `.npy` header holds.
 #[derive(Debug, PartialEq)]
@@ -192,20 +192,6 @@ fn header_text(bytes: &[u8]) -> Res<(&[u8], &[u8])> {
     Ok((&bytes[start..end], &bytes[end..]))
 }
 
-/// `n` elements of `N` bytes each from `data` (whose length was checked), converted;
-/// an allocation the machine refuses is an error, not an abort.
-fn elems<const N: usize, T>(data: &[u8], n: usize, big: bool, f: fn([u8; N]) -> T) -> Res<Vec<T>> {
-    let mut out = vec_for(n)?;
-    out.extend(data.chunks_exact(N).take(n).map(|c| {
-        let mut b: [u8; N] = c.try_into().unwrap_or([0; N]);
-        if big {
-            b.reverse();
-        }
-        f(b)
-    }));
-    Ok(out)
-}
-
 /// An IEEE half's value.
 pub(crate) fn f16_to_f32(h: u16) -> f32 {
     let (s, e, m) = (
@@ -262,39 +248,24 @@ pub(crate) fn read(bytes: &[u8]) -> Res<Array> {
             )
         })?;
     let data = &data[..need];
+    let unsupported = || {
+        format!(
+            "dtype '{}' not supported (booleans, integers or floats)",
+            h.descr
+        )
+    };
     let labels = |v: Vec<i64>| Array::Labels(v, h.shape.clone());
     let scores = |v: Vec<f32>| Array::Scores(v, h.shape.clone());
     let array = match (d[1], size) {
-        (b'b', 1) => labels(elems(data, n, false, |b: [u8; 1]| i64::from(b[0] != 0))?),
-        (b'i', 1) => labels(elems(data, n, false, |b: [u8; 1]| i64::from(b[0] as i8))?),
-        (b'i', 2) => labels(elems(data, n, big, |b| i16::from_le_bytes(b).into())?),
-        (b'i', 4) => labels(elems(data, n, big, |b| i32::from_le_bytes(b).into())?),
-        (b'i', 8) => labels(elems(data, n, big, i64::from_le_bytes)?),
-        (b'u', 1) => labels(elems(data, n, false, |b: [u8; 1]| i64::from(b[0]))?),
-        (b'u', 2) => labels(elems(data, n, big, |b| u16::from_le_bytes(b).into())?),
-        (b'u', 4) => labels(elems(data, n, big, |b| u32::from_le_bytes(b).into())?),
-        (b'u', 8) => {
-            // Out of i64's range: marked -1 here, refused below (no second buffer).
-            let v = elems(data, n, big, |b| {
-                i64::try_from(u64::from_le_bytes(b)).unwrap_or(-1)
-            })?;
-            let too_big = data
-                .chunks_exact(8)
-                .any(|c| c[if big { 0 } else { 7 }] & 0x80 != 0);
-            if too_big {
-                return Err("a uint64 label above 2^63 - 1".into());
-            }
-            labels(v)
-        }
-        (b'f', 2) => scores(elems(data, n, big, |b| f16_to_f32(u16::from_le_bytes(b)))?),
-        (b'f', 4) => scores(elems(data, n, big, f32::from_le_bytes)?),
-        (b'f', 8) => scores(elems(data, n, big, |b| f64::from_le_bytes(b) as f32)?),
-        _ => {
-            return Err(format!(
-                "dtype '{}' not supported (booleans, integers or floats)",
-                h.descr
-            ))
-        }
+        (b'b', 1) => labels(words(data, false, |b: [u8; 1]| i64::from(b[0] != 0))?),
+        (k @ (b'i' | b'u'), _) => match ints(data, big, k == b'i', size) {
+            Some(v) => labels(v?),
+            None => return Err(unsupported()),
+        },
+        (b'f', 2) => scores(words(data, big, |b| f16_to_f32(u16::from_le_bytes(b)))?),
+        (b'f', 4) => scores(words(data, big, f32::from_le_bytes)?),
+        (b'f', 8) => scores(words(data, big, |b| f64::from_le_bytes(b) as f32)?),
+        _ => return Err(unsupported()),
     };
     Ok(match (array, h.fortran) {
         (a, false) => a,
