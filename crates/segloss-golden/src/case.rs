@@ -293,7 +293,8 @@ impl Case {
     }
 }
 
-fn rel(a: f64, b: f64) -> f64 {
+/// |a − b| / max(|b|, 1e-12): the golden files' relative error.
+pub(crate) fn rel(a: f64, b: f64) -> f64 {
     (a - b).abs() / b.abs().max(1e-12)
 }
 

@@ -7,6 +7,7 @@ use segloss::monai::{GeneralizedDiceFocalLoss, GeneralizedDiceLoss};
 use segloss::{Batch, Context, GdlWeight, Loss, LossOptions, Reduction, Shape};
 use serde_json::Value;
 
+use super::case::rel;
 use super::{f64s, same_len, Report};
 
 const REL: f64 = 1e-4;
@@ -126,8 +127,4 @@ pub(crate) async fn check(
         }
     }
     Ok(())
-}
-
-fn rel(a: f64, b: f64) -> f64 {
-    (a - b).abs() / b.abs().max(1e-12)
 }

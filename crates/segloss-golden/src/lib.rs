@@ -58,19 +58,6 @@ pub fn text(name: &str) -> Option<&'static str> {
         .map(|(_, _, t)| *t)
 }
 
-/// Runs the embedded golden file `name` on `ctx` (see [`run`]); an unknown name is a
-/// report with one failure.
-pub async fn run_file(ctx: &Context, name: &str) -> Report {
-    match FILES.iter().find(|(_, n, _)| *n == name) {
-        Some((family, name, text)) => run(ctx, family, name, text).await,
-        None => {
-            let mut r = Report::new(name);
-            r.fail(name, "no such embedded golden file");
-            r
-        }
-    }
-}
-
 /// The largest error of one kind seen in a family, and the case it came from.
 pub struct Worst {
     /// What was measured, e.g. "value error (relative)".
