@@ -57,19 +57,37 @@ fn rank(t: wgpu::DeviceType, pref: wgpu::PowerPreference) -> u8 {
 /// rule for `request_adapter` under `WGPU_POWER_PREF` (the first adapter, or the first
 /// of the preferred device type). Two identical adapters keep their own indices.
 pub fn default_index(adapters: &[wgpu::Adapter]) -> Result<usize> {
-    let infos: Vec<wgpu::AdapterInfo> = adapters.iter().map(wgpu::Adapter::get_info).collect();
-    if let Ok(name) = std::env::var("WGPU_ADAPTER_NAME") {
+    let infos: Vec<(String, wgpu::DeviceType)> = adapters
+        .iter()
+        .map(|a| {
+            let i = a.get_info();
+            (i.name, i.device_type)
+        })
+        .collect();
+    pick(
+        &infos,
+        std::env::var("WGPU_ADAPTER_NAME").ok().as_deref(),
+        wgpu::PowerPreference::from_env().unwrap_or_default(),
+    )
+}
+
+/// [`default_index`]'s rule over (name, device type) pairs, without the environment.
+fn pick(
+    infos: &[(String, wgpu::DeviceType)],
+    name: Option<&str>,
+    pref: wgpu::PowerPreference,
+) -> Result<usize> {
+    if let Some(name) = name {
         let want = name.to_lowercase();
         return infos
             .iter()
-            .position(|i| i.name.to_lowercase().contains(&want))
+            .position(|(n, _)| n.to_lowercase().contains(&want))
             .ok_or_else(|| {
                 Error::NoAdapter(format!("no adapter name contains WGPU_ADAPTER_NAME={name}"))
             });
     }
-    let pref = wgpu::PowerPreference::from_env().unwrap_or_default();
     (0..infos.len())
-        .min_by_key(|&k| (rank(infos[k].device_type, pref), k))
+        .min_by_key(|&k| (rank(infos[k].1, pref), k))
         .ok_or_else(|| Error::NoAdapter("wgpu finds no adapter here".into()))
 }
 
@@ -136,5 +154,44 @@ impl Context {
             .await
             .map_err(|e| Error::NoAdapter(e.to_string()))?;
         Self::on_adapter_async(&adapter).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wgpu::{DeviceType as D, PowerPreference as P};
+
+    fn infos(list: &[(&str, D)]) -> Vec<(String, D)> {
+        list.iter().map(|(n, t)| (n.to_string(), *t)).collect()
+    }
+
+    #[test]
+    fn the_rule_of_wgpus_request_adapter() {
+        let a = infos(&[
+            ("llvmpipe", D::Cpu),
+            ("GPU A", D::DiscreteGpu),
+            ("iGPU", D::IntegratedGpu),
+            ("GPU A", D::DiscreteGpu),
+        ]);
+        // No preference: the first, whatever its type.
+        assert_eq!(pick(&a, None, P::None).ok(), Some(0));
+        // A preference sorts by type, stably: of two identical GPUs, the first.
+        assert_eq!(pick(&a, None, P::HighPerformance).ok(), Some(1));
+        assert_eq!(pick(&a, None, P::LowPower).ok(), Some(2));
+        // A name (any case) wins over the preference; the first that contains it.
+        assert_eq!(pick(&a, Some("gpu a"), P::LowPower).ok(), Some(1));
+        assert!(matches!(
+            pick(&a, Some("nvidia"), P::None),
+            Err(Error::NoAdapter(_))
+        ));
+        assert!(matches!(pick(&[], None, P::None), Err(Error::NoAdapter(_))));
+        // Other, virtual and CPU adapters come after GPUs, in that order.
+        let b = infos(&[
+            ("cpu", D::Cpu),
+            ("virt", D::VirtualGpu),
+            ("other", D::Other),
+        ]);
+        assert_eq!(pick(&b, None, P::HighPerformance).ok(), Some(2));
     }
 }
