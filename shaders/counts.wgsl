@@ -4,7 +4,7 @@
 // multi-label scores [B, C, N] cut per class (score ≥ cut); the targets a label map
 // [B, N] or one-hot / multi-hot f32 [B, C, N] (each value 0 or 1).
 // Dispatch: per window of pixels, (groups, rows) with rows = B · class chunks folded into
-// two dimensions; each invocation takes PX pixels. A workgroup counts into a histogram
+// two dimensions; each invocation takes params.px pixels. A workgroup counts into a histogram
 // of its chunk's classes in workgroup memory (integer atomics: exact and deterministic),
 // then adds it to the global counts. CPU twin: `metrics::count` in src/metrics/count.rs.
 
@@ -20,6 +20,8 @@ struct CountParams {
     pixel_base: u32,  // this window's first pixel
     multi_hot: u32,   // 1: `label_map` holds f32 one-hot / multi-hot [B, C, N]
     cut: f32,         // scores = 2: class c predicted where its score ≥ cut
+    px: u32,          // pixels per invocation (px × the classes a pixel loops over
+                      // stays within llvmpipe's loop budget)
 }
 
 @group(0) @binding(0) var<storage, read> params: CountParams;
@@ -31,7 +33,6 @@ struct CountParams {
 // [B] kept pixels (multi-hot targets, counted by each image's first class chunk).
 @group(0) @binding(4) var<storage, read_write> counts: array<atomic<u32>>;
 
-const PX: u32 = 4u;          // pixels per invocation
 const CHUNK: u32 = 1024u;    // classes per workgroup row
 const DIM_MAX: u32 = 65535u;
 var<workgroup> hist: array<atomic<u32>, 3072>;
@@ -135,27 +136,14 @@ fn count_per_class(b: u32, i: u32, c_lo: u32, c_hi: u32) {
     }
 }
 
-@compute @workgroup_size(WG)
-fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+// Each of this invocation's pixels into the row's histogram.
+fn count_each(b: u32, gx: u32, t: u32, c_lo: u32, c_hi: u32) {
     let C = params.classes;
-    let chunks = (C + CHUNK - 1u) / CHUNK;
-    let row = wid.y + wid.z * DIM_MAX;
-    if row >= params.batch * chunks {
-        return;
-    }
-    let b = row / chunks;
-    let c_lo = (row % chunks) * CHUNK;
-    let c_hi = min(c_lo + CHUNK, C);
-    let t = lid.x;
-    for (var j = t; j < 3u * CHUNK; j += WG) {
-        atomicStore(&hist[j], 0u);
-    }
-    if t == 0u {
-        atomicStore(&kept, 0u);
-    }
-    workgroupBarrier();
-    for (var k = 0u; k < PX; k++) {
-        let i = params.pixel_base + (wid.x * PX + k) * WG + t;
+    var run_p = 0u;
+    var run_y = 0u;
+    var run = 0u;
+    for (var k = 0u; k < params.px; k++) {
+        let i = params.pixel_base + (gx * params.px + k) * WG + t;
         if i >= params.pixels || !keep(b, i) {
             continue;
         }
@@ -178,16 +166,58 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
         if p >= C {
             continue;
         }
-        if p >= c_lo && p < c_hi {
-            atomicAdd(&hist[3u * (p - c_lo) + 1u], 1u);
-            if p == y {
-                atomicAdd(&hist[3u * (p - c_lo)], 1u);
-            }
+        // Label maps come in regions: a run of equal (prediction, label) pairs is
+        // counted in a register and added once (fewer atomics, less contention).
+        if p == run_p && y == run_y {
+            run += 1u;
+            continue;
         }
-        if y >= c_lo && y < c_hi {
-            atomicAdd(&hist[3u * (y - c_lo) + 2u], 1u);
+        add_run(run_p, run_y, run, c_lo, c_hi);
+        run_p = p;
+        run_y = y;
+        run = 1u;
+    }
+    add_run(run_p, run_y, run, c_lo, c_hi);
+}
+
+// Adds `n` pixels predicted p and labelled y to the row's histogram.
+fn add_run(p: u32, y: u32, n: u32, c_lo: u32, c_hi: u32) {
+    if n == 0u {
+        return;
+    }
+    if p >= c_lo && p < c_hi {
+        atomicAdd(&hist[3u * (p - c_lo) + 1u], n);
+        if p == y {
+            atomicAdd(&hist[3u * (p - c_lo)], n);
         }
     }
+    if y >= c_lo && y < c_hi {
+        atomicAdd(&hist[3u * (y - c_lo) + 2u], n);
+    }
+}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let C = params.classes;
+    let chunks = (C + CHUNK - 1u) / CHUNK;
+    let row = wid.y + wid.z * DIM_MAX;
+    if row >= params.batch * chunks {
+        return;
+    }
+    let b = row / chunks;
+    let c_lo = (row % chunks) * CHUNK;
+    let c_hi = min(c_lo + CHUNK, C);
+    let t = lid.x;
+    // Only the row's classes: clearing all 3 · CHUNK words would cost more than the
+    // counting itself for a few classes.
+    for (var j = t; j < 3u * (c_hi - c_lo); j += WG) {
+        atomicStore(&hist[j], 0u);
+    }
+    if t == 0u {
+        atomicStore(&kept, 0u);
+    }
+    workgroupBarrier();
+    count_each(b, wid.x, t, c_lo, c_hi);
     workgroupBarrier();
     if t == 0u && params.multi_hot != 0u && c_lo == 0u {
         let k = atomicLoad(&kept);

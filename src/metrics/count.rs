@@ -4,6 +4,34 @@
 use super::state::ImageCounts;
 use crate::error::{Error, Result};
 
+/// Where [`super::Metrics::update`] counts the host slices it is given, on a GPU
+/// context.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Counting {
+    /// On the host when the context's adapter is a CPU (lavapipe, SwiftShader, WARP,
+    /// llvmpipe through GL: `wgpu::DeviceType::Cpu`), where the slices are already in
+    /// the memory the "device" would count from and native code counts them several
+    /// times faster than the adapter's compiled shader (docs/metrics.md gives the
+    /// figures); on the device otherwise.
+    #[default]
+    Auto,
+    /// Always on the device (uploaded, counted by `shaders/counts.wgsl`).
+    Device,
+    /// Always on the host (the CPU context's counting).
+    Host,
+}
+
+impl Counting {
+    /// Whether host slices are counted on the host on an adapter described by `info`.
+    pub fn on_host(self, info: &wgpu::AdapterInfo) -> bool {
+        match self {
+            Counting::Auto => info.device_type == wgpu::DeviceType::Cpu,
+            Counting::Device => false,
+            Counting::Host => true,
+        }
+    }
+}
+
 /// A prediction: a label map `[B, S...]`, scores `[B, C, S...]` (argmax over the
 /// classes, the first maximum), or multi-label scores cut per class at a threshold.
 #[derive(Clone, Copy, Debug)]

@@ -5,10 +5,12 @@
 use super::state::ImageCounts;
 use crate::context::Gpu;
 use crate::error::{Error, Result};
-use crate::kernels::counts::{Bindings, CountParams, PX};
+use crate::kernels::counts::{pixels_per_invocation, Bindings, CountParams, CHUNK};
 use crate::kernels::fold;
 use crate::record::{range, scratch};
-use crate::shape::mask_buffer_bytes;
+use crate::resident::{check_buffer, check_offset, check_owned};
+use crate::shape::{ignore_word, mask_buffer_bytes};
+use super::Prediction;
 use crate::transfer::upload;
 
 /// A batch's counts on the device, not yet read back.
@@ -127,6 +129,74 @@ pub(crate) struct CountInput<'a> {
     pub pixels: usize,
 }
 
+/// Checks a GPU-resident batch's buffers (device, mapping, usage, size, offset)
+/// and turns it into the counts kernel's input.
+pub(crate) fn resident_input<'a>(
+    gpu: &Gpu,
+    batch: &GpuMetricBatch<'a>,
+    ignore_index: Option<i64>,
+) -> Result<CountInput<'a>> {
+    let (pred, kind) = match batch.pred {
+        GpuPrediction::Labels(p) => (p, PredKind::Labels),
+        GpuPrediction::Scores(p) => (p, PredKind::Argmax),
+        GpuPrediction::Threshold {
+            scores,
+            threshold,
+            sigmoid,
+        } => (
+            scores,
+            PredKind::Threshold(Prediction::cut(threshold, sigmoid)?),
+        ),
+    };
+    let (target, multi_hot) = match batch.target {
+        GpuLabels::Index(t) => (t, false),
+        GpuLabels::MultiHot(t) => (t, true),
+    };
+    let shape = batch.shape;
+    if kind == PredKind::Argmax && shape.classes() > crate::kernels::counts::MAX_SCORED_CLASSES
+    {
+        return Err(Error::TooLarge(format!(
+            "scored predictions over more than {} classes: pass label maps",
+            crate::kernels::counts::MAX_SCORED_CLASSES
+        )));
+    }
+    let words = |per_class: bool| {
+        4 * if per_class {
+            shape.len()
+        } else {
+            shape.map_len()
+        } as u64
+    };
+    let mask_need = mask_buffer_bytes(shape.map_len()) as u64;
+    let mask = batch.mask.map(|m| ("mask", m, mask_need));
+    let named = [
+        ("pred", pred, words(kind != PredKind::Labels)),
+        ("target", target, words(multi_hot)),
+    ];
+    let align = u64::from(gpu.device.limits().min_storage_buffer_offset_alignment).max(4);
+    let mut probed: Vec<&wgpu::Buffer> = Vec::new();
+    for (name, s, need) in named.into_iter().chain(mask) {
+        check_buffer(name, s, need, wgpu::BufferUsages::STORAGE)?;
+        check_offset(name, s, align)?;
+        if !probed.contains(&s.buffer()) {
+            check_owned(gpu, name, s.buffer())?;
+            probed.push(s.buffer());
+        }
+    }
+    Ok(CountInput {
+        pred,
+        kind,
+        target,
+        multi_hot,
+        mask: batch.mask,
+        ignore: ignore_word(ignore_index),
+        batch: shape.batch(),
+        classes: shape.classes(),
+        pixels: shape.pixels(),
+    })
+}
+
+
 /// Records the counting of one batch into `encoder`.
 pub(crate) fn record(
     gpu: &Gpu,
@@ -156,9 +226,13 @@ pub(crate) fn record(
     let counts = scratch(dev, "segloss.counts", 4 * (3 * b * c + 1 + b) as u64, usage);
     let placeholder = scratch(dev, "segloss.placeholder", 16, wgpu::BufferUsages::STORAGE);
     let wg = gpu.kernels.geometry().wg;
-    let per_group = (wg * PX) as usize;
+    let per_class = input.multi_hot || matches!(input.kind, PredKind::Threshold(_));
+    let argmax = input.kind == PredKind::Argmax;
+    let cpu = gpu.info.device_type == wgpu::DeviceType::Cpu;
+    let px = pixels_per_invocation(c, per_class, argmax, cpu);
+    let per_group = (wg * px) as usize;
     let window = per_group * crate::kernels::DIM_MAX as usize;
-    let rows = b * c.div_ceil(1024);
+    let rows = b * c.div_ceil(CHUNK);
     let (y, z) = fold(rows);
     for base in (0..n).step_by(window) {
         let len = window.min(n - base);
@@ -180,6 +254,7 @@ pub(crate) fn record(
             has_ignore: u32::from(input.ignore.is_some()),
             has_mask: u32::from(input.mask.is_some()),
             pixel_base: base as u32,
+            px,
         };
         let params = upload(
             dev,

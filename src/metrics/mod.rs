@@ -36,15 +36,14 @@ pub mod smp;
 mod soft;
 mod state;
 
-pub use count::{Labels, Prediction};
+pub use count::{Counting, Labels, Prediction};
 pub use result::{ImageScore, MetricsResult, WorstCase};
 pub use state::{ImageCounts, MetricsState};
 
 use crate::context::{Context, Gpu, Inner};
 use crate::error::{Error, Result};
-use crate::resident::{check_buffer, check_offset, check_owned};
 use crate::shape::{
-    check_len, ignore_u32, ignore_word, index_from_i64, mask_buffer_bytes, mask_bytes, Shape,
+    check_len, ignore_u32, index_from_i64, mask_bytes, Shape,
 };
 use crate::transfer::upload;
 use gpu::{CountInput, DeviceCounts, PredKind};
@@ -65,6 +64,7 @@ pub struct Metrics {
     ignore_index: Option<i64>,
     state: MetricsState,
     pending: Vec<DeviceCounts>,
+    counting: Counting,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -90,7 +90,25 @@ impl Metrics {
             ignore_index,
             state: MetricsState::new(classes),
             pending: Vec::new(),
+            counting: Counting::Auto,
         })
+    }
+
+    /// Where [`Metrics::update`] counts host slices on a GPU context (default
+    /// [`Counting::Auto`]). GPU-resident batches ([`Metrics::encode`], [`Metrics::run`])
+    /// are always counted on their device.
+    pub fn with_counting(mut self, counting: Counting) -> Self {
+        self.counting = counting;
+        self
+    }
+
+    /// Whether [`Metrics::update`] counts host slices on the host: the CPU context, or
+    /// [`Counting::Host`], or [`Counting::Auto`] on a CPU adapter.
+    pub fn counts_on_host(&self) -> bool {
+        match &*self.ctx.inner {
+            Inner::Cpu => true,
+            Inner::Gpu(gpu) => self.counting.on_host(&gpu.info),
+        }
     }
 
     fn pending_images(&self) -> usize {
@@ -158,8 +176,8 @@ impl Metrics {
         };
         let ctx = self.ctx.clone();
         let gpu = match &*ctx.inner {
-            Inner::Cpu => return cpu(self),
-            Inner::Gpu(gpu) => gpu,
+            Inner::Gpu(gpu) if !self.counting.on_host(&gpu.info) => gpu,
+            _ => return cpu(self),
         };
         if matches!(pred, Prediction::Scores(_)) && c > crate::kernels::counts::MAX_SCORED_CLASSES {
             // Scored predictions over many classes: counted on the host.
@@ -243,7 +261,7 @@ impl Metrics {
             return Err(Error::NotOnGpu);
         };
         gpu.check_alive()?;
-        let input = self.gpu_input(gpu, batch)?;
+        let input = gpu::resident_input(gpu, batch, self.ignore_index)?;
         let counts = crate::api::scoped(gpu, || gpu::record(gpu, encoder, &input))?;
         self.pending.push(counts);
         Ok(())
@@ -258,73 +276,10 @@ impl Metrics {
             return Err(Error::NotOnGpu);
         };
         gpu.check_alive()?;
-        let input = self.gpu_input(gpu, batch)?;
+        let input = gpu::resident_input(gpu, batch, self.ignore_index)?;
         let counts = crate::api::scoped(gpu, || submit(gpu, &input))?;
         self.pending.push(counts);
         Ok(())
-    }
-
-    /// Checks a GPU-resident batch's buffers (device, mapping, usage, size, offset)
-    /// and turns it into the counts kernel's input.
-    fn gpu_input<'a>(&self, gpu: &Gpu, batch: &GpuMetricBatch<'a>) -> Result<CountInput<'a>> {
-        let (pred, kind) = match batch.pred {
-            GpuPrediction::Labels(p) => (p, PredKind::Labels),
-            GpuPrediction::Scores(p) => (p, PredKind::Argmax),
-            GpuPrediction::Threshold {
-                scores,
-                threshold,
-                sigmoid,
-            } => (
-                scores,
-                PredKind::Threshold(Prediction::cut(threshold, sigmoid)?),
-            ),
-        };
-        let (target, multi_hot) = match batch.target {
-            GpuLabels::Index(t) => (t, false),
-            GpuLabels::MultiHot(t) => (t, true),
-        };
-        let shape = batch.shape;
-        if kind == PredKind::Argmax && shape.classes() > crate::kernels::counts::MAX_SCORED_CLASSES
-        {
-            return Err(Error::TooLarge(format!(
-                "scored predictions over more than {} classes: pass label maps",
-                crate::kernels::counts::MAX_SCORED_CLASSES
-            )));
-        }
-        let words = |per_class: bool| {
-            4 * if per_class {
-                shape.len()
-            } else {
-                shape.map_len()
-            } as u64
-        };
-        let mask_need = mask_buffer_bytes(shape.map_len()) as u64;
-        let mask = batch.mask.map(|m| ("mask", m, mask_need));
-        let named = [
-            ("pred", pred, words(kind != PredKind::Labels)),
-            ("target", target, words(multi_hot)),
-        ];
-        let align = u64::from(gpu.device.limits().min_storage_buffer_offset_alignment).max(4);
-        let mut probed: Vec<&wgpu::Buffer> = Vec::new();
-        for (name, s, need) in named.into_iter().chain(mask) {
-            check_buffer(name, s, need, wgpu::BufferUsages::STORAGE)?;
-            check_offset(name, s, align)?;
-            if !probed.contains(&s.buffer()) {
-                check_owned(gpu, name, s.buffer())?;
-                probed.push(s.buffer());
-            }
-        }
-        Ok(CountInput {
-            pred,
-            kind,
-            target,
-            multi_hot,
-            mask: batch.mask,
-            ignore: ignore_word(self.ignore_index),
-            batch: shape.batch(),
-            classes: shape.classes(),
-            pixels: shape.pixels(),
-        })
     }
 
     /// Appends images counted on the host, after those still on the device.

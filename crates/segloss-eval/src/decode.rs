@@ -133,34 +133,86 @@ pub(crate) fn ints(data: &[u8], big: bool, signed: bool, size: usize) -> Option<
 
 /// `data` (column-major, the first axis fastest: NIfTI's order, NumPy's
 /// `fortran_order`) in row-major order for the same `shape`.
+///
+/// Reversing the axes is, for each index of the middle axes, a transpose of the plane
+/// of the first and the last axis; it goes tile by tile so that both the reads and the
+/// writes stay in cache (element by element, the writes of a 256×256×128 volume land
+/// 32 KiB apart and the transpose took longer than inflating the file).
 pub(crate) fn to_c_order<T: Copy>(data: Vec<T>, shape: &[usize]) -> Res<Vec<T>> {
+    // 8 × 8 tiles: a tile's 8 output rows lie a power of two apart in a volume (the
+    // same cache set), and caches hold 8 such lines; larger tiles measured slower
+    // (uint8 256×256×128: tiles of 8, 16, 32 took 1 : 1.3 : 1.7).
+    let tile = 8;
     if data.is_empty() || shape.iter().filter(|&&d| d > 1).count() < 2 {
         return Ok(data); // a vector (or nothing): both orders agree
     }
-    // Row-major strides (no overflow: their product is data.len()), visited in
-    // column-major order with a running counter.
+    // Strides (no overflow: each is at most data.len()): row-major for the output,
+    // column-major for the input.
     let nd = shape.len();
-    let mut strides = vec![1usize; nd];
-    for k in (0..nd.saturating_sub(1)).rev() {
-        strides[k] = strides[k + 1] * shape[k + 1];
+    let mut c_stride = vec![1usize; nd];
+    for k in (0..nd - 1).rev() {
+        c_stride[k] = c_stride[k + 1] * shape[k + 1];
     }
+    let mut f_stride = vec![1usize; nd];
+    for k in 1..nd {
+        f_stride[k] = f_stride[k - 1] * shape[k - 1];
+    }
+    let (first, last) = (shape[0], shape[nd - 1]);
+    let (out_first, in_last) = (c_stride[0], f_stride[nd - 1]);
+    let middle = &shape[1..nd - 1];
+    let planes: usize = middle.iter().product();
     let mut out = vec_for(data.len())?;
     out.resize(data.len(), data[0]);
-    let mut idx = vec![0usize; nd];
-    let mut at = 0usize;
-    for &v in &data {
-        out[at] = v;
-        for k in 0..nd {
+    let mut idx = vec![0usize; middle.len()];
+    let (mut from, mut to) = (0usize, 0usize); // the plane's offsets
+    for _ in 0..planes {
+        for x0 in (0..first).step_by(tile) {
+            let xs = x0..first.min(x0 + tile);
+            for z0 in (0..last).step_by(tile) {
+                for z in z0..last.min(z0 + tile) {
+                    let src = &data[from + z * in_last..];
+                    for x in xs.clone() {
+                        out[to + x * out_first + z] = src[x];
+                    }
+                }
+            }
+        }
+        // The next index of the middle axes (the first fastest, as the input).
+        for k in 0..middle.len() {
             idx[k] += 1;
-            at += strides[k];
-            if idx[k] < shape[k] {
+            from += f_stride[k + 1];
+            to += c_stride[k + 1];
+            if idx[k] < middle[k] {
                 break;
             }
-            at -= strides[k] * shape[k];
+            from -= f_stride[k + 1] * middle[k];
+            to -= c_stride[k + 1] * middle[k];
             idx[k] = 0;
         }
     }
     Ok(out)
+}
+
+/// The bytes of elements of `size` bytes (1, 2, 4 or 8) stored column-major, in
+/// row-major order for `shape`: reordered before they are widened into labels (an
+/// eighth of the bytes of the i64 labels to move for a uint8 volume).
+pub(crate) fn c_order_bytes(data: &[u8], size: usize, shape: &[usize]) -> Res<Vec<u8>> {
+    fn each<const N: usize>(data: &[u8], shape: &[usize]) -> Res<Vec<u8>> {
+        let mut v: Vec<[u8; N]> = vec_for(data.len() / N)?;
+        v.extend(data.chunks_exact(N).map(|c| {
+            let mut w = [0u8; N];
+            w.copy_from_slice(c);
+            w
+        }));
+        Ok(to_c_order(v, shape)?.concat())
+    }
+    match size {
+        1 => to_c_order(data.to_vec(), shape),
+        2 => each::<2>(data, shape),
+        4 => each::<4>(data, shape),
+        8 => each::<8>(data, shape),
+        _ => Err(format!("{size}-byte elements")),
+    }
 }
 
 /// The array of the file `name` from its bytes: `.npy` by its extension (any case),

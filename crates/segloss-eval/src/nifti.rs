@@ -8,7 +8,7 @@
 
 use std::io::Read;
 
-use crate::decode::{dim, elements, ints, to_c_order, words, Array, Res};
+use crate::decode::{c_order_bytes, dim, elements, ints, words, Array, Res};
 
 /// The header fields segloss reads.
 struct Header {
@@ -251,7 +251,7 @@ pub(crate) fn read(bytes: &[u8]) -> Res<Array> {
     } else {
         stored(&h, elem, bytes, need, name, false)?
     };
-    Ok(Array::Labels(to_c_order(v, &h.shape)?, h.shape))
+    Ok(Array::Labels(v, h.shape))
 }
 
 /// The labels stored in `all[offset..need]`, or an error when the file holds less.
@@ -265,5 +265,7 @@ fn stored(h: &Header, elem: Elem, all: &[u8], need: usize, name: &str, gz: bool)
             all.len()
         ));
     }
-    labels(h, elem, &all[h.offset..need])
+    // NIfTI stores x fastest: reordered to C order while still in bytes.
+    let data = c_order_bytes(&all[h.offset..need], elem.size(), &h.shape)?;
+    labels(h, elem, &data)
 }

@@ -1,60 +1,9 @@
-//! A prediction checked against its target, and the results as `evaluate`'s JSON.
+//! Stage 5 of `evaluate`: the results as its JSON object and its Markdown table, and
+//! the `--worst` keys they are reported under.
 
-use segloss::metrics::{Labels, MetricsResult, Prediction, WorstCase};
-use segloss::Shape;
 use serde_json::{json, Value};
 
-use crate::Array;
-
-/// One checked pair: the metrics update of a prediction and its target.
-#[derive(Debug)]
-pub struct Pair<'a> {
-    /// `[1, C, S...]`.
-    pub shape: Shape,
-    /// The prediction (a label map, or scores `[C, S...]` taken by argmax).
-    pub pred: Prediction<'a>,
-    /// The target label map.
-    pub target: Labels<'a>,
-}
-
-/// Checks a prediction against its target (an integer label map of the same spatial
-/// shape; scores must be `[C, S...]`) and gives the metrics update; an error names the
-/// file at fault (`pred_file` or `target_file`).
-pub fn pair<'a>(
-    classes: usize,
-    (pred, pred_file): (&'a Array, &str),
-    (target, target_file): (&'a Array, &str),
-) -> Result<Pair<'a>, String> {
-    let Array::Labels(label, s) = target else {
-        return Err(format!(
-            "{target_file}: a float target, an integer label map expected"
-        ));
-    };
-    let (spatial, p) = match pred {
-        Array::Labels(p, ps) => (&ps[..], Prediction::LabelsI64(p)),
-        Array::Scores(x, ps) => {
-            if ps.first() != Some(&classes) {
-                return Err(format!(
-                    "{pred_file}: scores of shape {ps:?}, [{classes}, S...] expected"
-                ));
-            }
-            (&ps[1..], Prediction::Scores(x))
-        }
-    };
-    if spatial != &s[..] {
-        return Err(format!(
-            "{pred_file}: spatial shape {spatial:?}, the target's is {s:?}"
-        ));
-    }
-    let mut dims = vec![1, classes];
-    dims.extend(s);
-    let shape = Shape::new(&dims).map_err(|e| format!("{pred_file}: {e}"))?;
-    Ok(Pair {
-        shape,
-        pred: p,
-        target: Labels::I64(label),
-    })
-}
+use crate::Counted;
 
 /// `--worst` values (percentages in (0, 100]) with their keys as written.
 pub fn parse_worst(qs: &[String]) -> Result<Vec<(String, f64)>, String> {
@@ -78,13 +27,9 @@ fn num(v: f64) -> Value {
 
 /// The results as `segloss evaluate --json` writes them: mIoU / mDice at dataset (`_d`),
 /// image (`_i`) and class (`_c`) level, per class, the worst cases by key, per image by
-/// name (`names` in the order the images were added).
-pub fn report(
-    classes: usize,
-    r: &MetricsResult,
-    worst: &[(String, WorstCase)],
-    names: &[String],
-) -> Value {
+/// name.
+pub fn report(classes: usize, counted: &Counted) -> Value {
+    let (r, worst, names) = (&counted.result, &counted.worst, &counted.names);
     let opt = |v: &Option<f64>| v.map_or(Value::Null, num);
     let worst: serde_json::Map<String, Value> = worst
         .iter()
@@ -106,4 +51,24 @@ pub fn report(
             "name": n, "miou": opt(&s.miou), "mdice": opt(&s.mdice)
         })).collect::<Vec<_>>(),
     })
+}
+
+/// The results as `segloss evaluate` prints them: a header line, then a Markdown table
+/// of mIoU / mDice by level and the worst cases by key.
+pub fn table(classes: usize, on: &str, counted: &Counted) -> Vec<String> {
+    let (r, worst) = (&counted.result, &counted.worst);
+    let mut lines = vec![
+        format!("{} images, {classes} classes ({on})", r.images),
+        "| level | mIoU | mDice |\n|---|---:|---:|".to_string(),
+        format!("| dataset | {:.4} | {:.4} |", r.miou_d, r.mdice_d),
+        format!("| image | {:.4} | {:.4} |", r.miou_i, r.mdice_i),
+        format!("| class | {:.4} | {:.4} |", r.miou_c, r.mdice_c),
+    ];
+    for (key, w) in worst {
+        lines.push(format!(
+            "| worst {key}% | I {:.4} / C {:.4} | I {:.4} / C {:.4} |",
+            w.miou_i, w.miou_c, w.mdice_i, w.mdice_c
+        ));
+    }
+    lines
 }

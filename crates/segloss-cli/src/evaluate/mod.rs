@@ -2,17 +2,22 @@
 //! (or the CPU reference). It prints a table (a progress bar over the files on stderr)
 //! and, with `--json`, writes the results; any bad file is an error naming it, and no
 //! JSON is written then.
+//!
+//! The pipeline, one stage per module: list ([`list`]) → decode ([`stream`], on its own
+//! thread, a bounded queue ahead) → pair → count → report (`segloss-eval`, shared with
+//! the browser page).
 
-mod read;
+mod list;
+mod stream;
 
 use std::path::PathBuf;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use segloss::metrics::Metrics;
+use segloss::metrics::Counting;
+use segloss_eval::Counter;
 
 use crate::adapter::{self, AdapterArgs};
 use crate::{AnyResult, Outcome};
-use read::{files, read};
 
 /// `segloss evaluate`'s arguments.
 #[derive(clap::Args, Debug)]
@@ -108,61 +113,52 @@ impl JsonOut {
 pub fn run(args: Args) -> AnyResult<Outcome> {
     let json = JsonOut::new(&args.json)?;
     let c = args.classes;
-    let (preds, others) = files(&args.pred)?;
-    let (targets, _) = files(&args.target)?;
-    if let Some(n) = targets.keys().find(|n| !preds.contains_key(*n)) {
-        return Err(format!("{}: no prediction named {n}", args.pred.display()).into());
-    }
-    if let Some(n) = preds.keys().find(|n| !targets.contains_key(*n)) {
-        return Err(format!("{}: no target named {n}", args.target.display()).into());
-    }
-    if preds.is_empty() {
-        // Both folders are empty of arrays: no images is an error, not a perfect score.
-        return Err(format!(
-            "{}: no .npy, .nii or .nii.gz file ({others} other entries)",
-            args.pred.display()
-        )
-        .into());
-    }
+    let jobs = list::pairs(&args.pred, &args.target)?;
     let worst = segloss_eval::parse_worst(&args.worst)?;
-    let ctx = adapter::context(&args.adapter)?;
-    let mut metrics = Metrics::new(&ctx, c, args.ignore)?;
-    let bar = ProgressBar::new(preds.len() as u64)
-        .with_style(ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}")?);
-    for (name, pp) in &preds {
-        bar.set_message(name.clone());
-        let tp = &targets[name];
-        let (target, pred) = (read(tp)?, read(pp)?);
-        let (pf, tf) = (pp.display().to_string(), tp.display().to_string());
-        let p = segloss_eval::pair(c, (&pred, &pf), (&target, &tf))?;
-        // Read back per file, so that an error names the pair at fault.
-        metrics
-            .update(&p.shape, p.pred, p.target, None)
-            .and_then(|()| metrics.state().map(|_| ()))
-            .map_err(|e| format!("{pf} / {tf}: {e}"))?;
+    // A named adapter or backend is counted on; otherwise the faster path: on a CPU
+    // adapter the host counts (the same integers), and no device is opened for it.
+    let named = args.adapter.backend.is_some() || args.adapter.adapter.is_some();
+    let counting = if named {
+        Counting::Device
+    } else {
+        Counting::Auto
+    };
+    let (ctx, host_for) = if args.adapter.cpu || named {
+        (adapter::context(&args.adapter)?, None)
+    } else {
+        match adapter::choose(&adapter::list(&args.adapter), &args.adapter)? {
+            Some((_, a)) if counting.on_host(&a.get_info()) => {
+                (segloss::Context::cpu(), Some(a.get_info().name))
+            }
+            Some((_, a)) => (adapter::open(&a)?, None),
+            None => {
+                eprintln!("{}", adapter::fallback_notice());
+                (segloss::Context::cpu(), None)
+            }
+        }
+    };
+    let mut counter = Counter::new(&ctx, c, args.ignore, counting)?;
+    let bar = ProgressBar::new(jobs.len() as u64).with_style(ProgressStyle::with_template(
+        "{bar:30} {pos}/{len} {per_sec} {msg}",
+    )?);
+    stream::each_pair(&jobs, |d| {
+        bar.set_message(d.name.clone());
+        let (pf, tf) = (&d.files.0, &d.files.1);
+        let p = segloss_eval::pair(c, (&d.pred, pf), (&d.target, tf))?;
+        counter.add(&d.name, (pf, tf), &p)?;
         bar.inc(1);
-    }
+        Ok(())
+    })?;
     bar.finish_and_clear();
-    let r = metrics.result()?;
-    let names: Vec<String> = preds.keys().cloned().collect();
-    json.line(&format!(
-        "{} images, {c} classes ({:?})",
-        r.images,
-        ctx.backend()
-    ));
-    json.line("| level | mIoU | mDice |\n|---|---:|---:|");
-    json.line(&format!("| dataset | {:.4} | {:.4} |", r.miou_d, r.mdice_d));
-    json.line(&format!("| image | {:.4} | {:.4} |", r.miou_i, r.mdice_i));
-    json.line(&format!("| class | {:.4} | {:.4} |", r.miou_c, r.mdice_c));
-    let mut worst_cases = Vec::new();
-    for (key, q) in worst {
-        let w = metrics.worst(q)?;
-        json.line(&format!(
-            "| worst {key}% | I {:.4} / C {:.4} | I {:.4} / C {:.4} |",
-            w.miou_i, w.miou_c, w.mdice_i, w.mdice_c
-        ));
-        worst_cases.push((key, w));
+    let on = match (ctx.backend(), host_for) {
+        (_, Some(adapter)) => format!("counted on the host: {adapter} is a CPU adapter"),
+        (segloss::Backend::Cpu, None) => "segloss's CPU reference".to_string(),
+        (segloss::Backend::Gpu { adapter, backend }, None) => format!("{adapter}, {backend:?}"),
+    };
+    let counted = counter.finish(&worst)?;
+    for line in segloss_eval::table(c, &on, &counted) {
+        json.line(&line);
     }
-    json.write(&segloss_eval::report(c, &r, &worst_cases, &names))?;
+    json.write(&segloss_eval::report(c, &counted))?;
     Ok(Outcome::Ok)
 }
