@@ -327,3 +327,59 @@ fn bad_inputs_name_the_file_and_write_no_json() {
         assert!(json.is_none(), "case {i} wrote JSON");
     }
 }
+
+#[test]
+fn every_counting_path_writes_the_same_json_and_stops_at_the_first_bad_pair() {
+    // 40 pairs through the streamed pipeline (more than the decode queue and than one
+    // device readback batch), one prediction as scores: the default (a CPU adapter
+    // counts on the host), a named adapter (counted by the shader) and the CPU
+    // reference write the same JSON.
+    let mut rng = Rng::new(35);
+    let c = 4;
+    let dir = tempdir("paths");
+    let dims = [48usize, 64];
+    let n = dims.iter().product::<usize>();
+    for i in 0..40 {
+        let mut label = Vec::with_capacity(n);
+        while label.len() < n {
+            let v = if rng.below(9) == 0 { 255 } else { rng.below(c) as u8 };
+            label.extend(std::iter::repeat_n(v, (1 + rng.below(30)).min(n - label.len())));
+        }
+        let name = format!("case{i:02}.npy");
+        write_npy(&dir.join("target").join(&name), "|u1", &dims, &label);
+        if i == 7 {
+            let s: Vec<f32> = (0..c * n).map(|_| rng.range(-2.0, 2.0) as f32).collect();
+            let sd = [c, dims[0], dims[1]];
+            let p = dir.join("pred").join(&name);
+            write_npy(&p, "<f4", &sd, bytemuck::cast_slice(&s));
+        } else {
+            let p: Vec<u8> = label
+                .iter()
+                .map(|&v| if v == 255 || rng.below(4) == 0 { rng.below(c) as u8 } else { v })
+                .collect();
+            write_npy(&dir.join("pred").join(&name), "|u1", &dims, &p);
+        }
+    }
+    let ignore = ["--ignore-index", "255"];
+    let (ok, text, auto) = run(&dir, c, &ignore);
+    assert!(ok, "{text}");
+    let auto = auto.unwrap();
+    assert_eq!(auto["images"], 40);
+    let (ok, text, device) = run(&dir, c, &[&ignore[..], &["--adapter", "0"]].concat());
+    assert!(ok, "{text}");
+    assert!(!text.contains("counted on the host"), "{text}");
+    assert_eq!(device.unwrap(), auto, "--adapter 0 vs the default");
+    let (ok, text, host) = run(&dir, c, &[&ignore[..], &["--cpu"]].concat());
+    assert!(ok, "{text}");
+    assert_eq!(host.unwrap(), auto, "--cpu vs the default");
+
+    // A label out of range in the 23rd target: an error naming it on every path, no
+    // JSON (the pairs before it were counted, the ones after it never decoded).
+    let bad = dir.join("target").join("case22.npy");
+    write_npy(&bad, "|u1", &dims, &vec![9u8; n]);
+    for extra in [&[][..], &["--adapter", "0"], &["--cpu"]] {
+        let (ok, text, json) = run(&dir, c, &[&ignore[..], extra].concat());
+        assert!(!ok && json.is_none(), "{extra:?}: {text}");
+        assert!(text.contains("case22.npy"), "{extra:?}: {text}");
+    }
+}

@@ -6,7 +6,7 @@
 
 use segloss::metrics::monai::{DiceMetric, MeanIoU, MetricReduction};
 use segloss::metrics::smp::{f1_score, get_stats, iou_score, SmpReduction};
-use segloss::metrics::{Labels, Metrics, MetricsState, Prediction};
+use segloss::metrics::{Counting, Labels, Metrics, MetricsState, Prediction};
 use segloss::{Context, Shape};
 use serde_json::Value;
 
@@ -37,7 +37,7 @@ fn count(ctx: &Context, case: &Value, ignore: Option<i64>) -> Result<Metrics, St
     } else {
         Prediction::Scores(&scores)
     };
-    let mut m = Metrics::new(ctx, c, ignore).map_err(|e| e.to_string())?;
+    let mut m = Metrics::new(ctx, c, ignore).map_err(|e| e.to_string())?.with_counting(Counting::Device);
     m.update(&shape, p, Labels::I64(&label), None)
         .map_err(|e| e.to_string())?;
     Ok(m)

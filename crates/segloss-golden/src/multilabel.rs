@@ -3,7 +3,7 @@
 //! `get_stats(mode="multilabel")` per image and class exactly, torchmetrics 1.9's
 //! `MultilabelJaccardIndex` / `MultilabelF1Score` per class within 1e-6.
 
-use segloss::metrics::{Labels, Metrics, Prediction};
+use segloss::metrics::{Counting, Labels, Metrics, Prediction};
 use segloss::{Context, Shape};
 use serde_json::Value;
 
@@ -25,7 +25,7 @@ pub(crate) async fn check(
         threshold: case["threshold"].as_f64().ok_or("no threshold")? as f32,
         sigmoid: case["sigmoid"].as_bool().unwrap_or(false),
     };
-    let mut m = Metrics::new(ctx, shape.classes(), None).map_err(|e| e.to_string())?;
+    let mut m = Metrics::new(ctx, shape.classes(), None).map_err(|e| e.to_string())?.with_counting(Counting::Device);
     m.update(&shape, pred, Labels::MultiHot(&target), None)
         .map_err(|e| e.to_string())?;
     let st = m.state_async().await.map_err(|e| e.to_string())?.clone();

@@ -1,11 +1,15 @@
-//! The page's `evaluate`: the request read from JavaScript, each pair decoded, checked
-//! and counted on the GPU, the results as `segloss evaluate --json` writes them.
+//! The page's `evaluate`: the request read from JavaScript (stage 1, the dropped files
+//! by name), then `segloss evaluate`'s stages from `segloss-eval`: each pair decoded,
+//! checked and counted (on the page's adapter, read back every
+//! `segloss_eval::READ_EVERY` pairs), the results as `segloss evaluate --json` writes
+//! them.
 
 use std::collections::BTreeMap;
 
 use js_sys::{Function, Object, Reflect, Uint8Array};
-use segloss::metrics::Metrics;
+use segloss::metrics::Counting;
 use segloss::Context;
+use segloss_eval::Counter;
 use serde_json::Value;
 use wasm_bindgen::{JsCast, JsValue};
 
@@ -81,21 +85,15 @@ pub async fn run(ctx: &Context, request: &JsValue) -> Result<Value, String> {
     if preds.is_empty() {
         return Err("no files: `pred` and `target` are empty".into());
     }
-    let mut metrics = Metrics::new(ctx, c, ignore).map_err(|e| e.to_string())?;
+    // The CLI's stages: decode → pair → count → report (segloss-eval).
+    let mut counter = Counter::new(ctx, c, ignore, Counting::Auto)?;
     let total = preds.len();
     for (i, (name, (pf, pb))) in preds.iter().enumerate() {
         let (tf, tb) = &targets[name];
         let target = segloss_eval::decode(tf, tb)?;
         let pred = segloss_eval::decode(pf, pb)?;
         let p = segloss_eval::pair(c, (&pred, pf), (&target, tf))?;
-        metrics
-            .update(&p.shape, p.pred, p.target, None)
-            .map_err(|e| format!("{pf} / {tf}: {e}"))?;
-        // Read back per pair, so that an error names the pair at fault.
-        metrics
-            .state_async()
-            .await
-            .map_err(|e| format!("{pf} / {tf}: {e}"))?;
+        counter.add_async(name, (pf, tf), &p).await?;
         if let Some(f) = &progress {
             let _ = f.call3(
                 &JsValue::NULL,
@@ -105,12 +103,6 @@ pub async fn run(ctx: &Context, request: &JsValue) -> Result<Value, String> {
             );
         }
     }
-    let r = metrics.result_async().await.map_err(|e| e.to_string())?;
-    let mut worst_cases = Vec::new();
-    for (key, q) in worst {
-        let w = metrics.worst_async(q).await.map_err(|e| e.to_string())?;
-        worst_cases.push((key, w));
-    }
-    let names: Vec<String> = preds.keys().cloned().collect();
-    Ok(segloss_eval::report(c, &r, &worst_cases, &names))
+    let counted = counter.finish_async(&worst).await?;
+    Ok(segloss_eval::report(c, &counted))
 }

@@ -8,7 +8,7 @@
 
 use segloss_golden as golden;
 
-use segloss::metrics::{Labels, Metrics, Prediction};
+use segloss::metrics::{Counting, Labels, Metrics, Prediction};
 use segloss::{Backend, Batch, Context, Error, Loss, LossOptions, Shape};
 use wasm_bindgen_test::{console_log, wasm_bindgen_test, wasm_bindgen_test_configure};
 
@@ -132,7 +132,7 @@ async fn bad_input_is_a_typed_error_and_the_context_stays_usable() {
     assert!(matches!(Context::new(), Err(Error::WouldBlock(_))));
     // Metrics: a label out of range, then a good batch on the same accumulator's context.
     let mshape = Shape::new(&[1, 3, 4]).unwrap();
-    let mut m = Metrics::new(&ctx, 3, None).unwrap();
+    let mut m = Metrics::new(&ctx, 3, None).unwrap().with_counting(Counting::Device);
     let bad = [0i64, 1, 9, 1];
     let pred = Prediction::LabelsI64(&[0, 1, 2, 1]);
     let e = m
@@ -145,7 +145,7 @@ async fn bad_input_is_a_typed_error_and_the_context_stays_usable() {
         .unwrap();
     let e = m.result_async().await.unwrap_err();
     assert!(matches!(e, Error::ClassIndexOutOfRange { .. }), "{e}");
-    let mut m = Metrics::new(&ctx, 3, None).unwrap();
+    let mut m = Metrics::new(&ctx, 3, None).unwrap().with_counting(Counting::Device);
     m.update(
         &mshape,
         Prediction::LabelsI64(&[0, 1, 2, 1]),
@@ -209,7 +209,7 @@ async fn resident_and_metrics_encode_calls_never_block() {
     let mshape = Shape::new(&[2, 3, 8]).unwrap();
     let pred: Vec<u32> = (0..16).map(|i| (i * 7 % 3) as u32).collect();
     let target: Vec<u32> = (0..16).map(|i| (i * 5 % 3) as u32).collect();
-    let mut want = Metrics::new(&ctx, 3, None).unwrap();
+    let mut want = Metrics::new(&ctx, 3, None).unwrap().with_counting(Counting::Device);
     want.update(&mshape, Prediction::Labels(&pred), Labels::U32(&target), None)
         .unwrap();
     let want = want.result_async().await.unwrap();
@@ -220,7 +220,7 @@ async fn resident_and_metrics_encode_calls_never_block() {
         target: GpuLabels::Index(tb.slice(..)),
         mask: None,
     };
-    let mut m = Metrics::new(&ctx, 3, None).unwrap();
+    let mut m = Metrics::new(&ctx, 3, None).unwrap().with_counting(Counting::Device);
     let mut encoder = ctx.device().unwrap().create_command_encoder(&Default::default());
     m.encode(&mut encoder, &gbatch).unwrap();
     ctx.queue().unwrap().submit([encoder.finish()]);
@@ -229,7 +229,7 @@ async fn resident_and_metrics_encode_calls_never_block() {
     assert_eq!(got.images, 4);
     assert_eq!(got.miou_d.to_bits(), want.miou_d.to_bits(), "{} vs {}", got.miou_d, want.miou_d);
     // A failed readback (the blocking form, refused here) keeps the pending counts.
-    let mut m = Metrics::new(&ctx, 3, None).unwrap();
+    let mut m = Metrics::new(&ctx, 3, None).unwrap().with_counting(Counting::Device);
     m.run(&gbatch).unwrap();
     assert!(matches!(m.result(), Err(Error::WouldBlock(_))));
     let again = m.result_async().await.unwrap();
