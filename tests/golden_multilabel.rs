@@ -10,7 +10,9 @@ mod common;
 
 use common::{f64s, zip_eq};
 
-use segloss::metrics::{Counting, GpuLabels, GpuMetricBatch, GpuPrediction, Labels, Metrics, Prediction};
+use segloss::metrics::{
+    Counting, GpuLabels, GpuMetricBatch, GpuPrediction, Labels, Metrics, Prediction,
+};
 use segloss::{Context, Error, Shape};
 use serde_json::Value;
 
@@ -74,7 +76,9 @@ fn check(id: &str, m: &mut Metrics, peer: &Value) {
 fn host(ctx: &Context) {
     for peer in cases() {
         let c = parse(&peer);
-        let mut m = Metrics::new(ctx, c.shape.classes(), None).unwrap().with_counting(Counting::Device);
+        let mut m = Metrics::new(ctx, c.shape.classes(), None)
+            .unwrap()
+            .with_counting(Counting::Device);
         // Two updates (the images split): the state accumulates.
         let per = c.shape.len() / c.shape.batch();
         let b = c.shape.batch();
@@ -116,7 +120,9 @@ fn multilabel_metrics_match_smp_and_torchmetrics_on_the_gpu() {
         words[at_y..at_y + n].copy_from_slice(&c.target);
         let all = common::storage(&ctx, &words);
         let range = |at: usize| all.slice(4 * at as u64..4 * (at + n) as u64);
-        let mut m = Metrics::new(&ctx, c.shape.classes(), None).unwrap().with_counting(Counting::Device);
+        let mut m = Metrics::new(&ctx, c.shape.classes(), None)
+            .unwrap()
+            .with_counting(Counting::Device);
         let mut enc = dev.create_command_encoder(&Default::default());
         let batch = GpuMetricBatch {
             shape: &c.shape,
@@ -154,8 +160,12 @@ fn argmax_predictions_against_one_hot_targets_equal_label_maps() {
     let mut contexts = vec![Context::cpu()];
     contexts.extend(common::gpu());
     for ctx in &contexts {
-        let mut one_hot = Metrics::new(ctx, k, None).unwrap().with_counting(Counting::Device);
-        let mut maps = Metrics::new(ctx, k, None).unwrap().with_counting(Counting::Device);
+        let mut one_hot = Metrics::new(ctx, k, None)
+            .unwrap()
+            .with_counting(Counting::Device);
+        let mut maps = Metrics::new(ctx, k, None)
+            .unwrap()
+            .with_counting(Counting::Device);
         let pred = Prediction::Scores(&c.scores);
         one_hot
             .update(&c.shape, pred, Labels::MultiHot(&c.target), None)
@@ -184,14 +194,18 @@ fn bad_multilabel_input_is_a_typed_error() {
             sigmoid: false,
         };
         // A soft value in a multi-hot target.
-        let mut m = Metrics::new(ctx, 2, None).unwrap().with_counting(Counting::Device);
+        let mut m = Metrics::new(ctx, 2, None)
+            .unwrap()
+            .with_counting(Counting::Device);
         let soft = [1.0f32, 0.0, 0.5, 1.0, 0.0, 1.0, 1.0, 0.0];
         let r = m
             .update(&shape, pred, Labels::MultiHot(&soft), None)
             .and_then(|_| m.result().map(|_| ()));
         assert!(matches!(r, Err(Error::NotBinary { .. })), "{r:?}");
         // A NaN score.
-        let mut m = Metrics::new(ctx, 2, None).unwrap().with_counting(Counting::Device);
+        let mut m = Metrics::new(ctx, 2, None)
+            .unwrap()
+            .with_counting(Counting::Device);
         let mut nan = scores;
         nan[3] = f32::NAN;
         let pred_nan = Prediction::Threshold {
@@ -205,7 +219,9 @@ fn bad_multilabel_input_is_a_typed_error() {
             .and_then(|_| m.result().map(|_| ()));
         assert!(matches!(r, Err(Error::NonFiniteInput { .. })), "{r:?}");
         // A threshold a sigmoid never reaches; a target of the wrong length.
-        let mut m = Metrics::new(ctx, 2, None).unwrap().with_counting(Counting::Device);
+        let mut m = Metrics::new(ctx, 2, None)
+            .unwrap()
+            .with_counting(Counting::Device);
         let never = Prediction::Threshold {
             scores: &scores,
             threshold: 1.0,

@@ -24,7 +24,9 @@ fn hand_checked_multiclass_definitions() {
     let pred = [0u32, 0, 1, 1, 2, 2, /**/ 0, 0, 0, 2, 2, 1];
     let label = [0u32, 1, 1, 1, 2, 255, /**/ 0, 0, 0, 0, 255, 255];
     for ctx in contexts() {
-        let mut m = Metrics::new(&ctx, 3, Some(255)).unwrap().with_counting(Counting::Device);
+        let mut m = Metrics::new(&ctx, 3, Some(255))
+            .unwrap()
+            .with_counting(Counting::Device);
         m.update(&shape, Prediction::Labels(&pred), Labels::U32(&label), None)
             .unwrap();
         let r = m.result().unwrap();
@@ -60,7 +62,9 @@ fn hand_checked_two_class_rule() {
     let pred = [1u32, 1, 0, 0, /**/ 0, 0, 0, 0, /**/ 1, 1, 1, 1];
     let label = [1u32, 0, 0, 1, /**/ 0, 0, 0, 0, /**/ 9, 9, 9, 9];
     for ctx in contexts() {
-        let mut m = Metrics::new(&ctx, 2, Some(9)).unwrap().with_counting(Counting::Device);
+        let mut m = Metrics::new(&ctx, 2, Some(9))
+            .unwrap()
+            .with_counting(Counting::Device);
         m.update(&shape, Prediction::Labels(&pred), Labels::U32(&label), None)
             .unwrap();
         let r = m.result().unwrap();
@@ -108,7 +112,9 @@ fn gpu_counts_equal_host_counts() {
         ] {
             let mut states = Vec::new();
             for ctx in [Context::cpu(), gpu.clone()] {
-                let mut m = Metrics::new(&ctx, c, Some(-100)).unwrap().with_counting(Counting::Device);
+                let mut m = Metrics::new(&ctx, c, Some(-100))
+                    .unwrap()
+                    .with_counting(Counting::Device);
                 m.update(&shape, p, Labels::I64(&label), Some(&mask))
                     .unwrap();
                 states.push(m.state().unwrap().clone());
@@ -131,9 +137,15 @@ fn sharded_accumulators_merge_to_one() {
         .collect();
     for ctx in contexts() {
         let shape = Shape::new(&[1, c, n]).unwrap();
-        let mut one = Metrics::new(&ctx, c, None).unwrap().with_counting(Counting::Device);
+        let mut one = Metrics::new(&ctx, c, None)
+            .unwrap()
+            .with_counting(Counting::Device);
         let mut workers: Vec<Metrics> = (0..3)
-            .map(|_| Metrics::new(&ctx, c, None).unwrap().with_counting(Counting::Device))
+            .map(|_| {
+                Metrics::new(&ctx, c, None)
+                    .unwrap()
+                    .with_counting(Counting::Device)
+            })
             .collect();
         for (i, (p, l)) in images.iter().enumerate() {
             one.update(&shape, Prediction::Labels(p), Labels::U32(l), None)
@@ -156,7 +168,9 @@ fn sharded_accumulators_merge_to_one() {
 fn bad_metric_input_is_a_typed_error() {
     for ctx in contexts() {
         let shape = Shape::new(&[1, 3, 4]).unwrap();
-        let mut m = Metrics::new(&ctx, 3, Some(255)).unwrap().with_counting(Counting::Device);
+        let mut m = Metrics::new(&ctx, 3, Some(255))
+            .unwrap()
+            .with_counting(Counting::Device);
         let bad_label = [0u32, 1, 7, 2];
         let r = m
             .update(
@@ -170,7 +184,9 @@ fn bad_metric_input_is_a_typed_error() {
             matches!(r, Err(Error::ClassIndexOutOfRange { .. })),
             "{r:?}"
         );
-        let mut m = Metrics::new(&ctx, 3, Some(255)).unwrap().with_counting(Counting::Device);
+        let mut m = Metrics::new(&ctx, 3, Some(255))
+            .unwrap()
+            .with_counting(Counting::Device);
         let r = m.update(
             &shape,
             Prediction::Labels(&[0, 1]),
@@ -193,7 +209,9 @@ fn bad_metric_input_is_a_typed_error() {
             .and_then(|_| m.result().map(|_| ()));
         assert!(matches!(r, Err(Error::NonFiniteInput { .. })), "{r:?}");
         // Still usable.
-        let mut m = Metrics::new(&ctx, 3, None).unwrap().with_counting(Counting::Device);
+        let mut m = Metrics::new(&ctx, 3, None)
+            .unwrap()
+            .with_counting(Counting::Device);
         m.update(
             &shape,
             Prediction::Labels(&[0, 1, 2, 0]),
@@ -229,18 +247,46 @@ fn every_counting_path_gives_the_same_integers() {
         panic!("no GPU adapter: this test needs one");
     };
     let mut rng = Rng::new(35);
-    for &(b, c, n) in &[(2usize, 19usize, 600_000usize), (1, 3, 70_001), (3, 1500, 2_000)] {
+    for &(b, c, n) in &[
+        (2usize, 19usize, 600_000usize),
+        (1, 3, 70_001),
+        (3, 1500, 2_000),
+    ] {
         let shape = Shape::new(&[b, c, n]).unwrap();
         let pred = regions(&mut rng, b * n, c, None);
         let label = regions(&mut rng, b * n, c, Some(255));
-        let scores: Vec<f32> = (0..b * c * n).map(|_| rng.range(-3.0, 3.0) as f32).collect();
+        let scores: Vec<f32> = (0..b * c * n)
+            .map(|_| rng.range(-3.0, 3.0) as f32)
+            .collect();
         let mask: Vec<bool> = (0..b * n).map(|_| rng.below(7) != 0).collect();
-        let multi: Vec<f32> = (0..b * c * n).map(|_| (rng.below(3) == 0) as u8 as f32).collect();
+        let multi: Vec<f32> = (0..b * c * n)
+            .map(|_| (rng.below(3) == 0) as u8 as f32)
+            .collect();
         let cases: Vec<(&str, Prediction<'_>, Labels<'_>, Option<&[bool]>)> = vec![
-            ("labels", Prediction::Labels(&pred), Labels::U32(&label), None),
-            ("labels+mask", Prediction::Labels(&pred), Labels::U32(&label), Some(&mask)),
-            ("argmax", Prediction::Scores(&scores), Labels::U32(&label), None),
-            ("multi-hot", Prediction::Labels(&pred), Labels::MultiHot(&multi), Some(&mask)),
+            (
+                "labels",
+                Prediction::Labels(&pred),
+                Labels::U32(&label),
+                None,
+            ),
+            (
+                "labels+mask",
+                Prediction::Labels(&pred),
+                Labels::U32(&label),
+                Some(&mask),
+            ),
+            (
+                "argmax",
+                Prediction::Scores(&scores),
+                Labels::U32(&label),
+                None,
+            ),
+            (
+                "multi-hot",
+                Prediction::Labels(&pred),
+                Labels::MultiHot(&multi),
+                Some(&mask),
+            ),
             (
                 "threshold",
                 Prediction::Threshold {
@@ -256,7 +302,9 @@ fn every_counting_path_gives_the_same_integers() {
             let states: Vec<MetricsState> = [Counting::Device, Counting::Host, Counting::Auto]
                 .into_iter()
                 .map(|counting| {
-                    let mut acc = Metrics::new(&gpu, c, Some(255)).unwrap().with_counting(counting);
+                    let mut acc = Metrics::new(&gpu, c, Some(255))
+                        .unwrap()
+                        .with_counting(counting);
                     acc.update(&shape, p, t, m).unwrap();
                     acc.state().unwrap().clone()
                 })
@@ -270,9 +318,15 @@ fn every_counting_path_gives_the_same_integers() {
     }
     // Auto counts on the host exactly on CPU adapters.
     let auto = Metrics::new(&gpu, 3, None).unwrap();
-    let cpu = gpu.adapter_info().is_some_and(|i| i.device_type == segloss::wgpu::DeviceType::Cpu);
+    let cpu = gpu
+        .adapter_info()
+        .is_some_and(|i| i.device_type == segloss::wgpu::DeviceType::Cpu);
     assert_eq!(auto.counts_on_host(), cpu);
-    let device = Metrics::new(&gpu, 3, None).unwrap().with_counting(Counting::Device);
+    let device = Metrics::new(&gpu, 3, None)
+        .unwrap()
+        .with_counting(Counting::Device);
     assert!(!device.counts_on_host());
-    assert!(Metrics::new(&Context::cpu(), 3, None).unwrap().counts_on_host());
+    assert!(Metrics::new(&Context::cpu(), 3, None)
+        .unwrap()
+        .counts_on_host());
 }

@@ -496,7 +496,9 @@ fn exhausted_device_memory_is_an_error_and_the_context_recovers() {
         );
         // The metrics' host path under the same exhaustion (two 400 MB uploads): a typed
         // error as well, not an abort inside wgpu.
-        let mut m = Metrics::new(&ctx, 4, None).unwrap().with_counting(Counting::Device);
+        let mut m = Metrics::new(&ctx, 4, None)
+            .unwrap()
+            .with_counting(Counting::Device);
         let r = m.update(&shape, Prediction::Scores(&x), Labels::MultiHot(&y), None);
         assert!(
             matches!(r, Err(Error::OutOfMemory(_) | Error::DeviceLost(_))),
@@ -549,7 +551,9 @@ fn exhausted_device_memory_is_an_error_and_the_context_recovers() {
         assert!((out.loss - 1.0 / 3.0).abs() <= 1e-6, "{}", out.loss);
         assert!(out.grad.unwrap().iter().all(|g| g.is_finite()));
         // The metrics work again too: one image, class k predicted where labelled.
-        let mut m = Metrics::new(&ctx, 3, None).unwrap().with_counting(Counting::Device);
+        let mut m = Metrics::new(&ctx, 3, None)
+            .unwrap()
+            .with_counting(Counting::Device);
         let s = Shape::new(&[1, 3, 4]).unwrap();
         let r = m.update(
             &s,

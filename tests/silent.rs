@@ -74,7 +74,9 @@ fn the_metrics_gpu_path_refuses_buffers_it_cannot_use() {
     let labels_f32: Vec<f32> = labels.iter().map(|&l| f32::from_bits(l)).collect();
     let x = common::storage(&ctx, &scores);
     let y = common::storage(&ctx, &labels_f32);
-    let mut m = Metrics::new(&ctx, 3, None).unwrap().with_counting(Counting::Device);
+    let mut m = Metrics::new(&ctx, 3, None)
+        .unwrap()
+        .with_counting(Counting::Device);
     let mk = |size: u64, usage, mapped| {
         dev.create_buffer(&wgpu::BufferDescriptor {
             label: None,

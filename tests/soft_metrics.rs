@@ -51,7 +51,9 @@ fn soft_predictions_against_soft_targets_follow_the_l1_forms() {
     let p = softmax(&x, b, c, n);
     let shape = Shape::new(&[b, c, h, w]).unwrap();
     for ctx in contexts() {
-        let mut m = Metrics::new(&ctx, c, None).unwrap().with_counting(Counting::Device);
+        let mut m = Metrics::new(&ctx, c, None)
+            .unwrap()
+            .with_counting(Counting::Device);
         let pred = Prediction::Soft {
             scores: &x,
             activation: Activation::Softmax,
@@ -104,9 +106,13 @@ fn soft_predictions_on_hard_labels_equal_label_maps_and_one_hot() {
             scores: &x,
             activation: Activation::Softmax,
         };
-        let mut a = Metrics::new(&ctx, c, None).unwrap().with_counting(Counting::Device);
+        let mut a = Metrics::new(&ctx, c, None)
+            .unwrap()
+            .with_counting(Counting::Device);
         a.update(&shape, pred, Labels::U32(&labels), None).unwrap();
-        let mut h = Metrics::new(&ctx, c, None).unwrap().with_counting(Counting::Device);
+        let mut h = Metrics::new(&ctx, c, None)
+            .unwrap()
+            .with_counting(Counting::Device);
         h.update(&shape, pred, Labels::MultiHot(&one_hot), None)
             .unwrap();
         let (sa, sh) = (a.state().unwrap().clone(), h.state().unwrap().clone());
@@ -126,7 +132,9 @@ fn soft_predictions_on_hard_labels_equal_label_maps_and_one_hot() {
 fn hard_predictions_refuse_soft_targets() {
     let shape = Shape::new(&[1, 2, 2]).unwrap();
     for ctx in contexts() {
-        let mut m = Metrics::new(&ctx, 2, None).unwrap().with_counting(Counting::Device);
+        let mut m = Metrics::new(&ctx, 2, None)
+            .unwrap()
+            .with_counting(Counting::Device);
         let r = m.update(
             &shape,
             Prediction::Labels(&[0, 1]),

@@ -3,6 +3,7 @@
 //! for.
 
 use super::state::ImageCounts;
+use super::Prediction;
 use crate::context::Gpu;
 use crate::error::{Error, Result};
 use crate::kernels::counts::{pixels_per_invocation, Bindings, CountParams, CHUNK};
@@ -10,7 +11,6 @@ use crate::kernels::fold;
 use crate::record::{range, scratch};
 use crate::resident::{check_buffer, check_offset, check_owned};
 use crate::shape::{ignore_word, mask_buffer_bytes};
-use super::Prediction;
 use crate::transfer::upload;
 
 /// A batch's counts on the device, not yet read back.
@@ -153,8 +153,7 @@ pub(crate) fn resident_input<'a>(
         GpuLabels::MultiHot(t) => (t, true),
     };
     let shape = batch.shape;
-    if kind == PredKind::Argmax && shape.classes() > crate::kernels::counts::MAX_SCORED_CLASSES
-    {
+    if kind == PredKind::Argmax && shape.classes() > crate::kernels::counts::MAX_SCORED_CLASSES {
         return Err(Error::TooLarge(format!(
             "scored predictions over more than {} classes: pass label maps",
             crate::kernels::counts::MAX_SCORED_CLASSES
@@ -195,7 +194,6 @@ pub(crate) fn resident_input<'a>(
         pixels: shape.pixels(),
     })
 }
-
 
 /// Records the counting of one batch into `encoder`.
 pub(crate) fn record(

@@ -42,9 +42,7 @@ pub use state::{ImageCounts, MetricsState};
 
 use crate::context::{Context, Gpu, Inner};
 use crate::error::{Error, Result};
-use crate::shape::{
-    check_len, ignore_u32, index_from_i64, mask_bytes, Shape,
-};
+use crate::shape::{check_len, ignore_u32, index_from_i64, mask_bytes, Shape};
 use crate::transfer::upload;
 use gpu::{CountInput, DeviceCounts, PredKind};
 pub use gpu::{GpuLabels, GpuMetricBatch, GpuPrediction};
@@ -100,6 +98,16 @@ impl Metrics {
     pub fn with_counting(mut self, counting: Counting) -> Self {
         self.counting = counting;
         self
+    }
+
+    /// The number of classes C.
+    pub fn classes(&self) -> usize {
+        self.classes
+    }
+
+    /// The label value that counts nowhere.
+    pub fn ignore_index(&self) -> Option<i64> {
+        self.ignore_index
     }
 
     /// Whether [`Metrics::update`] counts host slices on the host: the CPU context, or

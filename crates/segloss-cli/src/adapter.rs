@@ -34,7 +34,7 @@ impl BackendArg {
 }
 
 /// The adapter flags of every subcommand.
-#[derive(clap::Args, Debug)]
+#[derive(clap::Args, Clone, Debug)]
 pub struct AdapterArgs {
     /// Only this wgpu backend's adapters (default: WGPU_BACKEND, else all).
     #[arg(long, value_enum)]

@@ -78,6 +78,13 @@ pub fn run(args: Args) -> AnyResult<Outcome> {
             Some((i, a)) => {
                 let info = a.get_info();
                 println!("using [{i}] {:?}: {}", info.backend, info.name);
+                // Where `evaluate` and `Metrics::update` count (Counting::Auto).
+                let path = if segloss::metrics::Counting::Auto.on_host(&info) {
+                    "on the host (a CPU adapter: native counting is faster); --backend / --adapter N make `evaluate` count on the device"
+                } else {
+                    "on this device"
+                };
+                println!("metrics (`evaluate`, Metrics::update) count {path}");
                 adapter::open(&a)?
             }
             None => {

@@ -342,8 +342,15 @@ fn every_counting_path_writes_the_same_json_and_stops_at_the_first_bad_pair() {
     for i in 0..40 {
         let mut label = Vec::with_capacity(n);
         while label.len() < n {
-            let v = if rng.below(9) == 0 { 255 } else { rng.below(c) as u8 };
-            label.extend(std::iter::repeat_n(v, (1 + rng.below(30)).min(n - label.len())));
+            let v = if rng.below(9) == 0 {
+                255
+            } else {
+                rng.below(c) as u8
+            };
+            label.extend(std::iter::repeat_n(
+                v,
+                (1 + rng.below(30)).min(n - label.len()),
+            ));
         }
         let name = format!("case{i:02}.npy");
         write_npy(&dir.join("target").join(&name), "|u1", &dims, &label);
@@ -355,7 +362,13 @@ fn every_counting_path_writes_the_same_json_and_stops_at_the_first_bad_pair() {
         } else {
             let p: Vec<u8> = label
                 .iter()
-                .map(|&v| if v == 255 || rng.below(4) == 0 { rng.below(c) as u8 } else { v })
+                .map(|&v| {
+                    if v == 255 || rng.below(4) == 0 {
+                        rng.below(c) as u8
+                    } else {
+                        v
+                    }
+                })
                 .collect();
             write_npy(&dir.join("pred").join(&name), "|u1", &dims, &p);
         }

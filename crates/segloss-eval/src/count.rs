@@ -54,6 +54,30 @@ impl Counter {
         })
     }
 
+    /// Counts on `ctx` from now on (`counting` as in [`Counter::new`]), the counts so far
+    /// carried over: the results are those of one counter (the CLI counts on the host
+    /// while the adapter is being opened).
+    pub fn move_to(&mut self, ctx: &Context, counting: Counting) -> Result<(), String> {
+        let mut metrics = Metrics::new(ctx, self.metrics.classes(), self.metrics.ignore_index())
+            .map_err(|e| e.to_string())?
+            .with_counting(counting);
+        let state = self.metrics.state().map_err(|e| e.to_string())?;
+        metrics.merge(state).map_err(|e| e.to_string())?;
+        self.metrics = metrics;
+        self.unread = 0;
+        Ok(())
+    }
+
+    /// Pairs counted so far.
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    /// Whether no pair was counted yet.
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
     /// Whether the pairs are counted on the host.
     pub fn on_host(&self) -> bool {
         self.metrics.counts_on_host()
@@ -116,10 +140,18 @@ impl Counter {
 
     /// [`Counter::finish`] without blocking (the browser).
     pub async fn finish_async(mut self, worst: &[(String, f64)]) -> Result<Counted, String> {
-        let result = self.metrics.result_async().await.map_err(|e| e.to_string())?;
+        let result = self
+            .metrics
+            .result_async()
+            .await
+            .map_err(|e| e.to_string())?;
         let mut cases = Vec::new();
         for (k, q) in worst {
-            let w = self.metrics.worst_async(*q).await.map_err(|e| e.to_string())?;
+            let w = self
+                .metrics
+                .worst_async(*q)
+                .await
+                .map_err(|e| e.to_string())?;
             cases.push((k.clone(), w));
         }
         Ok(Counted {

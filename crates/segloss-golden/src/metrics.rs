@@ -37,7 +37,9 @@ fn count(ctx: &Context, case: &Value, ignore: Option<i64>) -> Result<Metrics, St
     } else {
         Prediction::Scores(&scores)
     };
-    let mut m = Metrics::new(ctx, c, ignore).map_err(|e| e.to_string())?.with_counting(Counting::Device);
+    let mut m = Metrics::new(ctx, c, ignore)
+        .map_err(|e| e.to_string())?
+        .with_counting(Counting::Device);
     m.update(&shape, p, Labels::I64(&label), None)
         .map_err(|e| e.to_string())?;
     Ok(m)

@@ -25,7 +25,9 @@ pub(crate) async fn check(
         threshold: case["threshold"].as_f64().ok_or("no threshold")? as f32,
         sigmoid: case["sigmoid"].as_bool().unwrap_or(false),
     };
-    let mut m = Metrics::new(ctx, shape.classes(), None).map_err(|e| e.to_string())?.with_counting(Counting::Device);
+    let mut m = Metrics::new(ctx, shape.classes(), None)
+        .map_err(|e| e.to_string())?
+        .with_counting(Counting::Device);
     m.update(&shape, pred, Labels::MultiHot(&target), None)
         .map_err(|e| e.to_string())?;
     let st = m.state_async().await.map_err(|e| e.to_string())?.clone();

@@ -12,6 +12,11 @@ compares the numbers the page shows with the native API's:
    same JSON; a bad pair rejected with the file's name.
 
 A screenshot of the page is saved as OUT/page.png. Uses only Python's standard library.
+
+With `--time-evaluate DIR CLASSES` it only times the evaluator on DIR/pred and DIR/target
+(ignore 255), picked through the page's file inputs as a user would, from the click to
+the results table, three times, each table checked against `segloss evaluate --json`
+(docs/browser.md gives the figure for benches/peer/eval_data.py's 2D set).
 """
 import argparse
 import base64
@@ -238,6 +243,38 @@ def check_evaluator(d, args, native_eval):
     return want["images"]
 
 
+def time_evaluator(d, root, classes, native_eval):
+    """Times the page's evaluator on root/pred and root/target; returns the seconds."""
+    ls = lambda sub: sorted(os.path.join(root, sub, f) for f in os.listdir(os.path.join(root, sub)))
+    preds, targets = ls("pred"), ls("target")
+    want = native_eval(os.path.join(root, "pred"), os.path.join(root, "target"), classes, 255, [])
+    times = []
+    for _ in range(3):
+        d.call("POST", d.s("/refresh"), {})
+        d.wait("return document.body.dataset.ready === 'true'", "the page to load", 300)
+        d.call("POST", d.s(f"/element/{d.find('#pred-files')}/value"), {"text": "\n".join(preds)})
+        d.call("POST", d.s(f"/element/{d.find('#target-files')}/value"), {"text": "\n".join(targets)})
+        t0 = time.time()
+        d.js("document.getElementById('classes').value = arguments[0];"
+             "document.getElementById('ignore').value = 255;"
+             "document.getElementById('run').click();", classes)
+        rows = d.wait(
+            "const s = document.getElementById('status');"
+            "if (s.className === 'error') return [['error', s.textContent]];"
+            "if (document.getElementById('results').hidden) return null;"
+            "return [...document.getElementById('summary').tBodies[0].rows]"
+            ".map(r => [...r.cells].map(c => c.textContent));",
+            "the evaluator's table", 1200)
+        times.append(time.time() - t0)
+        assert rows[0][0] != "error", f"the page reported: {rows[0][1]}"
+        shown = {level: float(a) for level, a, _ in rows}
+        close(shown["dataset"], want["miou_d"], "dataset mIoU", rel=0)
+    status = d.js("return document.getElementById('status').textContent")
+    print(f"page evaluate: {want['images']} images, {' / '.join(f'{t:.2f}' for t in times)} s "
+          f"(checked: mIoU_D {want['miou_d']:.6f}); status: {status}")
+    return min(times)
+
+
 def compare_json(got, want, what):
     if isinstance(want, dict):
         assert isinstance(got, dict) and set(got) == set(want), f"{what}: keys {got} vs {want}"
@@ -259,6 +296,7 @@ def main():
     ap.add_argument("--release", required=True,
                     help="the workspace's release directory (segloss, examples/curve)")
     ap.add_argument("--out", required=True)
+    ap.add_argument("--time-evaluate", nargs=2, metavar=("DIR", "CLASSES"))
     args = ap.parse_args()
     release = args.release
 
@@ -303,6 +341,10 @@ def main():
         print(f"page adapter: {adapter} (loaded in {time.time() - t0:.1f} s)")
         if os.environ.get("CI") and "CPU reference" in adapter:
             raise AssertionError(f"no WebGPU adapter in CI: {adapter}")
+        if args.time_evaluate:
+            root, classes = args.time_evaluate
+            time_evaluator(d, root, int(classes), native_eval)
+            return
         n = check_curves(d, native_curve)
         print(f"curves: {n} rows match the native API")
         images = check_evaluator(d, args, native_eval)

@@ -86,16 +86,20 @@ $('run').addEventListener('click', async () => {
   const worst = $('worst').value.split(',').map((s) => s.trim()).filter(Boolean).map(Number);
   $('progress').hidden = false; $('results').hidden = true; $('run').disabled = true;
   status('reading files…');
+  const t0 = performance.now();
+  const rate = (n) => `${(n / Math.max((performance.now() - t0) / 1000, 1e-3)).toFixed(1)} images/s`;
   try {
     report = await evaluate({
       pred: await bytes(picked.pred), target: await bytes(picked.target),
       classes: Number($('classes').value), ignoreIndex: ignore === '' ? null : Number(ignore), worst,
       onProgress: (done, total, name) => {
-        $('progress').max = total; $('progress').value = done; status(`${done}/${total} ${name}`);
+        $('progress').max = total; $('progress').value = done;
+        status(`${done}/${total} ${name} (${rate(done)})`);
       },
     });
     showReport(report);
-    status(`${report.images} images, ${report.classes} classes`);
+    const secs = ((performance.now() - t0) / 1000).toFixed(2);
+    status(`${report.images} images, ${report.classes} classes in ${secs} s (${rate(report.images)})`);
   } catch (e) {
     status(String(e.message ?? e), true);
   } finally {

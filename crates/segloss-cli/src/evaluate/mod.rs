@@ -115,33 +115,30 @@ pub fn run(args: Args) -> AnyResult<Outcome> {
     let c = args.classes;
     let jobs = list::pairs(&args.pred, &args.target)?;
     let worst = segloss_eval::parse_worst(&args.worst)?;
-    // A named adapter or backend is counted on; otherwise the faster path: on a CPU
-    // adapter the host counts (the same integers), and no device is opened for it.
+    // A named adapter or backend (or --cpu) is counted on. Otherwise the faster path:
+    // the adapter Context::new() would pick is looked for on a thread of its own while
+    // the first pairs are counted on the host; a CPU adapter leaves them there (no
+    // device is opened), a GPU takes over the counts so far and counts the rest.
     let named = args.adapter.backend.is_some() || args.adapter.adapter.is_some();
-    let counting = if named {
-        Counting::Device
-    } else {
-        Counting::Auto
-    };
-    let (ctx, host_for) = if args.adapter.cpu || named {
-        (adapter::context(&args.adapter)?, None)
-    } else {
-        match adapter::choose(&adapter::list(&args.adapter), &args.adapter)? {
-            Some((_, a)) if counting.on_host(&a.get_info()) => {
-                (segloss::Context::cpu(), Some(a.get_info().name))
-            }
-            Some((_, a)) => (adapter::open(&a)?, None),
-            None => {
-                eprintln!("{}", adapter::fallback_notice());
-                (segloss::Context::cpu(), None)
-            }
+    let mut on = None;
+    let (mut counter, mut chooser) = if args.adapter.cpu || named {
+        let ctx = adapter::context(&args.adapter)?;
+        if let segloss::Backend::Gpu { adapter, backend } = ctx.backend() {
+            on = Some(format!("{adapter}, {backend:?}"));
         }
+        (Counter::new(&ctx, c, args.ignore, Counting::Device)?, None)
+    } else {
+        let flags = args.adapter.clone();
+        let host = Counter::new(&segloss::Context::cpu(), c, args.ignore, Counting::Host)?;
+        (host, Some(std::thread::spawn(move || auto_context(&flags))))
     };
-    let mut counter = Counter::new(&ctx, c, args.ignore, counting)?;
     let bar = ProgressBar::new(jobs.len() as u64).with_style(ProgressStyle::with_template(
         "{bar:30} {pos}/{len} {per_sec} {msg}",
     )?);
     stream::each_pair(&jobs, |d| {
+        if chooser.as_ref().is_some_and(|t| t.is_finished()) {
+            on = take_over(chooser.take(), &mut counter)?;
+        }
         bar.set_message(d.name.clone());
         let (pf, tf) = (&d.files.0, &d.files.1);
         let p = segloss_eval::pair(c, (&d.pred, pf), (&d.target, tf))?;
@@ -150,15 +147,65 @@ pub fn run(args: Args) -> AnyResult<Outcome> {
         Ok(())
     })?;
     bar.finish_and_clear();
-    let on = match (ctx.backend(), host_for) {
-        (_, Some(adapter)) => format!("counted on the host: {adapter} is a CPU adapter"),
-        (segloss::Backend::Cpu, None) => "segloss's CPU reference".to_string(),
-        (segloss::Backend::Gpu { adapter, backend }, None) => format!("{adapter}, {backend:?}"),
-    };
+    if chooser.is_some() {
+        on = take_over(chooser, &mut counter)?;
+    }
+    let on = on.unwrap_or_else(|| "segloss's CPU reference".to_string());
     let counted = counter.finish(&worst)?;
     for line in segloss_eval::table(c, &on, &counted) {
         json.line(&line);
     }
     json.write(&segloss_eval::report(c, &counted))?;
     Ok(Outcome::Ok)
+}
+
+/// The default's adapter: `Some(context)` for a GPU (counted on), `None` when the host
+/// counts, with the words the table says it with.
+type AutoChoice = (Option<segloss::Context>, String);
+
+/// Chooses as `Context::new()` does; a CPU adapter (Counting::Auto) opens no device.
+fn auto_context(flags: &AdapterArgs) -> Result<AutoChoice, String> {
+    let adapters = adapter::list(flags);
+    match adapter::choose(&adapters, flags).map_err(|e| e.to_string())? {
+        Some((_, a)) if Counting::Auto.on_host(&a.get_info()) => Ok((
+            None,
+            format!(
+                "counted on the host: {} is a CPU adapter",
+                a.get_info().name
+            ),
+        )),
+        Some((_, a)) => {
+            let ctx = adapter::open(&a).map_err(|e| e.to_string())?;
+            let i = a.get_info();
+            Ok((Some(ctx), format!("{}, {:?}", i.name, i.backend)))
+        }
+        None => {
+            eprintln!("{}", adapter::fallback_notice());
+            Ok((None, "segloss's CPU reference (no adapter)".to_string()))
+        }
+    }
+}
+
+/// The host counter handed to the chosen adapter's context (when it is a GPU); the
+/// table's words for where it counted.
+fn take_over(
+    chooser: Option<std::thread::JoinHandle<Result<AutoChoice, String>>>,
+    counter: &mut Counter,
+) -> AnyResult<Option<String>> {
+    let Some(t) = chooser else {
+        return Ok(None);
+    };
+    let (ctx, on) = t.join().map_err(|_| "the adapter thread panicked")??;
+    Ok(match ctx {
+        Some(ctx) => {
+            counter.move_to(&ctx, Counting::Auto)?;
+            match counter.len() {
+                0 => Some(on),
+                n => Some(format!(
+                    "{on}; the first {n} counted on the host while it opened"
+                )),
+            }
+        }
+        None => Some(on),
+    })
 }
