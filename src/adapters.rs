@@ -139,9 +139,13 @@ impl Context {
     /// The adapter chosen by [`default_index`] among [`list`] (natively), or the
     /// browser's adapter (WebGPU has no list).
     pub(crate) async fn default_async() -> Result<Self> {
+        // The adapters not chosen are dropped under the lock: dropping an EGL adapter
+        // makes its context current, which fails (a panic inside wgpu-hal) while another
+        // thread enumerates (seen in parallel tests).
         #[cfg(not(target_arch = "wasm32"))]
         let adapter = {
-            let list = list_async(wgpu::Backends::all()).await;
+            let _one = ONE_AT_A_TIME.lock().await;
+            let list = instance().enumerate_adapters(wgpu::Backends::all()).await;
             let k = default_index(&list)?;
             list[k].clone()
         };
