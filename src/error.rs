@@ -134,6 +134,14 @@ pub enum Error {
     /// `Loss::stats_async`, `Metrics::result_async`, ...). Never raised on native targets.
     #[error("{0} waits for the GPU, which the browser's thread cannot do: use the async API")]
     WouldBlock(String),
+    /// A deep-supervision call's error in one head (0 = the first, full-resolution one).
+    #[error("head {head}: {source}")]
+    InHead {
+        /// The head's index in the call's list.
+        head: usize,
+        /// What is wrong with it.
+        source: Box<Error>,
+    },
 }
 
 fn index(value: &Option<i64>) -> String {

@@ -32,6 +32,7 @@ pub mod adapters;
 mod api;
 mod context;
 mod cpu;
+pub mod deep;
 mod error;
 #[doc(hidden)]
 pub mod kernels;

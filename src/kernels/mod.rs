@@ -39,6 +39,7 @@ pub mod grad;
 pub mod item_sums;
 pub mod norm;
 mod params;
+pub mod pool;
 pub mod row_sums;
 pub mod softmax_dot;
 pub mod tile_sums;
@@ -135,11 +136,13 @@ pub enum Kernel {
     Grad,
     /// The metrics' per-(image, class) counts.
     Counts,
+    /// Deep supervision: a target downsampled to a head's size.
+    Pool,
 }
 
 impl Kernel {
     /// Every kernel, in the order a call runs them.
-    pub const ALL: [Kernel; 9] = [
+    pub const ALL: [Kernel; 10] = [
         Kernel::Norm,
         Kernel::TileSums,
         Kernel::ItemSums,
@@ -149,6 +152,7 @@ impl Kernel {
         Kernel::SoftmaxDot,
         Kernel::Grad,
         Kernel::Counts,
+        Kernel::Pool,
     ];
 
     /// File stem under `shaders/` = pipeline label suffix.
@@ -163,6 +167,7 @@ impl Kernel {
             Kernel::SoftmaxDot => "softmax_dot",
             Kernel::Grad => "grad",
             Kernel::Counts => "counts",
+            Kernel::Pool => "pool",
         }
     }
 
@@ -177,6 +182,7 @@ impl Kernel {
             Kernel::SoftmaxDot => softmax_dot::SOURCE,
             Kernel::Grad => grad::SOURCE,
             Kernel::Counts => counts::SOURCE,
+            Kernel::Pool => pool::SOURCE,
         }
     }
 
@@ -219,6 +225,7 @@ impl Kernel {
             Kernel::SoftmaxDot => softmax_dot::ACCESS,
             Kernel::Grad => grad::ACCESS,
             Kernel::Counts => counts::ACCESS,
+            Kernel::Pool => pool::ACCESS,
         }
     }
 
@@ -234,7 +241,7 @@ impl Kernel {
     pub fn workgroup_size(self, g: Geometry) -> u32 {
         match self {
             Kernel::Norm | Kernel::TileSums | Kernel::SoftmaxDot | Kernel::Grad => g.wg,
-            Kernel::Counts => g.wg,
+            Kernel::Counts | Kernel::Pool => g.wg,
             Kernel::ItemSums | Kernel::RowSums | Kernel::Finalize => REDUCE_WG,
             Kernel::Coef => COEF_WG,
         }

@@ -29,4 +29,5 @@ pub(crate) fn monai_formulation(soft_label: bool, squared_pred: bool) -> Formula
 
 pub mod jdt;
 pub mod monai;
+mod monai_ds;
 mod monai_gdl;

@@ -2,6 +2,7 @@
 
 use super::*;
 
+pub use super::monai_ds::{DeepSupervisionLoss, WeightMode};
 pub use super::monai_gdl::{GeneralizedDiceFocalLoss, GeneralizedDiceLoss};
 
 /// MONAI 1.6 `DiceLoss` arguments, with MONAI's defaults.

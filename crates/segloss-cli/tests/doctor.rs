@@ -7,12 +7,13 @@ mod common;
 use common::{segloss, text};
 use serde_json::Value;
 
-const FAMILIES: [&str; 5] = [
+const FAMILIES: [&str; 6] = [
     "losses",
     "compound",
     "generalized Dice",
     "metrics",
     "multi-label metrics",
+    "deep supervision",
 ];
 
 fn golden(name: &str) -> Value {
@@ -39,7 +40,7 @@ fn doctor_passes_on_the_adapter_in_use() {
         );
     }
     assert!(
-        t.contains("verdict: OK: all 135 golden cases pass on "),
+        t.contains("verdict: OK: all 142 golden cases pass on "),
         "{t}"
     );
 }

@@ -11,8 +11,10 @@
 //! | generalized Dice | `gdl.json` | MONAI GeneralizedDice(Focal)Loss | as losses |
 //! | metrics | `metrics.json` | JDTLosses, torchmetrics, MONAI, smp | 1e-12 (f64 peers), 1e-6 (f32 peers) |
 //! | multi-label metrics | `multilabel.json` | smp, torchmetrics | counts exact, 1e-6 |
+//! | deep supervision | `deep.json` | MONAI DeepSupervisionLoss (nearest-exact), PyTorch adaptive_avg_pool + MONAI DiceLoss (area) | 1e-4 relative + 1e-6; gradient 1e-4 of max \|grad\| + 1e-7 |
 
 pub mod case;
+mod deep;
 pub mod gdl;
 mod losses;
 mod metrics;
@@ -22,7 +24,7 @@ use segloss::Context;
 use serde_json::Value;
 
 /// The embedded golden files: (family, file name, text).
-pub const FILES: [(&str, &str, &str); 5] = [
+pub const FILES: [(&str, &str, &str); 6] = [
     (
         "losses",
         "public.json",
@@ -47,6 +49,11 @@ pub const FILES: [(&str, &str, &str); 5] = [
         "multi-label metrics",
         "multilabel.json",
         include_str!("../golden/multilabel.json"),
+    ),
+    (
+        "deep supervision",
+        "deep.json",
+        include_str!("../golden/deep.json"),
     ),
 ];
 
@@ -148,6 +155,8 @@ enum Kind {
     Metrics,
     /// Multi-label metrics (`smp_tp`).
     Multilabel,
+    /// Deep supervision (`pooling`).
+    Deep,
 }
 
 fn kind(doc: &Value) -> Option<Kind> {
@@ -160,6 +169,8 @@ fn kind(doc: &Value) -> Option<Kind> {
         Some(Kind::Metrics)
     } else if first.get("smp_tp").is_some() {
         Some(Kind::Multilabel)
+    } else if first.get("pooling").is_some() {
+        Some(Kind::Deep)
     } else {
         None
     }
@@ -187,6 +198,7 @@ pub async fn run(ctx: &Context, family: &str, name: &str, text: &str) -> Report 
                 let r = match kind {
                     Kind::Gdl => gdl::check(ctx, case, &id, &mut report).await,
                     Kind::Metrics => metrics::check(ctx, case, &id, &mut report).await,
+                    Kind::Deep => deep::check(ctx, case, &id, &mut report).await,
                     _ => multilabel::check(ctx, case, &id, &mut report).await,
                 };
                 if let Err(e) = r {
@@ -196,7 +208,7 @@ pub async fn run(ctx: &Context, family: &str, name: &str, text: &str) -> Report 
         }
         None => report.fail(
             name,
-            "no cases of a known kind (loss `spec`, GDL `peer_args.w_type`, metrics `jdt`, multi-label `smp_tp`)",
+            "no cases of a known kind (loss `spec`, GDL `peer_args.w_type`, metrics `jdt`, multi-label `smp_tp`, deep supervision `pooling`)",
         ),
     }
     report

@@ -65,7 +65,7 @@ async fn every_golden_case_on_webgpu() {
         "golden cases in the browser: {cases} in {:.0} ms",
         js_sys::Date::now() - start
     );
-    assert_eq!(cases, 135, "the five golden files hold 135 cases");
+    assert_eq!(cases, 142, "the six golden files hold 142 cases");
     assert!(failures.is_empty(), "{failures:#?}");
 }
 

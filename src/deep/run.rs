@@ -1,0 +1,167 @@
+//! A deep-supervision host call on a GPU context: the target and the heads uploaded once,
+//! each coarse head's target pooled on the device (`shaders/pool.wgsl`) into buffers
+//! that the loss reads as a soft target and keep-mask, every head's loss recorded into
+//! one encoder and submitted once; the gradients and the status words read back together.
+
+use super::pool::{self, PoolInput, Pooled};
+use super::{DeepSupervision, DeepTarget, Head};
+use crate::api::scoped;
+use crate::context::Gpu;
+use crate::error::{Error, Result};
+use crate::readback::Pending;
+use crate::record::scratch;
+use crate::resident::{GpuBatch, GpuResult, GpuTarget};
+use crate::shape::{ignore_u32, mask_bytes, Shape};
+use crate::transfer::{read_back, upload, whole};
+
+/// A submitted deep-supervision call: each head's result on the device, and the
+/// readback of the gradients and the pooling status words.
+pub(super) struct Submitted {
+    pub results: Vec<GpuResult>,
+    pub pending: Pending,
+    pub n_grads: usize,
+}
+
+/// Uploads, records and submits every head; nothing is waited for.
+pub(super) fn submit(
+    ds: &DeepSupervision,
+    gpu: &Gpu,
+    heads: &[Head<'_>],
+    (shape, target, mask): (&Shape, DeepTarget<'_>, Option<&[bool]>),
+    with_grad: bool,
+) -> Result<Submitted> {
+    let dev = &gpu.device;
+    let storage = wgpu::BufferUsages::STORAGE;
+    let spatial = &shape.dims()[2..];
+    scoped(gpu, || {
+        let (target_buf, soft) = match target {
+            DeepTarget::Index(t) => (
+                upload(dev, "segloss.deep_target", bytemuck::cast_slice(t), storage)?,
+                false,
+            ),
+            DeepTarget::Soft(t) => (
+                upload(dev, "segloss.deep_target", bytemuck::cast_slice(t), storage)?,
+                true,
+            ),
+        };
+        let mask_buf = match mask {
+            Some(m) => Some(upload(dev, "segloss.deep_mask", &mask_bytes(m), storage)?),
+            None => None,
+        };
+        let input = PoolInput {
+            target: target_buf.slice(..),
+            soft,
+            mask: mask_buf.as_ref().map(|m| m.slice(..)),
+            ignore: ignore_u32(ds.options().ignore_index),
+            batch: shape.batch(),
+            classes: shape.classes(),
+            src: spatial,
+        };
+        let mut encoder = gpu.encoder("segloss.deep");
+        let mut results: Vec<GpuResult> = Vec::new();
+        let mut grads = Vec::new();
+        let mut pooled: Vec<Pooled> = Vec::new();
+        // Buffers that must live until the submission (wgpu keeps them; the handles
+        // here are dropped at the end of the scope).
+        let mut inputs = Vec::new();
+        for (k, h) in heads.iter().enumerate() {
+            let named = |e: Error| Error::InHead {
+                head: k,
+                source: Box::new(e),
+            };
+            let x = upload(
+                dev,
+                "segloss.deep_input",
+                bytemuck::cast_slice(h.input),
+                storage,
+            )
+            .map_err(named)?;
+            let grad = with_grad.then(|| {
+                let usage = storage | wgpu::BufferUsages::COPY_SRC;
+                scratch(dev, "segloss.deep_grad", 4 * h.input.len() as u64, usage)
+            });
+            let dst = &h.shape.dims()[2..];
+            let result = if dst == spatial {
+                let t = if soft {
+                    GpuTarget::Soft(target_buf.slice(..))
+                } else {
+                    GpuTarget::Index(target_buf.slice(..))
+                };
+                let batch = GpuBatch {
+                    shape: h.shape,
+                    input: x.slice(..),
+                    target: t,
+                    mask: input.mask,
+                };
+                ds.full
+                    .encode(&mut encoder, &batch, grad.as_ref().map(|g| g.slice(..)))
+            } else {
+                let p = pool::record(gpu, &mut encoder, &input, dst, ds.pooling).map_err(named)?;
+                let batch = GpuBatch {
+                    shape: h.shape,
+                    input: x.slice(..),
+                    target: GpuTarget::Soft(p.target.slice(..)),
+                    mask: Some(p.keep.slice(..p.keep_bytes)),
+                };
+                let r = ds
+                    .coarse
+                    .encode(&mut encoder, &batch, grad.as_ref().map(|g| g.slice(..)));
+                pooled.push(p);
+                r
+            }
+            .map_err(named)?;
+            results.push(result);
+            grads.extend(grad);
+            inputs.push(x);
+        }
+        // The gradients, then the pooling status words, in one readback.
+        let mut reads: Vec<_> = grads.iter().map(whole).collect();
+        reads.extend(pooled.iter().map(|p| whole(&p.keep)));
+        let pending = read_back(gpu, encoder, reads);
+        Ok(Submitted {
+            results,
+            pending,
+            n_grads: grads.len(),
+        })
+    })
+}
+
+/// The loss to read head `h`'s result with.
+pub(super) fn loss_of<'a>(ds: &'a DeepSupervision, h: &Head<'_>, shape: &Shape) -> &'a crate::Loss {
+    if h.shape.dims()[2..] == shape.dims()[2..] {
+        &ds.full
+    } else {
+        &ds.coarse
+    }
+}
+
+/// The gradients from the words read back (after the pooling status words are checked).
+pub(super) fn grads(
+    heads: &[Head<'_>],
+    shape: &Shape,
+    mut bufs: Vec<Vec<f32>>,
+    n_grads: usize,
+) -> Result<Vec<Vec<f32>>> {
+    for words in &bufs[n_grads..] {
+        let status = words.last().map_or(0, |w| w.to_bits());
+        if status & 1 != 0 {
+            return Err(Error::ClassIndexOutOfRange {
+                value: None,
+                classes: shape.classes(),
+                position: None,
+            });
+        }
+        if status & 2 != 0 {
+            return Err(Error::SoftTargetOutOfRange { position: None });
+        }
+    }
+    bufs.truncate(n_grads);
+    Ok(bufs
+        .into_iter()
+        .zip(heads)
+        .map(|(mut g, h)| {
+            g.truncate(h.input.len());
+            g
+        })
+        .collect())
+}
