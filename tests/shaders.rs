@@ -115,12 +115,12 @@ fn every_kernel_and_variant_validates_and_translates_to_four_targets() {
     // formulation (3) × target kind (2) × mask (2) × alignment (2), softmax has 3 CE
     // kinds × 3 focal kinds × chunked or not (18), sigmoid 2 × 2 (4), none 1:
     // 24 × (18 + 4 + 1) = 552 variants, for each of the 4 kernels with variants (norm,
-    // tile_sums, softmax_dot, grad); the 5 others have one form. Two geometries.
+    // tile_sums, softmax_dot, grad); the 6 others have one form. Two geometries.
     const VARIANTS: usize = 3 * 2 * 2 * 2 * (3 * 3 * 2 + 2 * 2 + 1);
     assert_eq!(VARIANTS, 552);
     assert_eq!(Variant::all().len(), VARIANTS, "the variant space changed");
-    assert_eq!(Kernel::ALL.len(), 9);
-    assert_eq!(translated, 2 * (4 * VARIANTS + 5));
+    assert_eq!(Kernel::ALL.len(), 10);
+    assert_eq!(translated, 2 * (4 * VARIANTS + 6));
 }
 
 #[test]
@@ -200,8 +200,9 @@ fn gpu_adapters_run_the_class_loops_unchanged() {
     // unrolled kernels landed next to: the fingerprint of every kernel's GPU-geometry
     // source, both alignments, recorded before the change. Identical WGSL text gives
     // identical naga output. Update it only with a deliberate change of a GPU kernel
-    // (issue 35 changed counts.wgsl: the row's histogram only, `params.px`, runs).
-    const GPU_SOURCES: u64 = 10_016_734_674_735_990_636;
+    // (issue 35 changed counts.wgsl: the row's histogram only, `params.px`, runs; issue
+    // 36 added pool.wgsl).
+    const GPU_SOURCES: u64 = 17_497_919_565_710_799_468;
     let g = Geometry::GPU;
     let mut all = String::new();
     for k in Kernel::ALL {

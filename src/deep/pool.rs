@@ -5,7 +5,7 @@
 use super::{DeepTarget, Pooling};
 use crate::context::Gpu;
 use crate::error::{Error, Result};
-use crate::kernels::pool::{Bindings, PoolParams, MAX_RANK, MAX_WINDOW_STEPS};
+use crate::kernels::pool::{chunk, Bindings, PoolParams, MAX_RANK, MAX_WINDOW};
 use crate::kernels::{fold, DIM_MAX};
 use crate::record::{range, scratch};
 use crate::shape::mask_buffer_bytes;
@@ -70,10 +70,9 @@ pub(crate) fn check_sizes(pooling: Pooling, src: &[usize], dst: &[usize]) -> Res
         )));
     }
     let w = max_window(pooling, src, dst);
-    if w * (src.len() + 1) > MAX_WINDOW_STEPS {
+    if w > MAX_WINDOW {
         return Err(Error::TooLarge(format!(
-            "a coarse cell covers up to {w} target pixels; at most {} per cell",
-            MAX_WINDOW_STEPS / (src.len() + 1)
+            "a coarse cell covers up to {w} target pixels; at most {MAX_WINDOW} per cell"
         )));
     }
     Ok(())
@@ -149,8 +148,8 @@ pub fn pool_host(
 /// A head's pooled target on the device: the soft target `[B, C, M]`, the keep-mask
 /// bytes `[B, M]` and, after them, the status word.
 pub(crate) struct Pooled {
-    pub target: wgpu::Buffer,
-    pub keep: wgpu::Buffer,
+    pub target: crate::pool::Pooled,
+    pub keep: crate::pool::Pooled,
     /// Bytes of the keep-mask (the status word follows).
     pub keep_bytes: u64,
 }
@@ -186,15 +185,18 @@ pub(crate) fn record(
         ));
     }
     let keep_bytes = mask_buffer_bytes(b * m) as u64;
-    let target = scratch(
-        dev,
+    // One invocation per (image, class chunk, cell).
+    let per = chunk(c, max_window(pooling, input.src, dst));
+    let invocations = b * c.div_ceil(per) * m;
+    // Pooled device buffers, reused from call to call.
+    let target = gpu.pool.take(
         "segloss.pooled",
-        4 * cells as u64,
         wgpu::BufferUsages::STORAGE,
+        4 * cells as u64,
     );
     let usage =
         wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC;
-    let keep = scratch(dev, "segloss.pooled_keep", keep_bytes + 4, usage);
+    let keep = gpu.pool.take("segloss.pooled_keep", usage, keep_bytes + 4);
     encoder.clear_buffer(&keep, 0, None);
     let placeholder = scratch(dev, "segloss.placeholder", 16, wgpu::BufferUsages::STORAGE);
     let wg = gpu.kernels.geometry().wg as usize;
@@ -205,8 +207,8 @@ pub(crate) fn record(
         sizes.2[d] = n as f32 / o as f32;
     }
     let per_dispatch = wg * DIM_MAX as usize * DIM_MAX as usize;
-    for base in (0..cells).step_by(per_dispatch) {
-        let len = per_dispatch.min(cells - base);
+    for base in (0..invocations).step_by(per_dispatch) {
+        let len = per_dispatch.min(invocations - base);
         let params = PoolParams {
             batch: b as u32,
             classes: c as u32,
@@ -219,7 +221,8 @@ pub(crate) fn record(
             src_pixels: n as u32,
             dst_pixels: m as u32,
             cell_base: base as u32,
-            cells: cells as u32,
+            cells: invocations as u32,
+            chunk: per as u32,
             src: sizes.0,
             dst: sizes.1,
             scale: sizes.2,
@@ -241,8 +244,8 @@ pub(crate) fn record(
                 Some(mk) => range(mk, mask_buffer_bytes(b * n) as u64),
                 None => placeholder.as_entire_binding(),
             },
-            pooled: target.as_entire_binding(),
-            keep: keep.as_entire_binding(),
+            pooled: range(target.slice(..), 4 * cells as u64),
+            keep: range(keep.slice(..), keep_bytes + 4),
         }
         .record(&gpu.kernels, encoder, Default::default(), (x, y, 1));
     }

@@ -8,11 +8,11 @@ use super::{DeepSupervision, DeepTarget, Head};
 use crate::api::scoped;
 use crate::context::Gpu;
 use crate::error::{Error, Result};
+use crate::plan::bytes_of_words as words;
 use crate::readback::Pending;
-use crate::record::scratch;
 use crate::resident::{GpuBatch, GpuResult, GpuTarget};
 use crate::shape::{ignore_u32, mask_bytes, Shape};
-use crate::transfer::{read_back, upload, whole};
+use crate::transfer::{grad_buffer, read_back, write};
 
 /// A submitted deep-supervision call: each head's result on the device, and the
 /// readback of the gradients and the pooling status words.
@@ -30,22 +30,18 @@ pub(super) fn submit(
     (shape, target, mask): (&Shape, DeepTarget<'_>, Option<&[bool]>),
     with_grad: bool,
 ) -> Result<Submitted> {
-    let dev = &gpu.device;
-    let storage = wgpu::BufferUsages::STORAGE;
+    // Pooled buffers, written in place where memory is the host's (as the host API's).
+    let storage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
+    let up =
+        |label: &str, bytes: &[u8]| write(gpu, label, storage, bytes.len() as u64, &[(0, bytes)]);
     let spatial = &shape.dims()[2..];
     scoped(gpu, || {
         let (target_buf, soft) = match target {
-            DeepTarget::Index(t) => (
-                upload(dev, "segloss.deep_target", bytemuck::cast_slice(t), storage)?,
-                false,
-            ),
-            DeepTarget::Soft(t) => (
-                upload(dev, "segloss.deep_target", bytemuck::cast_slice(t), storage)?,
-                true,
-            ),
+            DeepTarget::Index(t) => (up("segloss.deep_target", bytemuck::cast_slice(t))?, false),
+            DeepTarget::Soft(t) => (up("segloss.deep_target", bytemuck::cast_slice(t))?, true),
         };
         let mask_buf = match mask {
-            Some(m) => Some(upload(dev, "segloss.deep_mask", &mask_bytes(m), storage)?),
+            Some(m) => Some(up("segloss.deep_mask", &mask_bytes(m))?),
             None => None,
         };
         let input = PoolInput {
@@ -69,17 +65,8 @@ pub(super) fn submit(
                 head: k,
                 source: Box::new(e),
             };
-            let x = upload(
-                dev,
-                "segloss.deep_input",
-                bytemuck::cast_slice(h.input),
-                storage,
-            )
-            .map_err(named)?;
-            let grad = with_grad.then(|| {
-                let usage = storage | wgpu::BufferUsages::COPY_SRC;
-                scratch(dev, "segloss.deep_grad", 4 * h.input.len() as u64, usage)
-            });
+            let x = up("segloss.deep_input", bytemuck::cast_slice(h.input)).map_err(named)?;
+            let grad = with_grad.then(|| grad_buffer(gpu, h.input.len()));
             let dst = &h.shape.dims()[2..];
             let result = if dst == spatial {
                 let t = if soft {
@@ -115,13 +102,18 @@ pub(super) fn submit(
             inputs.push(x);
         }
         // The gradients, then the pooling status words, in one readback.
-        let mut reads: Vec<_> = grads.iter().map(whole).collect();
-        reads.extend(pooled.iter().map(|p| whole(&p.keep)));
+        let mut reads: Vec<_> = heads
+            .iter()
+            .zip(grads.drain(..))
+            .map(|(h, g)| (g, words(h.input.len())))
+            .collect();
+        let n_grads = reads.len();
+        reads.extend(pooled.drain(..).map(|p| (p.keep, p.keep_bytes + 4)));
         let pending = read_back(gpu, encoder, reads);
         Ok(Submitted {
             results,
             pending,
-            n_grads: grads.len(),
+            n_grads,
         })
     })
 }

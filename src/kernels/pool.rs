@@ -13,9 +13,16 @@ pub const ACCESS: &[Access] = &[Read, Read, Read, ReadWrite, ReadWrite];
 /// Most spatial dimensions (`array<u32, 6>` in `PoolParams`).
 pub const MAX_RANK: usize = 6;
 
-/// Most loop iterations one invocation may run (window × (rank + 1)), within llvmpipe's
-/// budget of 65 535 per invocation.
-pub const MAX_WINDOW_STEPS: usize = 60_000;
+/// Most target pixels one coarse cell may cover: an invocation walks its window once per
+/// class of its chunk, about 3 loop iterations per pixel (the odometer's carries
+/// included), within llvmpipe's budget of 65 535 iterations per invocation.
+pub const MAX_WINDOW: usize = 16_384;
+
+/// Classes per invocation for a window of `window` pixels: as many as llvmpipe's loop
+/// budget allows (at least 1, at most `classes`).
+pub fn chunk(classes: usize, window: usize) -> usize {
+    (60_000 / (3 * window + 8)).clamp(1, classes.max(1))
+}
 
 /// One dispatch's parameters (`PoolParams` in pool.wgsl).
 #[repr(C)]
@@ -34,7 +41,10 @@ pub struct PoolParams {
     pub src_pixels: u32,
     pub dst_pixels: u32,
     pub cell_base: u32,
+    /// Invocations: B · class chunks · M.
     pub cells: u32,
+    /// Classes per invocation.
+    pub chunk: u32,
     pub src: [u32; MAX_RANK],
     pub dst: [u32; MAX_RANK],
     pub scale: [f32; MAX_RANK],

@@ -3,7 +3,8 @@
 //!
 //! On a CPU adapter (lavapipe, SwiftShader, llvmpipe) the accumulator counts on the
 //! host ([`Counting::Auto`]); on a GPU the pairs are uploaded and counted there, read
-//! back every [`READ_EVERY`] pairs (so that the uploads in flight stay bounded) and
+//! back every [`READ_EVERY`] pairs or [`READ_EVERY_BYTES`] uploaded bytes (so that the
+//! uploads in flight stay bounded) and
 //! after each scored prediction (whose non-finite scores the shader reports per
 //! submission, so the read names the file). Label maps are checked on the host before
 //! they are uploaded.
@@ -16,12 +17,16 @@ use crate::Pair;
 /// Pairs counted on a device between two readbacks.
 pub const READ_EVERY: usize = 16;
 
+/// Bytes uploaded between two readbacks, at most (about; a pair is never split).
+pub const READ_EVERY_BYTES: usize = 128 << 20;
+
 /// The counting stage: an accumulator and the names of the images it holds, in order.
 #[derive(Debug)]
 pub struct Counter {
     metrics: Metrics,
     names: Vec<String>,
     unread: usize,
+    unread_bytes: usize,
 }
 
 /// The results: the metrics, the worst cases by key, the image names in order.
@@ -51,6 +56,7 @@ impl Counter {
             metrics,
             names: Vec::new(),
             unread: 0,
+            unread_bytes: 0,
         })
     }
 
@@ -64,7 +70,7 @@ impl Counter {
         let state = self.metrics.state().map_err(|e| e.to_string())?;
         metrics.merge(state).map_err(|e| e.to_string())?;
         self.metrics = metrics;
-        self.unread = 0;
+        (self.unread, self.unread_bytes) = (0, 0);
         Ok(())
     }
 
@@ -95,13 +101,20 @@ impl Counter {
             return Ok(false);
         }
         self.unread += 1;
-        Ok(matches!(pair.pred, Prediction::Scores(_)) || self.unread >= READ_EVERY)
+        // The prediction's and the target's words, as uploaded.
+        let words = match pair.pred {
+            Prediction::Scores(x) => x.len(),
+            _ => pair.shape.map_len(),
+        } + pair.shape.map_len();
+        self.unread_bytes += 4 * words;
+        let due = self.unread >= READ_EVERY || self.unread_bytes >= READ_EVERY_BYTES;
+        Ok(matches!(pair.pred, Prediction::Scores(_)) || due)
     }
 
     /// Counts one pair (`files`: the prediction's and the target's, for errors).
     pub fn add(&mut self, name: &str, files: (&str, &str), pair: &Pair<'_>) -> Result<(), String> {
         if self.update(name, files, pair)? {
-            self.unread = 0;
+            (self.unread, self.unread_bytes) = (0, 0);
             let named = |e: segloss::Error| format!("{} / {}: {e}", files.0, files.1);
             self.metrics.state().map_err(named)?;
         }
@@ -116,7 +129,7 @@ impl Counter {
         pair: &Pair<'_>,
     ) -> Result<(), String> {
         if self.update(name, files, pair)? {
-            self.unread = 0;
+            (self.unread, self.unread_bytes) = (0, 0);
             let named = |e: segloss::Error| format!("{} / {}: {e}", files.0, files.1);
             self.metrics.state_async().await.map_err(named)?;
         }

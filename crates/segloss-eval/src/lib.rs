@@ -23,7 +23,7 @@ mod npy;
 mod pair;
 mod report;
 
-pub use count::{Counted, Counter, READ_EVERY};
+pub use count::{Counted, Counter, READ_EVERY, READ_EVERY_BYTES};
 pub use curve::{curve_batch, curve_options, loss_curve, CURVE_POINTS, CURVE_TVERSKY};
 pub use decode::{decode, stem, Array, DecodeError};
 pub use pair::{pair, Pair};

@@ -8,6 +8,7 @@
 
 mod ceiling;
 mod data;
+mod deep;
 mod instructions;
 mod peers;
 mod timing;
@@ -51,6 +52,11 @@ pub struct Args {
     /// and index targets, on the first shape), printing `NAME ELEMENTS` per workload.
     #[arg(long)]
     instructions: bool,
+    /// Deep supervision only: a 4-scale pyramid of each shape (S, S/2, S/4, S/8), one
+    /// call against 4 separate calls and one full-resolution call, soft and index
+    /// targets (host API); with --peers, MONAI's DeepSupervisionLoss on PyTorch CPU too.
+    #[arg(long)]
+    deep: bool,
     #[command(flatten)]
     adapter: AdapterArgs,
 }
@@ -90,6 +96,18 @@ pub fn run(args: Args) -> AnyResult<Outcome> {
     };
     if args.instructions {
         instructions::run(&ctx, &args.shapes[0])?;
+        return Ok(Outcome::Ok);
+    }
+    if args.deep {
+        if !args.json {
+            println!("| shape | target | op | API | ms per call | vs the deep call |\n|---|---|---|---|---:|---:|");
+        }
+        for dims in &args.shapes {
+            deep::rows(&ctx, dims, runs, args.json)?;
+            if let Some(py) = &args.peers {
+                peers::monai_deep(py, dims, runs, args.json)?;
+            }
+        }
         return Ok(Outcome::Ok);
     }
     let adapter = match adapter {

@@ -45,3 +45,41 @@ pub fn alternated(
     }
     Ok(out)
 }
+
+/// `segloss bench --deep --peers`: MONAI's `DeepSupervisionLoss` rows for `dims`
+/// (`monai_ds_bench.py`, embedded), printed as the deep rows are.
+pub fn monai_deep(python: &str, dims: &[usize], runs: usize, json: bool) -> Result<(), String> {
+    let shape = dims
+        .iter()
+        .map(|d| d.to_string())
+        .collect::<Vec<_>>()
+        .join("x");
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let run = Command::new(python)
+        .args(["-c", include_str!("monai_ds_bench.py")])
+        .args(["--shape", &shape, "--runs", &runs.to_string()])
+        .args(["--threads", &threads.to_string()])
+        .output()
+        .map_err(|e| format!("cannot run {python}: {e}"))?;
+    if !run.status.success() {
+        return Err(format!(
+            "crates/segloss-cli/src/bench/monai_ds_bench.py failed: {}",
+            String::from_utf8_lossy(&run.stderr)
+        ));
+    }
+    for line in String::from_utf8_lossy(&run.stdout).lines() {
+        let row: serde_json::Value =
+            serde_json::from_str(line).map_err(|e| format!("peer output {line:?}: {e}"))?;
+        if json {
+            println!("{row}");
+        } else {
+            println!(
+                "| {dims:?} | {} | MONAI DeepSupervisionLoss ({} threads) | PyTorch CPU | {:.1} | |",
+                row["target"].as_str().unwrap_or("?"),
+                row["threads"],
+                row["ms"].as_f64().unwrap_or(f64::NAN)
+            );
+        }
+    }
+    Ok(())
+}
