@@ -567,19 +567,35 @@ fn exhausted_device_memory_is_an_error_and_the_context_recovers() {
         return;
     }
     let exe = std::env::current_exe().unwrap();
-    let out = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "ulimit -v 3200000 && exec '{}' exhausted_device_memory_is_an_error_and_the_context_recovers --exact --nocapture",
-            exe.display()
-        ))
-        .env("SEGLOSS_OOM_CHILD", "1")
-        .output()
-        .unwrap();
+    let child = || {
+        std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "ulimit -v 3200000 && exec '{}' exhausted_device_memory_is_an_error_and_the_context_recovers --exact --nocapture",
+                exe.display()
+            ))
+            .env("SEGLOSS_OOM_CHILD", "1")
+            .output()
+            .unwrap()
+    };
+    let mut out = child();
+    // SwiftShader's own threads occasionally die of the address-space limit (the child
+    // ends by a signal, with no output of segloss's, about one run in five under the
+    // machine load of .ci/run's pass 4; seen before this test changed): one more run
+    // then, and both statuses in the message if it fails again. A failure that exits
+    // (an assertion, an error) is not retried.
+    if out.status.code().is_none() {
+        eprintln!(
+            "OOM child ended by a signal ({}); running it once more",
+            out.status
+        );
+        out = child();
+    }
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
-        "child failed: {stdout}\n{}",
+        "child failed ({}): {stdout}\n{}",
+        out.status,
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("OOM child: GPU "), "{stdout}");
