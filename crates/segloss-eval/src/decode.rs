@@ -233,6 +233,47 @@ pub fn decode(name: &str, bytes: &[u8]) -> Result<Array, DecodeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// The element-by-element reorder the tiled one replaced: element k of the
+    /// column-major input lands at its row-major index.
+    fn naive<T: Copy + Default>(data: &[T], shape: &[usize]) -> Vec<T> {
+        let mut out = vec![T::default(); data.len()];
+        for (k, &v) in data.iter().enumerate() {
+            let (mut rest, mut at) = (k, 0usize);
+            let mut stride = data.len();
+            for &n in shape {
+                stride /= n;
+                at += (rest % n) * stride;
+                rest /= n;
+            }
+            out[at] = v;
+        }
+        out
+    }
+
+    proptest! {
+        #[test]
+        fn tiled_reorder_equals_the_element_by_element_one(
+            shape in prop::collection::vec(1usize..20, 1..6),
+            size in prop::sample::select(vec![1usize, 2, 4, 8]),
+        ) {
+            let n: usize = shape.iter().product();
+            let data: Vec<u32> = (0..n as u32).collect();
+            prop_assert_eq!(to_c_order(data.clone(), &shape).unwrap(), naive(&data, &shape));
+            // The raw-byte form: each element's bytes move together.
+            let bytes: Vec<u8> = data
+                .iter()
+                .flat_map(|&v| (0..size).map(move |b| (v.wrapping_mul(31) as u8).wrapping_add(b as u8)))
+                .collect();
+            let words: Vec<Vec<u8>> = bytes.chunks(size).map(<[u8]>::to_vec).collect();
+            let want: Vec<u8> = naive(&(0..n).collect::<Vec<_>>(), &shape)
+                .iter()
+                .flat_map(|&k| words[k].clone())
+                .collect();
+            prop_assert_eq!(c_order_bytes(&bytes, size, &shape).unwrap(), want);
+        }
+    }
 
     #[test]
     fn c_order_of_a_column_major_array() {

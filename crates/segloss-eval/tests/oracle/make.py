@@ -221,12 +221,29 @@ def review_files():
     record("npy_repeated_key.npy", oracle_npy, "fortran_order given twice (the last wins)")
 
 
+def tile_files():
+    """Arrays with axes longer than the readers' 8 × 8 reorder tiles and not multiples of
+    8 (issue 35: NIfTI and Fortran-order data are reordered tile by tile, on the raw
+    elements of 1, 2, 4 and 8 bytes), in 2D, 3D and 4D."""
+    nii("nii_tiles_u8.nii.gz", labels((19, 11, 10), 5, np.uint8), note="3D uint8, 19×11×10")
+    nii("nii_tiles_i16.nii", labels((9, 17, 3), 7, np.int16), note="3D int16, 9×17×3")
+    nii("nii_tiles_u32_2d.nii", labels((21, 10), 9, np.uint32), note="2D uint32, 21×10")
+    nii("nii_tiles_i64_4d.nii.gz", labels((10, 3, 2, 9), 4, np.int64), note="4D int64")
+    a = np.asfortranarray(labels((17, 9, 11), 6, np.int64))
+    np.save(os.path.join(OUT, "npy_fortran_tiles.npy"), a)
+    record("npy_fortran_tiles.npy", oracle_npy, "Fortran-ordered int64, 17×9×11")
+    s = np.asfortranarray(rng.standard_normal((12, 9, 16)).astype(np.float32))
+    np.save(os.path.join(OUT, "npy_fortran_tiles_f4.npy"), s)
+    record("npy_fortran_tiles_f4.npy", oracle_npy, "Fortran-ordered float32 scores, 12×9×16")
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     npy_files()
     nifti_files()
     dataset()
     review_files()
+    tile_files()
     with open(os.path.join(HERE, "manifest.json"), "w") as f:
         json.dump({"numpy": np.__version__, "nibabel": nib.__version__, "files": manifest},
                   f, indent=0)
