@@ -1,7 +1,7 @@
 //! A deep-supervision call's checks (heads, target, mask, weights), and its CPU-context
 //! path: each coarse head's target pooled on the host, every head through the host API.
 
-use super::{pool, pool_host, DeepSupervision, DeepTarget, Head};
+use super::{in_head, pool, pool_host, DeepSupervision, DeepTarget, Head};
 use crate::error::{Error, Result};
 use crate::shape::{check_len, Batch, Shape, Target};
 
@@ -54,10 +54,7 @@ impl DeepSupervision {
         }
         let spatial = &target_shape.dims()[2..];
         for (k, h) in heads.iter().enumerate() {
-            let named = |e: Error| Error::InHead {
-                head: k,
-                source: Box::new(e),
-            };
+            let named = in_head(k);
             let dims = h.shape.dims();
             if dims[0] != b || dims[1] != c {
                 return Err(named(Error::InvalidShape {
@@ -68,8 +65,8 @@ impl DeepSupervision {
                     ),
                 }));
             }
-            pool::check_sizes(self.pooling, spatial, &dims[2..]).map_err(named)?;
-            check_len("input", h.input.len(), h.shape.len()).map_err(named)?;
+            pool::check_sizes(self.pooling, spatial, &dims[2..]).map_err(&named)?;
+            check_len("input", h.input.len(), h.shape.len()).map_err(&named)?;
         }
         Ok(weights)
     }
@@ -113,16 +110,12 @@ impl DeepSupervision {
                 };
                 (&self.coarse, batch)
             };
-            let named = |e: Error| Error::InHead {
-                head: k,
-                source: Box::new(e),
-            };
             let out = if with_grad {
                 loss.forward_backward(&batch)
             } else {
                 loss.forward(&batch)
             }
-            .map_err(named)?;
+            .map_err(in_head(k))?;
             losses.push(out.loss);
             grads.extend(out.grad);
         }

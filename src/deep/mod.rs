@@ -96,13 +96,8 @@ impl Weights {
                     ));
                 }
                 if let Some(k) = w.iter().position(|v| !(v.is_finite() && *v >= 0.0)) {
-                    return Err(Error::InHead {
-                        head: k,
-                        source: Box::new(Error::option(
-                            "weights",
-                            format!("{} is not a finite weight ≥ 0", w[k]),
-                        )),
-                    });
+                    let weight = format!("{} is not a finite weight ≥ 0", w[k]);
+                    return Err(in_head(k)(Error::option("weights", weight)));
                 }
                 w.clone()
             }
@@ -231,15 +226,8 @@ impl DeepSupervision {
                     "DeepSupervision::forward_backward".into(),
                 ));
                 let s = run::submit(self, gpu, heads, (target_shape, target, mask), with_grad)?;
-                let grads = run::grads(heads, target_shape, s.pending.wait()?, s.n_grads)?;
-                let mut losses = Vec::new();
-                for (k, (h, r)) in heads.iter().zip(&s.results).enumerate() {
-                    let out = run::loss_of(self, h, target_shape)
-                        .read(r)
-                        .map_err(in_head(k))?;
-                    losses.push(out.loss);
-                }
-                (losses, grads)
+                let bufs = s.pending.wait()?;
+                run::finish(self, heads, target_shape, (&s.results, s.n_grads), bufs)?
             }
         };
         Ok(weighted(losses, grads, weights))
@@ -283,13 +271,7 @@ impl DeepSupervision {
             Inner::Gpu(gpu) => {
                 let s = run::submit(self, gpu, heads, (target_shape, target, mask), with_grad)?;
                 let bufs = s.pending.wait_async().await?;
-                let grads = run::grads(heads, target_shape, bufs, s.n_grads)?;
-                let mut losses = Vec::new();
-                for (k, (h, r)) in heads.iter().zip(&s.results).enumerate() {
-                    let read = run::loss_of(self, h, target_shape).read_async(r);
-                    losses.push(read.await.map_err(in_head(k))?.loss);
-                }
-                (losses, grads)
+                run::finish(self, heads, target_shape, (&s.results, s.n_grads), bufs)?
             }
         };
         Ok(weighted(losses, grads, weights))

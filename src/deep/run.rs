@@ -4,15 +4,16 @@
 //! one encoder and submitted once; the gradients and the status words read back together.
 
 use super::pool::{self, PoolInput, Pooled};
-use super::{DeepSupervision, DeepTarget, Head};
+use super::{in_head, DeepSupervision, DeepTarget, Head};
 use crate::api::scoped;
 use crate::context::Gpu;
 use crate::error::{Error, Result};
+use crate::output::{guard, parse};
 use crate::plan::bytes_of_words as words;
 use crate::readback::Pending;
 use crate::resident::{GpuBatch, GpuResult, GpuTarget};
 use crate::shape::{ignore_u32, mask_bytes, Shape};
-use crate::transfer::{grad_buffer, read_back, write};
+use crate::transfer::{grad_buffer, read_back, whole, write};
 
 /// A submitted deep-supervision call: each head's result on the device, and the
 /// readback of the gradients and the pooling status words.
@@ -61,11 +62,8 @@ pub(super) fn submit(
         // here are dropped at the end of the scope).
         let mut inputs = Vec::new();
         for (k, h) in heads.iter().enumerate() {
-            let named = |e: Error| Error::InHead {
-                head: k,
-                source: Box::new(e),
-            };
-            let x = up("segloss.deep_input", bytemuck::cast_slice(h.input)).map_err(named)?;
+            let named = in_head(k);
+            let x = up("segloss.deep_input", bytemuck::cast_slice(h.input)).map_err(&named)?;
             let grad = with_grad.then(|| grad_buffer(gpu, h.input.len()));
             let dst = &h.shape.dims()[2..];
             let result = if dst == spatial {
@@ -83,7 +81,7 @@ pub(super) fn submit(
                 ds.full
                     .encode(&mut encoder, &batch, grad.as_ref().map(|g| g.slice(..)))
             } else {
-                let p = pool::record(gpu, &mut encoder, &input, dst, ds.pooling).map_err(named)?;
+                let p = pool::record(gpu, &mut encoder, &input, dst, ds.pooling).map_err(&named)?;
                 let batch = GpuBatch {
                     shape: h.shape,
                     input: x.slice(..),
@@ -96,18 +94,21 @@ pub(super) fn submit(
                 pooled.push(p);
                 r
             }
-            .map_err(named)?;
+            .map_err(&named)?;
             results.push(result);
             grads.extend(grad);
             inputs.push(x);
         }
-        // The gradients, then the pooling status words, in one readback.
-        let mut reads: Vec<_> = heads
-            .iter()
-            .zip(grads.drain(..))
-            .map(|(h, g)| (g, words(h.input.len())))
-            .collect();
-        let n_grads = reads.len();
+        // Every head's result, the gradients, then the pooling status words: one
+        // readback for the whole call.
+        let mut reads: Vec<_> = results.iter().map(|r| whole(r.buffer())).collect();
+        let n_grads = grads.len();
+        reads.extend(
+            heads
+                .iter()
+                .zip(grads.drain(..))
+                .map(|(h, g)| (g, words(h.input.len()))),
+        );
         reads.extend(pooled.drain(..).map(|p| (p.keep, p.keep_bytes + 4)));
         let pending = read_back(gpu, encoder, reads);
         Ok(Submitted {
@@ -118,23 +119,18 @@ pub(super) fn submit(
     })
 }
 
-/// The loss to read head `h`'s result with.
-pub(super) fn loss_of<'a>(ds: &'a DeepSupervision, h: &Head<'_>, shape: &Shape) -> &'a crate::Loss {
-    if h.shape.dims()[2..] == shape.dims()[2..] {
-        &ds.full
-    } else {
-        &ds.coarse
-    }
-}
-
-/// The gradients from the words read back (after the pooling status words are checked).
-pub(super) fn grads(
+/// Each head's loss and gradient from the words read back: the pooling status words
+/// first (a bad target value is the target's error), then each head's result (its
+/// status, as `Loss::read` reports it), then the gradients.
+pub(super) fn finish(
+    ds: &DeepSupervision,
     heads: &[Head<'_>],
     shape: &Shape,
+    (results, n_grads): (&[GpuResult], usize),
     mut bufs: Vec<Vec<f32>>,
-    n_grads: usize,
-) -> Result<Vec<Vec<f32>>> {
-    for words in &bufs[n_grads..] {
+) -> Result<(Vec<f32>, Vec<Vec<f32>>)> {
+    let k = heads.len();
+    for words in &bufs[k + n_grads..] {
         let status = words.last().map_or(0, |w| w.to_bits());
         if status & 1 != 0 {
             return Err(Error::ClassIndexOutOfRange {
@@ -147,13 +143,27 @@ pub(super) fn grads(
             return Err(Error::SoftTargetOutOfRange { position: None });
         }
     }
-    bufs.truncate(n_grads);
-    Ok(bufs
+    bufs.truncate(k + n_grads);
+    let grads = bufs.split_off(k);
+    let mut losses = Vec::with_capacity(k);
+    for (i, ((h, r), words)) in heads.iter().zip(results).zip(bufs).enumerate() {
+        let loss = if h.shape.dims()[2..] == shape.dims()[2..] {
+            &ds.full
+        } else {
+            &ds.coarse
+        };
+        let out = parse(vec![words], r.values_len, r.classes)
+            .and_then(|o| guard(loss.options(), o))
+            .map_err(in_head(i))?;
+        losses.push(out.loss);
+    }
+    let grads = grads
         .into_iter()
         .zip(heads)
         .map(|(mut g, h)| {
             g.truncate(h.input.len());
             g
         })
-        .collect())
+        .collect();
+    Ok((losses, grads))
 }
