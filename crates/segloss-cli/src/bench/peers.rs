@@ -21,21 +21,15 @@ pub fn alternated(
     let mut out: Vec<(String, Vec<f64>)> = vec![("segloss".into(), Vec::new())];
     for _ in 0..rounds {
         out[0].1.push(segloss() * 1e3);
-        let run = Command::new(python)
-            .args(["-c", script, "--json", "--runs", &runs.to_string()])
-            .output()
-            .map_err(|e| format!("cannot run {python}: {e}"))?;
-        if !run.status.success() {
-            return Err(format!(
-                "crates/segloss-cli/src/bench/metrics_bench.py failed: {}",
-                String::from_utf8_lossy(&run.stderr)
-            ));
-        }
-        for line in String::from_utf8_lossy(&run.stdout).lines() {
-            let row: serde_json::Value =
-                serde_json::from_str(line).map_err(|e| format!("peer output {line:?}: {e}"))?;
+        let runs = runs.to_string();
+        for row in script_rows(
+            python,
+            "metrics_bench.py",
+            script,
+            &["--json", "--runs", &runs],
+        )? {
             let (Some(name), Some(ms)) = (row["impl"].as_str(), row["ms"].as_f64()) else {
-                return Err(format!("peer output without impl/ms: {line}"));
+                return Err(format!("peer output without impl/ms: {row}"));
             };
             match out.iter_mut().find(|(n, _)| n == name) {
                 Some((_, v)) => v.push(ms),
@@ -55,21 +49,20 @@ pub fn monai_deep(python: &str, dims: &[usize], runs: usize, json: bool) -> Resu
         .collect::<Vec<_>>()
         .join("x");
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let run = Command::new(python)
-        .args(["-c", include_str!("monai_ds_bench.py")])
-        .args(["--shape", &shape, "--runs", &runs.to_string()])
-        .args(["--threads", &threads.to_string()])
-        .output()
-        .map_err(|e| format!("cannot run {python}: {e}"))?;
-    if !run.status.success() {
-        return Err(format!(
-            "crates/segloss-cli/src/bench/monai_ds_bench.py failed: {}",
-            String::from_utf8_lossy(&run.stderr)
-        ));
-    }
-    for line in String::from_utf8_lossy(&run.stdout).lines() {
-        let row: serde_json::Value =
-            serde_json::from_str(line).map_err(|e| format!("peer output {line:?}: {e}"))?;
+    let args = [
+        "--shape",
+        &shape,
+        "--runs",
+        &runs.to_string(),
+        "--threads",
+        &threads.to_string(),
+    ];
+    for row in script_rows(
+        python,
+        "monai_ds_bench.py",
+        include_str!("monai_ds_bench.py"),
+        &args,
+    )? {
         if json {
             println!("{row}");
         } else {
@@ -82,4 +75,29 @@ pub fn monai_deep(python: &str, dims: &[usize], runs: usize, json: bool) -> Resu
         }
     }
     Ok(())
+}
+
+/// Runs an embedded peer script (`name`, for errors) with `python -c` and `args`; its
+/// stdout's lines, each a JSON object.
+fn script_rows(
+    python: &str,
+    name: &str,
+    script: &str,
+    args: &[&str],
+) -> Result<Vec<serde_json::Value>, String> {
+    let run = Command::new(python)
+        .args(["-c", script])
+        .args(args)
+        .output()
+        .map_err(|e| format!("cannot run {python}: {e}"))?;
+    if !run.status.success() {
+        return Err(format!(
+            "crates/segloss-cli/src/bench/{name} failed: {}",
+            String::from_utf8_lossy(&run.stderr)
+        ));
+    }
+    String::from_utf8_lossy(&run.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).map_err(|e| format!("peer output {line:?}: {e}")))
+        .collect()
 }
