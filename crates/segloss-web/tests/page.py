@@ -195,6 +195,20 @@ def check_curves(d, native_curve):
     return checked
 
 
+def table_rows(d, timeout=300):
+    """The evaluator's summary table once the run ends (its cells' text per row); the
+    page's error, if it reports one, fails the test."""
+    rows = d.wait(
+        "const s = document.getElementById('status');"
+        "if (s.className === 'error') return [['error', s.textContent]];"
+        "if (document.getElementById('results').hidden) return null;"
+        "return [...document.getElementById('summary').tBodies[0].rows]"
+        ".map(r => [...r.cells].map(c => c.textContent));",
+        "the evaluator's table", timeout)
+    assert rows[0][0] != "error", f"the page reported: {rows[0][1]}"
+    return rows
+
+
 def check_evaluator(d, args, native_eval):
     classes, ignore = 4, 255
     tmp = tempfile.mkdtemp(prefix="segloss-page-")
@@ -206,14 +220,7 @@ def check_evaluator(d, args, native_eval):
          "document.getElementById('ignore').value = arguments[1];"
          "document.getElementById('worst').value = '5, 50';"
          "document.getElementById('run').click();", classes, ignore)
-    rows = d.wait(
-        "const s = document.getElementById('status');"
-        "if (s.className === 'error') return [['error', s.textContent]];"
-        "if (document.getElementById('results').hidden) return null;"
-        "return [...document.getElementById('summary').tBodies[0].rows]"
-        ".map(r => [...r.cells].map(c => c.textContent));",
-        "the evaluator's table")
-    assert rows[0][0] != "error", f"the page reported: {rows[0][1]}"
+    rows = table_rows(d)
     shown = {level: (float(a), float(b)) for level, a, b in rows}
     expect = {"dataset": ("miou_d", "mdice_d"), "image": ("miou_i", "mdice_i"),
               "class": ("miou_c", "mdice_c")}
@@ -258,15 +265,8 @@ def time_evaluator(d, root, classes, native_eval):
         d.js("document.getElementById('classes').value = arguments[0];"
              "document.getElementById('ignore').value = 255;"
              "document.getElementById('run').click();", classes)
-        rows = d.wait(
-            "const s = document.getElementById('status');"
-            "if (s.className === 'error') return [['error', s.textContent]];"
-            "if (document.getElementById('results').hidden) return null;"
-            "return [...document.getElementById('summary').tBodies[0].rows]"
-            ".map(r => [...r.cells].map(c => c.textContent));",
-            "the evaluator's table", 1200)
+        rows = table_rows(d, 1200)
         times.append(time.time() - t0)
-        assert rows[0][0] != "error", f"the page reported: {rows[0][1]}"
         shown = {level: float(a) for level, a, _ in rows}
         close(shown["dataset"], want["miou_d"], "dataset mIoU", rel=0)
     status = d.js("return document.getElementById('status').textContent")
